@@ -1,0 +1,1 @@
+"""Builders: whatever writes a candidate (a person, a recording, a coding agent)."""

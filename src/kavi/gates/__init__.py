@@ -1,0 +1,1 @@
+"""Verification gates: each judges a candidate in a sandbox and returns a :class:`GateResult`."""

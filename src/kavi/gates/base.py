@@ -1,0 +1,90 @@
+"""The Gate protocol and the result every gate returns.
+
+A gate that finds a problem returns ``FAIL`` with its report; a gate whose tool is broken returns
+``ERROR``; a gate that cannot run here (no GPU) returns ``SKIPPED`` with the reason. Gates never raise for
+a bad candidate, and never touch the ledger or the workspace.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from kavi.spec import SkillSpec
+
+
+class GateStatus(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """What one gate concluded about one candidate."""
+
+    gate: str
+    status: GateStatus
+    summary: str
+    report: str = ""
+    duration_s: float = 0.0
+    isolation: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status is GateStatus.PASS
+
+
+@dataclass(frozen=True)
+class GateContext:
+    """Everything a gate may look at. ``sandbox`` holds the exact candidate bytes and nothing of the user's."""
+
+    spec: SkillSpec
+    sandbox: Path
+    cache_dir: Path
+    timeout_s: float = 120.0
+    require_isolation: bool = False
+
+    @property
+    def skill_file(self) -> Path:
+        return self.sandbox / self.spec.skill_path
+
+    @property
+    def test_file(self) -> Path:
+        return self.sandbox / self.spec.test_path
+
+
+class Gate(Protocol):
+    """One verification check. ``name`` is what the ledger records."""
+
+    name: str
+
+    def applies_to(self, spec: SkillSpec) -> bool: ...
+
+    def run(self, context: GateContext) -> GateResult: ...
+
+
+def timed(gate: str, check: Callable[[], GateResult]) -> GateResult:
+    """Run ``check``; turn an unexpected exception into an ``ERROR`` result so one broken tool never
+    takes down a verification, and stamp the duration."""
+    start = time.perf_counter()
+    try:
+        result = check()
+    except Exception as exc:  # a gate's own crash is a result, recorded with its type and message
+        result = GateResult(gate, GateStatus.ERROR, f"gate crashed: {type(exc).__name__}: {exc}")
+    duration = time.perf_counter() - start
+    return GateResult(
+        gate=result.gate,
+        status=result.status,
+        summary=result.summary,
+        report=result.report,
+        duration_s=round(duration, 4),
+        isolation=result.isolation,
+        facts=result.facts,
+    )

@@ -1,0 +1,1 @@
+"""Sandboxes: workspace copies for builds, fresh folders for verification, the isolated executor."""
