@@ -16,7 +16,7 @@ class SideEffect(StrEnum):
     FILE_WRITE = "FILE_WRITE"
     NETWORK = "NETWORK"
     SUBPROCESS = "SUBPROCESS"
-    SECRET_READ = "SECRET_READ"
+    SECRET_READ = "SECRET_READ"  # noqa: S105 - a class name, not a secret
     GPU_KERNEL = "GPU_KERNEL"
 
     @classmethod

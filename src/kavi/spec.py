@@ -171,9 +171,7 @@ def validate_effect_parameters(
 def _validate_write_root(root: str) -> None:
     parts = root.replace("\\", "/").strip("/").split("/")
     if root.startswith(("/", "~")) or any(part in ("", ".", "..") for part in parts):
-        raise SpecError(
-            f"--write-root {root!r} must be a relative folder inside the workspace, without '..'"
-        )
+        raise SpecError(f"--write-root {root!r} must be a relative folder inside the workspace, without '..'")
     if parts[0] in (".kavi", "skills", "kernels", ".git"):
         raise SpecError(f"--write-root {root!r} would let a skill write kavi's own state")
 

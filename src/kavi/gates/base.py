@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from kavi.spec import SkillSpec
 
 
 class GateStatus(StrEnum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 - a status, not a password
     FAIL = "fail"
     SKIPPED = "skipped"
     ERROR = "error"
@@ -63,7 +63,7 @@ class GateContext:
 class Gate(Protocol):
     """One verification check. ``name`` is what the ledger records."""
 
-    name: str
+    name: ClassVar[str]
 
     def applies_to(self, spec: SkillSpec) -> bool: ...
 

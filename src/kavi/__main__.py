@@ -1,0 +1,106 @@
+"""The `kavi` entry point and its single error handler.
+
+Exit codes: 0 success, 1 an expected failure (the message names the fix), 2 a usage error, 3 a bug (the
+traceback goes to a log file whose path is printed), 130 interrupted.
+
+`kavi run-skill` is dispatched before Typer and rich are imported: they cost more at start-up than the
+whole run budget. The Typer command of the same name shares :func:`kavi.cli.run_command.execute`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from kavi import __version__
+from kavi.errors import KaviError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    json_mode = "--json" in args
+    try:
+        if args and args[0] == "run-skill" and not {"-h", "--help"} & set(args):
+            json_mode = True
+            return _run_skill_fast(args[1:])
+        return _run_typer(args)
+    except KaviError as exc:
+        return _report(exc.exit_code, str(exc), json_mode, type(exc).__name__)
+    except KeyboardInterrupt:
+        return _report(130, "interrupted", json_mode, "KeyboardInterrupt")
+    except Exception:
+        log = _write_crash_log(args)
+        return _report(3, f"kavi hit a bug; the details are in {log} (please report it)", json_mode, "Bug")
+
+
+def _run_typer(args: list[str]) -> int:
+    from kavi.cli.main import app
+
+    try:
+        app(args=args, prog_name="kavi", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        from kavi.errors import UsageError
+
+        raise UsageError(f"run-skill: {message} (see `kavi run-skill --help`)")
+
+
+def _run_skill_fast(args: list[str]) -> int:
+    from kavi.cli.running import execute
+
+    parser = _ArgumentParser(prog="kavi run-skill", add_help=False)
+    parser.add_argument("name")
+    parser.add_argument("--json", dest="input_json")
+    parser.add_argument("--input-file", type=Path)
+    parser.add_argument("--version", type=int)
+    parser.add_argument("--in-process", action="store_true")
+    parser.add_argument("--require-isolation", dest="require_isolation", action="store_true", default=None)
+    parser.add_argument("--allow-fallback", dest="require_isolation", action="store_false")
+    parser.add_argument("--workspace", "-w", type=Path, default=os.environ.get("KAVI_WORKSPACE"))
+    parsed = parser.parse_args(args)
+    return execute(
+        parsed.name,
+        parsed.input_json,
+        parsed.input_file,
+        parsed.version,
+        parsed.in_process,
+        parsed.require_isolation,
+        parsed.workspace,
+    )
+
+
+def _report(code: int, message: str, json_mode: bool, kind: str) -> int:
+    if json_mode:
+        sys.stdout.write(json.dumps({"ok": False, "error": message, "error_type": kind, "exit_code": code}) + "\n")
+    else:
+        sys.stderr.write(f"error: {message}\n")
+    return code
+
+
+def _write_crash_log(args: list[str]) -> Path:
+    folder = Path(tempfile.gettempdir()) / "kavi-logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    path.write_text(
+        f"kavi {__version__} on Python {platform.python_version()} ({platform.platform()})\n"
+        f"argv: {args}\n\n{traceback.format_exc()}",
+        encoding="utf-8",
+    )
+    return path
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

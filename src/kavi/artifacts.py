@@ -1,0 +1,56 @@
+"""The content-addressed artifact store: every frozen thing (spec, packet, candidate file, gate report)
+lives under ``.kavi/artifacts/<sha[:2]>/<sha>`` and is read back only after its hash is checked."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from kavi.errors import IntegrityError, NotFoundError
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary name in the same folder, fsync, then rename: a crash leaves old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temp).replace(path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+class ArtifactStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_of(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` (idempotent) and return its sha256."""
+        digest = sha256_bytes(data)
+        target = self.path_of(digest)
+        if not target.exists():
+            write_atomic(target, data)
+        return digest
+
+    def get(self, sha256: str) -> bytes:
+        """Read an artifact back, refusing bytes that no longer match their name."""
+        try:
+            data = self.path_of(sha256).read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(f"artifact {sha256[:12]} is missing from the store") from None
+        if sha256_bytes(data) != sha256:
+            raise IntegrityError(f"artifact {sha256[:12]} was modified on disk", hint="run `kavi audit`")
+        return data

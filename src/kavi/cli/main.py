@@ -1,0 +1,8 @@
+"""The assembled Typer application: importing the command modules registers their commands."""
+
+from __future__ import annotations
+
+from kavi.cli import run_command, skill_commands, workspace_commands
+from kavi.cli.app import app
+
+__all__ = ["app", "run_command", "skill_commands", "workspace_commands"]

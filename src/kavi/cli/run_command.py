@@ -1,0 +1,30 @@
+"""run-skill. `kavi.__main__` also reaches it without Typer, so its work lives in
+:func:`kavi.cli.running.execute`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kavi.cli.app import WorkspaceOption, app
+from kavi.cli.running import execute
+
+
+@app.command("run-skill")
+def run_skill_command(
+    name: Annotated[str, typer.Argument(help="The skill to run (its latest TRUSTED version unless --version).")],
+    input_json: Annotated[str | None, typer.Option("--json", help="The input as a JSON object.")] = None,
+    input_file: Annotated[Path | None, typer.Option(help="Read the input JSON from a file.")] = None,
+    version: Annotated[int | None, typer.Option(help="Run this TRUSTED version.")] = None,
+    in_process: Annotated[bool, typer.Option(help="READ_ONLY only: run inside this process (audit hook on).")] = False,
+    require_isolation: Annotated[
+        bool | None, typer.Option("--require-isolation/--allow-fallback", help="Refuse to run below full OS isolation.")
+    ] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Run a TRUSTED skill: its hash is checked before any byte is imported. Prints one JSON object."""
+    code = execute(name, input_json, input_file, version, in_process, require_isolation, workspace)
+    if code:
+        raise typer.Exit(code)

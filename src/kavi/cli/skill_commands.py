@@ -1,0 +1,312 @@
+"""propose-skill, build-skill, verify-skill, promote-skill, list-skills, show, revoke and reject."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kavi.cli.app import JsonOption, WorkspaceOption, app
+from kavi.cli.output import console, emit_json, gate_table, styled
+from kavi.errors import UsageError
+
+
+def parse_json(text: str, option: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+@app.command("propose-skill")
+def propose_skill_command(
+    name: Annotated[str, typer.Option(help="snake_case skill name; also the module name in skills/.")],
+    desc: Annotated[str, typer.Option("--desc", help="What the skill does, for the builder.")],
+    side_effect: Annotated[str, typer.Option(help="READ_ONLY, FILE_WRITE, NETWORK, SUBPROCESS or SECRET_READ.")],
+    io_schema_json: Annotated[str, typer.Option(help='{"input": {...}, "output": {...}}: short form or JSON Schema.')],
+    examples_json: Annotated[
+        str, typer.Option(help='[{"input": {...}, "output": {...}} or {..., "error": "ValueError"}]')
+    ] = "[]",
+    write_root: Annotated[list[str], typer.Option(help="FILE_WRITE: a folder the skill may write under.")] = [],  # noqa: B006
+    allow_host: Annotated[list[str], typer.Option(help="NETWORK: a host the skill may connect to.")] = [],  # noqa: B006
+    secret: Annotated[list[str], typer.Option(help="SECRET_READ: an environment variable the skill may read.")] = [],  # noqa: B006
+    allow_exec: Annotated[list[str], typer.Option(help="SUBPROCESS: a program the skill may run.")] = [],  # noqa: B006
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Propose a skill: validate its contract and freeze it as a content-addressed spec.
+
+    Example: kavi propose-skill --name word_count --desc "Count words" --side-effect READ_ONLY
+    --io-schema-json '{"input": {"text": "str"}, "output": {"count": "int"}}'
+    """
+    from kavi.stages.common import Forge
+    from kavi.stages.propose import propose_skill
+
+    io_schema = parse_json(io_schema_json, "--io-schema-json")
+    examples = parse_json(examples_json, "--examples-json")
+    forge = Forge.open(workspace)
+    try:
+        proposed = propose_skill(
+            forge,
+            name=name,
+            description=desc,
+            side_effect=side_effect.upper(),
+            io_schema=io_schema,
+            examples=examples,
+            write_roots=tuple(write_root),
+            allow_hosts=tuple(allow_host),
+            secrets=tuple(secret),
+            executables=tuple(allow_exec),
+        )
+    finally:
+        forge.close()
+    if json_output:
+        emit_json({"ok": True, **proposed.__dict__})
+        return
+    console().print(
+        f"Proposed [bold]{proposed.name}[/bold]: {proposed.proposal_id} (spec {proposed.spec_sha256[:12]}). "
+        f"Next: `kavi build-skill {proposed.proposal_id}`"
+    )
+
+
+@app.command("build-skill")
+def build_skill_command(
+    proposal_id: Annotated[str, typer.Argument(help="Proposal id (or a unique prefix, or the skill name).")],
+    builder: Annotated[
+        str | None, typer.Option(help="manual, replay, ... (default: kavi.toml's [build] builder).")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Finish a manual build that is waiting for input.")] = False,
+    from_dir: Annotated[Path | None, typer.Option("--from", help="With --resume: a folder holding the files.")] = None,
+    replay_from: Annotated[Path | None, typer.Option(help="For --builder replay: the recording folder.")] = None,
+    keep_sandbox: Annotated[bool, typer.Option(help="Keep the build sandbox for inspection.")] = False,
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Build a candidate in a sandbox; only skills/<name>.py and skills/test_<name>.py may come out."""
+    from kavi.stages.build import build_skill, resume_build
+    from kavi.stages.common import Forge
+
+    if from_dir is not None and not resume:
+        raise UsageError("--from only goes with --resume")
+    forge = Forge.open(workspace)
+    try:
+        if resume:
+            built = resume_build(forge, proposal_id, source=from_dir)
+        else:
+            options = {"source": str(replay_from.resolve())} if replay_from else None
+            built = build_skill(
+                forge,
+                proposal_id,
+                builder_name=builder or ("replay" if replay_from else None),
+                builder_options=options,
+                keep_sandbox=keep_sandbox,
+            )
+    finally:
+        forge.close()
+    if json_output:
+        emit_json({"ok": built.status != "FAILED", **built.__dict__})
+    else:
+        _print_build(built)
+    if built.status == "FAILED":
+        raise typer.Exit(1)
+
+
+def _print_build(built: Any) -> None:
+    out = console()
+    out.print(f"Build {built.build_id} (attempt {built.attempt}, {built.builder}): {styled(built.status)}")
+    if built.status == "AWAITING_INPUT":
+        out.print(
+            f"  packet: {built.packet}\n  write the files in {built.sandbox}, then run "
+            f"`kavi build-skill {built.proposal_id} --resume` (or --resume --from DIR)"
+        )
+    elif built.reason:
+        out.print(f"  reason: {built.reason}")
+    for path, digest in built.files.items():
+        out.print(f"  {path}  {digest[:12]}")
+    if built.status == "SUCCEEDED":
+        out.print(f"Next: `kavi verify-skill {built.proposal_id}`")
+
+
+@app.command("verify-skill")
+def verify_skill_command(
+    proposal_id: Annotated[str, typer.Argument(help="Proposal id (or a unique prefix, or the skill name).")],
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Run every gate (ruff, mypy, policy, invariants, pytest, examples) on the exact candidate bytes."""
+    from kavi.stages.common import Forge
+    from kavi.stages.verify import verify_skill
+
+    forge = Forge.open(workspace)
+    try:
+        verified = verify_skill(forge, proposal_id)
+    finally:
+        forge.close()
+    if json_output:
+        emit_json({"ok": verified.passed, **verified.__dict__})
+    else:
+        out = console()
+        out.print(
+            f"Verification {verified.verification_id} of {verified.name}: {styled(verified.status)} "
+            f"in {verified.duration_s:.2f} s, isolation {verified.isolation}"
+        )
+        out.print(gate_table(verified.gates))
+        for gate in verified.gates:
+            if gate["status"] != "pass" and gate["report"]:
+                out.print(f"\n[bold]{gate['gate']}[/bold] report:\n{gate['report'][-2000:]}", markup=False)
+        if verified.passed:
+            out.print(f"Next: `kavi promote-skill {verified.proposal_id}`")
+    if not verified.passed:
+        raise typer.Exit(1)
+
+
+@app.command("promote-skill")
+def promote_skill_command(
+    proposal_id: Annotated[str, typer.Argument(help="Proposal id (or a unique prefix, or the skill name).")],
+    approver: Annotated[
+        str | None, typer.Option(help="Who approves (default: git user.name, else the OS user).")
+    ] = None,
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Make the verified candidate a TRUSTED version and install it into skills/."""
+    from kavi.stages.common import Forge
+    from kavi.stages.promote import promote_skill
+
+    forge = Forge.open(workspace)
+    try:
+        promoted = promote_skill(forge, proposal_id, approver=approver)
+    finally:
+        forge.close()
+    if json_output:
+        emit_json({"ok": True, **promoted.__dict__})
+        return
+    note = " (completed an earlier interrupted promotion)" if promoted.completed_earlier_promotion else ""
+    console().print(
+        f"{promoted.name} v{promoted.version} is {styled('TRUSTED')}, approved by {promoted.approver}, "
+        f"sha256 {promoted.skill_sha256[:12]}{note}."
+    )
+
+
+@app.command("list-skills")
+def list_skills_command(
+    all_versions: Annotated[bool, typer.Option("--all", help="Include revoked versions.")] = False,
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List TRUSTED skill versions."""
+    from kavi.stages.common import Forge
+    from kavi.stages.queries import list_skills
+
+    forge = Forge.open(workspace)
+    try:
+        skills = list_skills(forge, include_revoked=all_versions)
+    finally:
+        forge.close()
+    if json_output:
+        emit_json({"ok": True, "skills": skills})
+        return
+    from rich.table import Table
+
+    table = Table("name", "version", "status", "side effect", "approver", "sha256", "verified under", box=None)
+    for skill in skills:
+        table.add_row(
+            skill["name"],
+            f"v{skill['version']}",
+            styled(skill["status"]),
+            skill["side_effect"],
+            skill["approver"],
+            skill["skill_sha256"][:12],
+            skill["verification_isolation"],
+        )
+    console().print(table if skills else "no TRUSTED skills yet")
+
+
+@app.command()
+def show(
+    reference: Annotated[str, typer.Argument(help="A skill name, a proposal id or a unique id prefix.")],
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Everything the ledger knows about one proposal: spec, builds, verifications, versions, executions."""
+    from kavi.stages.common import Forge
+    from kavi.stages.queries import show as show_proposal
+
+    forge = Forge.open(workspace)
+    try:
+        detail = show_proposal(forge, reference)
+    finally:
+        forge.close()
+    if json_output:
+        emit_json({"ok": True, **detail})
+        return
+    out = console()
+    proposal = detail["proposal"]
+    out.print(
+        f"[bold]{proposal['name']}[/bold] {proposal['id']} {styled(proposal['status'])} "
+        f"· {proposal['side_effect']} · spec {proposal['spec_sha256'][:12]}"
+    )
+    for build in detail["builds"]:
+        out.print(
+            f"  build {build['id']} attempt {build['attempt']} {build['builder']} {styled(build['status'])}"
+            + (f" — {build['reason']}" if build["reason"] else "")
+        )
+    for verification in detail["verifications"]:
+        out.print(
+            f"  verification {verification['id']} {styled(verification['status'])} "
+            f"isolation {verification['isolation']}"
+        )
+    for version in detail["versions"]:
+        out.print(
+            f"  v{version['version']} {styled(version['status'])} by {version['approver']} "
+            f"at {version['promoted_at']} sha256 {version['skill_sha256'][:12]}"
+        )
+    executions = detail["executions"]
+    out.print(f"  executions: {executions['total']} {executions['by_isolation'] or ''}")
+
+
+@app.command()
+def revoke(
+    name: Annotated[str, typer.Argument(help="The skill name.")],
+    version: Annotated[int | None, typer.Option(help="The version to revoke (default: the latest TRUSTED).")] = None,
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Make a TRUSTED version unrunnable; skills/ then holds the previous TRUSTED version, if any."""
+    from kavi.stages.common import Forge
+    from kavi.stages.promote import revoke_skill
+
+    forge = Forge.open(workspace)
+    try:
+        revoked = revoke_skill(forge, name, version=version)
+    finally:
+        forge.close()
+    if json_output:
+        emit_json({"ok": True, **revoked.__dict__})
+        return
+    now = f"v{revoked.installed_version} is installed" if revoked.installed_version else "no version is installed"
+    console().print(f"{revoked.name} v{revoked.version} is {styled('REVOKED')}; {now}.")
+
+
+@app.command()
+def reject(
+    proposal_id: Annotated[str, typer.Argument(help="Proposal id (or a unique prefix, or the skill name).")],
+    reason: Annotated[str | None, typer.Option(help="Why, for the ledger.")] = None,
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """End a proposal: it can no longer be built, verified or promoted."""
+    from kavi.stages.common import Forge
+    from kavi.stages.promote import reject_proposal
+
+    forge = Forge.open(workspace)
+    try:
+        rejected = reject_proposal(forge, proposal_id, reason=reason)
+    finally:
+        forge.close()
+    if json_output:
+        emit_json({"ok": True, **rejected.__dict__})
+        return
+    console().print(f"{rejected.name} ({rejected.proposal_id}) is {styled(rejected.status)}.")

@@ -1,0 +1,83 @@
+"""init, status and demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kavi.cli.app import JsonOption, WorkspaceOption, app
+from kavi.cli.output import console, emit_json, gate_table, styled
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="The folder to make a workspace.")] = Path(),
+    json_output: JsonOption = False,
+) -> None:
+    """Make a folder a workspace: kavi.toml, skills/, kernels/ and .kavi/ (ledger, artifacts)."""
+    from kavi.stages.common import Forge
+    from kavi.workspace import init_workspace
+
+    workspace, created = init_workspace(path)
+    Forge.open(workspace).close()  # creates and migrates the ledger now, not on first use
+    if json_output:
+        emit_json({"ok": True, "workspace": str(workspace.root), "created": created})
+        return
+    verb = "Created" if created else "Already a"
+    console().print(f"{verb} workspace at [bold]{workspace.root}[/bold]. Next: `kavi propose-skill --help`.")
+
+
+@app.command()
+def status(workspace: WorkspaceOption = None, json_output: JsonOption = False) -> None:
+    """Show the workspace, the ledger and every proposal with its status."""
+    from kavi.stages.common import Forge
+    from kavi.stages.queries import status_summary
+
+    forge = Forge.open(workspace)
+    try:
+        summary = status_summary(forge)
+    finally:
+        forge.close()
+    if json_output:
+        emit_json({"ok": True, **summary})
+        return
+    out = console()
+    out.print(
+        f"workspace [bold]{summary['workspace']}[/bold] · ledger {summary['ledger']} · {summary['events']} events"
+    )
+    counts = ", ".join(f"{styled(k)} {v}" for k, v in summary["counts"].items() if v)
+    out.print(counts or "no proposals yet: `kavi propose-skill --help`")
+    for proposal in summary["proposals"]:
+        out.print(f"  {proposal['id']}  {proposal['name']:<24} {styled(proposal['status'])}")
+
+
+@app.command()
+def demo(
+    path: Annotated[
+        Path | None, typer.Option("--path", help="Where to create the demo workspace (default: a new temp folder).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Run the whole pipeline on two example skills, with no API key: propose, build (replay), verify,
+    promote, run, and a tampered file refused."""
+    from kavi.demo import run_demo
+
+    out = console()
+
+    def narrate(stage: str, message: str, data: dict[str, Any]) -> None:
+        if json_output:
+            return
+        out.print(f"[bold cyan]{stage:>8}[/bold cyan]  {message}")
+        if stage == "verify":
+            out.print(gate_table([{**g, "isolation": None} for g in data["gates"]]))
+
+    report = run_demo(path, narrate)
+    if json_output:
+        emit_json({"ok": report.ok, **report.__dict__})
+    else:
+        verdict = "Done" if report.ok else "The demo did NOT complete"
+        out.print(f"\n{verdict}. Explore it: `kavi status --workspace {report.workspace}`")
+    if not report.ok:
+        raise typer.Exit(1)

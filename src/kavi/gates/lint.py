@@ -1,0 +1,62 @@
+"""The ruff gate: the candidate must be clean under a broad, fixed rule set (the user's config is ignored
+so a workspace cannot loosen it)."""
+
+from __future__ import annotations
+
+import sys
+from typing import ClassVar
+
+from kavi.gates.base import GateContext, GateResult, GateStatus
+from kavi.gates.tooling import run_tool
+from kavi.spec import SkillSpec
+
+RULES = "E,F,W,I,B,UP,S,SIM,RUF,ASYNC,BLE,PIE,T10"
+IGNORED = "S101"  # assert is how tests check things
+
+
+class RuffGate:
+    name: ClassVar[str] = "ruff"
+
+    def applies_to(self, spec: SkillSpec) -> bool:
+        return True
+
+    def run(self, context: GateContext) -> GateResult:
+        files = [context.spec.skill_path, context.spec.test_path]
+        argv = [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--isolated",
+            "--no-cache",
+            "--output-format",
+            "concise",
+            "--target-version",
+            "py311",
+            "--line-length",
+            "100",
+            "--select",
+            RULES,
+            "--ignore",
+            IGNORED,
+            "--config",
+            f'lint.isort.known-first-party = ["{context.spec.name}"]',
+            "--config",
+            'lint.isort.known-third-party = ["kavi", "pydantic"]',
+            *files,
+        ]
+        run = run_tool(argv, cwd=context.sandbox, timeout_s=context.timeout_s)
+        if run.timed_out:
+            return GateResult(self.name, GateStatus.ERROR, "ruff timed out", run.output)
+        if run.returncode == 0:
+            return GateResult(self.name, GateStatus.PASS, "no lint findings", run.output)
+        if run.returncode == 1:
+            findings = [line for line in run.output.splitlines() if line.count(":") >= 3]
+            return GateResult(
+                self.name,
+                GateStatus.FAIL,
+                f"{len(findings)} lint finding(s)",
+                run.output,
+                facts={"findings": findings[:50]},
+            )
+        return GateResult(self.name, GateStatus.ERROR, f"ruff exited {run.returncode}", run.output)

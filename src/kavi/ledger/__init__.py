@@ -1,0 +1,1 @@
+"""The ledger: the single source of truth for every stage transition."""

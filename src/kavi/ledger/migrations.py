@@ -1,0 +1,137 @@
+"""Append-only, named schema migrations.
+
+Each migration is a function that receives a DBAPI-level connection wrapper and a dialect name; it is
+applied once, in order, and recorded in ``migrations``. A shipped migration is never edited: a mistake gets
+a new migration. ``SQLModel.metadata.create_all`` is never used for the schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, text
+
+MigrationFn = Callable[[Connection, str], None]
+
+
+def _serial(dialect: str) -> str:
+    return "BIGSERIAL PRIMARY KEY" if dialect == "postgresql" else "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+
+def m001_initial(conn: Connection, dialect: str) -> None:
+    statements = [
+        """CREATE TABLE artifacts (
+            sha256 TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            created_at TEXT NOT NULL)""",
+        """CREATE TABLE proposals (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            description TEXT NOT NULL,
+            side_effect TEXT NOT NULL,
+            spec_sha256 TEXT NOT NULL REFERENCES artifacts(sha256),
+            status TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL)""",
+        "CREATE INDEX ix_proposals_name ON proposals(name)",
+        "CREATE INDEX ix_proposals_created ON proposals(created_at)",
+        """CREATE TABLE builds (
+            id TEXT PRIMARY KEY,
+            proposal_id TEXT NOT NULL REFERENCES proposals(id),
+            attempt INTEGER NOT NULL,
+            parent_build_id TEXT REFERENCES builds(id),
+            builder TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT,
+            failure_kind TEXT,
+            packet_sha256 TEXT REFERENCES artifacts(sha256),
+            snapshot_sha256 TEXT REFERENCES artifacts(sha256),
+            candidate_sha256 TEXT REFERENCES artifacts(sha256),
+            sandbox TEXT,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL,
+            duration_s REAL,
+            created_at TEXT NOT NULL,
+            finished_at TEXT,
+            UNIQUE (proposal_id, attempt))""",
+        "CREATE INDEX ix_builds_proposal_id ON builds(proposal_id)",
+        """CREATE TABLE verifications (
+            id TEXT PRIMARY KEY,
+            proposal_id TEXT NOT NULL REFERENCES proposals(id),
+            build_id TEXT NOT NULL REFERENCES builds(id),
+            candidate_sha256 TEXT NOT NULL REFERENCES artifacts(sha256),
+            status TEXT NOT NULL,
+            isolation TEXT NOT NULL,
+            duration_s REAL NOT NULL,
+            created_at TEXT NOT NULL)""",
+        "CREATE INDEX ix_verifications_proposal_id ON verifications(proposal_id)",
+        f"""CREATE TABLE verification_gates (
+            id {_serial(dialect)},
+            verification_id TEXT NOT NULL REFERENCES verifications(id),
+            gate TEXT NOT NULL,
+            status TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            duration_s REAL NOT NULL,
+            isolation TEXT,
+            report_sha256 TEXT REFERENCES artifacts(sha256))""",
+        "CREATE INDEX ix_verification_gates_vid ON verification_gates(verification_id)",
+        """CREATE TABLE promotions (
+            id TEXT PRIMARY KEY,
+            proposal_id TEXT NOT NULL REFERENCES proposals(id),
+            build_id TEXT NOT NULL REFERENCES builds(id),
+            verification_id TEXT NOT NULL REFERENCES verifications(id),
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            candidate_sha256 TEXT NOT NULL REFERENCES artifacts(sha256),
+            skill_sha256 TEXT NOT NULL REFERENCES artifacts(sha256),
+            test_sha256 TEXT NOT NULL REFERENCES artifacts(sha256),
+            spec_sha256 TEXT NOT NULL REFERENCES artifacts(sha256),
+            side_effect TEXT NOT NULL,
+            approver TEXT NOT NULL,
+            unmeasured BOOLEAN NOT NULL DEFAULT FALSE,
+            status TEXT NOT NULL,
+            promoted_at TEXT NOT NULL,
+            revoked_at TEXT,
+            revoked_by TEXT,
+            UNIQUE (name, version))""",
+        "CREATE INDEX ix_promotions_name ON promotions(name)",
+        "CREATE INDEX ix_promotions_proposal_id ON promotions(proposal_id)",
+        """CREATE TABLE executions (
+            id TEXT PRIMARY KEY,
+            promotion_id TEXT NOT NULL REFERENCES promotions(id),
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            skill_sha256 TEXT NOT NULL,
+            input_json TEXT NOT NULL,
+            output_json TEXT,
+            error TEXT,
+            duration_s REAL NOT NULL,
+            isolation TEXT NOT NULL,
+            created_at TEXT NOT NULL)""",
+        "CREATE INDEX ix_executions_promotion_id ON executions(promotion_id)",
+        f"""CREATE TABLE events (
+            id {_serial(dialect)},
+            ts TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            proposal_id TEXT,
+            build_id TEXT,
+            payload TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE)""",
+        "CREATE INDEX ix_events_proposal_id ON events(proposal_id)",
+    ]
+    if dialect == "sqlite":
+        statements += [
+            """CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+               BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
+            """CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+               BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
+        ]
+    for statement in statements:
+        conn.execute(text(statement))
+
+
+MIGRATIONS: tuple[tuple[str, MigrationFn], ...] = (("m001_initial", m001_initial),)

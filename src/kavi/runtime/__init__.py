@@ -1,0 +1,1 @@
+"""Running TRUSTED skills: hash before import, execute the verified bytes, validate both sides."""

@@ -1,0 +1,132 @@
+"""What every stage shares: the opened workspace, ledger and artifact store, and lookups by id or name."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from kavi.artifacts import ArtifactStore
+from kavi.errors import NotFoundError, TransitionError, UsageError
+from kavi.ledger.ids import utc_now
+from kavi.ledger.models import Build, Promotion, Proposal, ProposalStatus, VersionStatus
+from kavi.ledger.store import Ledger, append_event, record_artifact
+from kavi.spec import SkillSpec, load_spec
+from kavi.workspace import Workspace, find_workspace
+
+
+@dataclass
+class Forge:
+    """An opened workspace: the handle every stage function takes first."""
+
+    workspace: Workspace
+    ledger: Ledger
+    store: ArtifactStore
+
+    @classmethod
+    def open(cls, workspace: Workspace | Path | str | None = None) -> Forge:
+        ws = workspace if isinstance(workspace, Workspace) else find_workspace(workspace)
+        ws.state_dir.mkdir(parents=True, exist_ok=True)
+        return cls(ws, Ledger.open(ws.ledger_url), ArtifactStore(ws.artifacts_dir))
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    def put_artifact(self, session: Session, data: bytes, kind: str) -> str:
+        """Store bytes and record them in the ledger in the caller's transaction."""
+        digest = self.store.put(data)
+        record_artifact(session, digest, kind, len(data))
+        return digest
+
+    def spec_of(self, proposal: Proposal) -> SkillSpec:
+        return load_spec(self.store.get(proposal.spec_sha256))
+
+
+def get_proposal(session: Session, reference: str) -> Proposal:
+    """A proposal by full id, unique id prefix, or skill name (the newest proposal of that name)."""
+    reference = reference.strip()
+    if not reference:
+        raise UsageError("a proposal id is required")
+    found = session.get(Proposal, reference)
+    if found:
+        return found
+    if reference.startswith("p_") and len(reference) >= 4:
+        matches = list(session.exec(select(Proposal).where(col(Proposal.id).startswith(reference)).limit(2)))
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise UsageError(f"{reference!r} matches several proposals; give more of the id")
+    by_name = session.exec(
+        select(Proposal).where(Proposal.name == reference).order_by(col(Proposal.created_at).desc()).limit(1)
+    ).first()
+    if by_name:
+        return by_name
+    raise NotFoundError(f"no proposal {reference!r}", hint="`kavi status` lists proposals")
+
+
+def get_build(session: Session, reference: str) -> Build:
+    found = session.get(Build, reference)
+    if found:
+        return found
+    matches = list(session.exec(select(Build).where(col(Build.id).startswith(reference)).limit(2)))
+    if len(matches) == 1 and len(reference) >= 4:
+        return matches[0]
+    raise NotFoundError(f"no build {reference!r}", hint="`kavi show <proposal>` lists its builds")
+
+
+def latest_build(session: Session, proposal_id: str) -> Build | None:
+    return session.exec(
+        select(Build).where(Build.proposal_id == proposal_id).order_by(col(Build.attempt).desc()).limit(1)
+    ).first()
+
+
+def trusted_versions(session: Session, name: str) -> list[Promotion]:
+    return list(
+        session.exec(
+            select(Promotion)
+            .where(Promotion.name == name, Promotion.status == VersionStatus.TRUSTED)
+            .order_by(col(Promotion.version).desc())
+        )
+    )
+
+
+def require_status(proposal: Proposal, allowed: Iterable[ProposalStatus], action: str, fix: str) -> None:
+    allowed = tuple(allowed)
+    if proposal.status not in allowed:
+        raise TransitionError(f"cannot {action} {proposal.name} ({proposal.id}): it is {proposal.status}", hint=fix)
+
+
+def set_status(session: Session, proposal: Proposal, status: ProposalStatus, **payload: Any) -> None:
+    """Move a proposal to ``status`` and append the event that says so, in the caller's transaction."""
+    previous = proposal.status
+    proposal.status = status
+    proposal.updated_at = utc_now()
+    session.add(proposal)
+    append_event(
+        session,
+        f"proposal.{status.lower()}",
+        {"from": previous, "to": status, **payload},
+        proposal_id=proposal.id,
+    )
+
+
+def default_approver() -> str:
+    """git's user.name, else the OS user."""
+    try:
+        completed = subprocess.run(
+            ["git", "config", "user.name"], capture_output=True, text=True, timeout=5, check=False
+        )
+        if completed.returncode == 0 and completed.stdout.strip():
+            return completed.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER", "unknown")

@@ -1,0 +1,239 @@
+"""promote, revoke and reject: the transitions that change what is TRUSTED.
+
+The ledger commits first, then ``skills/`` is brought in line with it (:func:`sync_installed`). A crash in
+between leaves the old TRUSTED bytes installed, which `run-skill` refuses because the hash is no longer the
+latest TRUSTED one, and re-running the command completes the installation. ``skills/`` therefore never holds
+a byte the ledger does not vouch for.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlmodel import Session, col, func, select
+
+from kavi.artifacts import sha256_bytes, write_atomic
+from kavi.builders.base import BuildStatus
+from kavi.errors import TransitionError
+from kavi.ledger.ids import new_id, utc_now
+from kavi.ledger.models import Promotion, Proposal, ProposalStatus, Verification, VersionStatus
+from kavi.ledger.store import append_event
+from kavi.stages.common import (
+    Forge,
+    default_approver,
+    get_proposal,
+    latest_build,
+    require_status,
+    set_status,
+    trusted_versions,
+)
+from kavi.stages.verify import PASSED
+
+
+@dataclass(frozen=True)
+class Promoted:
+    promotion_id: str
+    proposal_id: str
+    name: str
+    version: int
+    candidate_sha256: str
+    skill_sha256: str
+    approver: str
+    installed: list[str]
+    completed_earlier_promotion: bool = False
+
+
+@dataclass(frozen=True)
+class Revoked:
+    name: str
+    version: int
+    promotion_id: str
+    installed_version: int | None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    proposal_id: str
+    name: str
+    status: str
+
+
+def promote_skill(forge: Forge, reference: str, *, approver: str | None = None) -> Promoted:
+    approver = (approver or default_approver()).strip()
+    if not approver:
+        raise TransitionError("the approver name is empty", hint="pass --approver NAME")
+    with forge.ledger.transaction() as session:
+        proposal = get_proposal(session, reference)
+        build = latest_build(session, proposal.id)
+        existing = _already_promoted(session, proposal, build.candidate_sha256 if build else None)
+        if existing is not None:
+            promoted = _promoted(existing, installed=[], completed=True)
+        else:
+            require_status(proposal, (ProposalStatus.VERIFIED,), "promote", "verify it with `kavi verify-skill`")
+            if build is None or build.status != BuildStatus.SUCCEEDED or build.candidate_sha256 is None:
+                raise TransitionError(f"{proposal.name} has no successful build", hint="run `kavi build-skill`")
+            verification = session.exec(
+                select(Verification)
+                .where(Verification.proposal_id == proposal.id, Verification.build_id == build.id)
+                .order_by(col(Verification.created_at).desc())
+                .limit(1)
+            ).first()
+            if (
+                verification is None
+                or verification.status != PASSED
+                or verification.candidate_sha256 != build.candidate_sha256
+            ):
+                raise TransitionError(
+                    f"the latest verification of {proposal.name}'s candidate did not pass every gate",
+                    hint="fix and rebuild, then `kavi verify-skill`",
+                )
+            manifest = json.loads(forge.store.get(build.candidate_sha256))
+            spec = forge.spec_of(proposal)
+            version = (
+                session.exec(select(func.max(Promotion.version)).where(Promotion.name == proposal.name)).one() or 0
+            ) + 1
+            promotion = Promotion(
+                id=new_id("t"),
+                proposal_id=proposal.id,
+                build_id=build.id,
+                verification_id=verification.id,
+                name=proposal.name,
+                version=version,
+                candidate_sha256=build.candidate_sha256,
+                skill_sha256=manifest["files"][spec.skill_path],
+                test_sha256=manifest["files"][spec.test_path],
+                spec_sha256=proposal.spec_sha256,
+                side_effect=proposal.side_effect,
+                approver=approver,
+                status=VersionStatus.TRUSTED,
+                promoted_at=utc_now(),
+            )
+            session.add(promotion)
+            session.flush()
+            append_event(
+                session,
+                "promotion.trusted",
+                {
+                    "promotion_id": promotion.id,
+                    "name": promotion.name,
+                    "version": version,
+                    "approver": approver,
+                    "candidate_sha256": promotion.candidate_sha256,
+                    "skill_sha256": promotion.skill_sha256,
+                    "verification_id": verification.id,
+                },
+                proposal_id=proposal.id,
+                build_id=build.id,
+            )
+            set_status(session, proposal, ProposalStatus.TRUSTED, promotion_id=promotion.id, version=version)
+            promoted = _promoted(promotion, installed=[], completed=False)
+    installed = sync_installed(forge, promoted.name)
+    return Promoted(**{**promoted.__dict__, "installed": installed})
+
+
+def _already_promoted(session: Session, proposal: Proposal, candidate: str | None) -> Promotion | None:
+    """The TRUSTED version holding this exact candidate, when a promotion of it was already committed."""
+    if candidate is None or proposal.status != ProposalStatus.TRUSTED:
+        return None
+    return session.exec(
+        select(Promotion).where(
+            Promotion.proposal_id == proposal.id,
+            Promotion.candidate_sha256 == candidate,
+            Promotion.status == VersionStatus.TRUSTED,
+        )
+    ).first()
+
+
+def _promoted(promotion: Promotion, *, installed: list[str], completed: bool) -> Promoted:
+    return Promoted(
+        promotion_id=promotion.id,
+        proposal_id=promotion.proposal_id,
+        name=promotion.name,
+        version=promotion.version,
+        candidate_sha256=promotion.candidate_sha256,
+        skill_sha256=promotion.skill_sha256,
+        approver=promotion.approver,
+        installed=installed,
+        completed_earlier_promotion=completed,
+    )
+
+
+def revoke_skill(forge: Forge, name: str, *, version: int | None = None, by: str | None = None) -> Revoked:
+    """Make one TRUSTED version unrunnable (the latest when ``version`` is None)."""
+    with forge.ledger.transaction() as session:
+        versions = trusted_versions(session, name)
+        if version is None:
+            if not versions:
+                raise TransitionError(f"{name} has no TRUSTED version to revoke", hint="`kavi list-skills`")
+            target = versions[0]
+        else:
+            matches = [v for v in versions if v.version == version]
+            if not matches:
+                raise TransitionError(f"{name} v{version} is not a TRUSTED version", hint="`kavi list-skills --all`")
+            target = matches[0]
+        target.status = VersionStatus.REVOKED
+        target.revoked_at = utc_now()
+        target.revoked_by = (by or default_approver()).strip()
+        session.add(target)
+        append_event(
+            session,
+            "promotion.revoked",
+            {"promotion_id": target.id, "name": name, "version": target.version, "by": target.revoked_by},
+            proposal_id=target.proposal_id,
+        )
+        remaining = [v for v in versions if v.id != target.id]
+        if not any(v.proposal_id == target.proposal_id for v in remaining):
+            proposal = session.get(Proposal, target.proposal_id)
+            if proposal is not None and proposal.status == ProposalStatus.TRUSTED:
+                set_status(session, proposal, ProposalStatus.VERIFIED, revoked_version=target.version)
+        result = Revoked(name, target.version, target.id, remaining[0].version if remaining else None)
+    sync_installed(forge, name)
+    return result
+
+
+def reject_proposal(forge: Forge, reference: str, *, reason: str | None = None) -> Rejected:
+    """End a proposal. One with TRUSTED versions must have them revoked first."""
+    with forge.ledger.transaction() as session:
+        proposal = get_proposal(session, reference)
+        if proposal.status == ProposalStatus.REJECTED:
+            raise TransitionError(f"{proposal.name} ({proposal.id}) is already rejected")
+        live = [v for v in trusted_versions(session, proposal.name) if v.proposal_id == proposal.id]
+        if live:
+            raise TransitionError(
+                f"{proposal.name} has TRUSTED version(s) {', '.join(f'v{v.version}' for v in live)}",
+                hint=f"revoke them first with `kavi revoke {proposal.name} --version N`",
+            )
+        build = latest_build(session, proposal.id)
+        sandbox = build.sandbox if build and build.status == BuildStatus.AWAITING_INPUT else None
+        set_status(session, proposal, ProposalStatus.REJECTED, reason=reason or "")
+        result = Rejected(proposal.id, proposal.name, proposal.status)
+    if sandbox:
+        from kavi.sandbox.copy import remove_sandbox
+
+        remove_sandbox(Path(sandbox))
+    return result
+
+
+def sync_installed(forge: Forge, name: str) -> list[str]:
+    """Make ``skills/`` hold exactly the latest TRUSTED version of ``name`` (or nothing). Idempotent."""
+    with forge.ledger.reading() as session:
+        versions = trusted_versions(session, name)
+        spec = forge.spec_of(session.get(Proposal, versions[0].proposal_id)) if versions else None  # type: ignore[arg-type]
+        wanted = versions[0] if versions else None
+    skill_file = forge.workspace.skills_dir / f"{name}.py"
+    test_file = forge.workspace.skills_dir / f"test_{name}.py"
+    if wanted is None or spec is None:
+        for path in (skill_file, test_file):
+            path.unlink(missing_ok=True)
+        return []
+    changed = []
+    for path, digest in ((skill_file, wanted.skill_sha256), (test_file, wanted.test_sha256)):
+        if path.is_file() and not path.is_symlink() and sha256_bytes(path.read_bytes()) == digest:
+            continue
+        if path.is_symlink():
+            path.unlink()
+        write_atomic(path, forge.store.get(digest))
+        changed.append(path.relative_to(forge.workspace.root).as_posix())
+    return changed

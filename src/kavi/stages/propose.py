@@ -1,0 +1,86 @@
+"""propose: validate a skill's contract and freeze it as a content-addressed spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import col, select
+
+from kavi.errors import SpecError
+from kavi.ledger.ids import new_id, utc_now
+from kavi.ledger.models import Proposal, ProposalStatus
+from kavi.ledger.store import append_event
+from kavi.spec import SkillSpec, make_spec
+from kavi.stages.common import Forge
+
+
+@dataclass(frozen=True)
+class Proposed:
+    proposal_id: str
+    name: str
+    spec_sha256: str
+    status: str
+
+
+def propose_skill(
+    forge: Forge,
+    *,
+    name: str,
+    description: str,
+    side_effect: str,
+    io_schema: Any,
+    examples: Any = (),
+    write_roots: tuple[str, ...] = (),
+    allow_hosts: tuple[str, ...] = (),
+    secrets: tuple[str, ...] = (),
+    executables: tuple[str, ...] = (),
+) -> Proposed:
+    spec = make_spec(
+        name=name,
+        description=description,
+        side_effect=side_effect,
+        io_schema=io_schema,
+        examples=examples,
+        write_roots=write_roots,
+        allow_hosts=allow_hosts,
+        secrets=secrets,
+        executables=executables,
+    )
+    return freeze_proposal(forge, spec)
+
+
+def freeze_proposal(forge: Forge, spec: SkillSpec, *, kind: str = "python") -> Proposed:
+    """Record a validated spec: refuse a name already taken by a live proposal, freeze, record."""
+    data = spec.canonical_json()
+    with forge.ledger.transaction() as session:
+        taken = session.exec(
+            select(Proposal).where(Proposal.name == spec.name, col(Proposal.status) != ProposalStatus.REJECTED)
+        ).first()
+        if taken is not None or (forge.workspace.skills_dir / f"{spec.name}.py").exists():
+            raise SpecError(
+                f"a skill named {spec.name!r} already exists ({taken.id if taken else 'skills/' + spec.name + '.py'})",
+                hint="choose another name, or `kavi reject` the old proposal first",
+            )
+        digest = forge.put_artifact(session, data, "SPEC")
+        now = utc_now()
+        proposal = Proposal(
+            id=new_id("p"),
+            name=spec.name,
+            kind=kind,
+            description=spec.description,
+            side_effect=str(spec.side_effect),
+            spec_sha256=digest,
+            status=ProposalStatus.PROPOSED,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(proposal)
+        session.flush()
+        append_event(
+            session,
+            "proposal.proposed",
+            {"name": spec.name, "spec_sha256": digest, "side_effect": str(spec.side_effect), "kind": kind},
+            proposal_id=proposal.id,
+        )
+    return Proposed(proposal.id, spec.name, digest, proposal.status)

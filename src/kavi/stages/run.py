@@ -1,0 +1,261 @@
+"""run: execute a TRUSTED skill.
+
+The skill's bytes are read once, hashed and compared with the ledger before anything of them is imported;
+those same bytes (never the path) go to an isolated child that validates input and output with the spec's
+models. This module is on the hot path of `kavi run-skill` and imports only the standard library and kavi's
+stdlib-only leaves; pydantic is paid for in the child, where the skill needs it anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kavi.errors import (
+    IntegrityError,
+    KaviError,
+    SideEffectViolation,
+    SkillExecutionError,
+    SkillInputError,
+    TransitionError,
+)
+from kavi.ledger import fast
+from kavi.runtime.loader import check_bytes
+from kavi.sandbox.executor import ExecPolicy, run_isolated
+from kavi.side_effects import SideEffect
+from kavi.workspace import Workspace
+
+DEFAULT_TIMEOUT_S = 60.0
+CHILD_MODULE = "kavi.runtime.child"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    execution_id: str
+    name: str
+    version: int
+    output: dict[str, Any] | None
+    error: str | None
+    duration_s: float
+    isolation: str
+    skill_sha256: str
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class TrustedBytes:
+    """A TRUSTED version's row, its frozen spec and its source, all hash-checked."""
+
+    promotion: dict[str, Any]
+    spec_json: bytes
+    source: bytes
+    filename: str
+
+
+def load_trusted(workspace: Workspace, conn: Any, name: str, version: int | None) -> TrustedBytes:
+    """Read the bytes to run once and check them against the ledger before anything imports them."""
+    row, is_latest = fast.trusted_version(conn, name, version)
+    promotion = dict(row)
+    artifacts = workspace.artifacts_dir
+    spec_json = _read_artifact(artifacts, promotion["spec_sha256"], "the frozen spec")
+    if is_latest:
+        path = workspace.skills_dir / f"{name}.py"
+        try:
+            source = path.read_bytes()
+        except FileNotFoundError:
+            raise IntegrityError(
+                f"skills/{name}.py is missing although v{promotion['version']} is TRUSTED",
+                hint=f"re-install it with `kavi promote-skill {promotion['proposal_id']}`",
+            ) from None
+        filename = str(path)
+    else:
+        source = _read_artifact(artifacts, promotion["skill_sha256"], f"{name} v{promotion['version']}")
+        filename = f"<{name} v{promotion['version']}>"
+    try:
+        check_bytes(source, promotion["skill_sha256"], what=f"skills/{name}.py" if is_latest else filename)
+    except IntegrityError as exc:
+        fast.write(
+            conn,
+            [],
+            [
+                {
+                    "kind": "run.refused",
+                    "payload": {"name": name, "version": promotion["version"], "reason": exc.message},
+                    "proposal_id": promotion["proposal_id"],
+                }
+            ],
+        )
+        raise
+    return TrustedBytes(promotion, spec_json, source, filename)
+
+
+def _read_artifact(root: Path, digest: str, what: str) -> bytes:
+    try:
+        data = (root / digest[:2] / digest).read_bytes()
+    except FileNotFoundError:
+        raise IntegrityError(
+            f"{what} ({digest[:12]}) is missing from the artifact store", hint="run `kavi audit`"
+        ) from None
+    check_bytes(data, digest, what=what)
+    return data
+
+
+def run_skill(
+    workspace: Workspace,
+    name: str,
+    payload: dict[str, Any],
+    *,
+    version: int | None = None,
+    in_process: bool = False,
+    require_isolation: bool | None = None,
+) -> RunResult:
+    ledger_path = workspace.ledger_path
+    if ledger_path is None:
+        raise KaviError(
+            "run-skill reads SQLite ledgers directly; this workspace's ledger is a server URL",
+            hint="use a SQLite ledger for running skills, or the Python API",
+        )
+    conn = fast.connect(ledger_path)
+    try:
+        trusted = load_trusted(workspace, conn, name, version)
+        promotion = trusted.promotion
+        effect = SideEffect(promotion["side_effect"])
+        if in_process and effect is not SideEffect.READ_ONLY:
+            raise TransitionError(f"--in-process is only for READ_ONLY skills; {name} is {effect}")
+        started = time.perf_counter()
+        if in_process:
+            response, isolation = _run_in_process(trusted, payload), "in-process"
+        else:
+            response, isolation = _run_in_child(workspace, trusted, payload, require_isolation)
+        duration = round(time.perf_counter() - started, 6)
+        return _record(conn, promotion, payload, response, duration, isolation)
+    finally:
+        conn.close()
+
+
+def request_for(trusted: TrustedBytes, payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": trusted.promotion["name"],
+        "sha256": trusted.promotion["skill_sha256"],
+        "source": trusted.source.decode("utf-8"),
+        "filename": trusted.filename,
+        "spec": trusted.spec_json.decode("utf-8"),
+        "input": payload,
+    }
+
+
+def _run_in_child(
+    workspace: Workspace, trusted: TrustedBytes, payload: dict[str, Any], require_isolation: bool | None
+) -> tuple[dict[str, Any], str]:
+    spec = json.loads(trusted.spec_json)
+    effect = SideEffect(spec["side_effect"])
+    env = {key: os.environ[key] for key in spec.get("secrets", ()) if key in os.environ}
+    required = (
+        bool(workspace.raw_setting("isolation", "require", False)) if require_isolation is None else require_isolation
+    )
+    policy = ExecPolicy(
+        side_effect=effect,
+        timeout_s=float(workspace.raw_setting("run", "timeout_s", DEFAULT_TIMEOUT_S)),
+        env=env,
+        write_roots=tuple(workspace.root / root for root in spec.get("write_roots", ())),
+        allow_hosts=tuple(spec.get("allow_hosts", ())),
+        executables=tuple(spec.get("executables", ())),
+        require_isolation=required,
+    )
+    for root in policy.write_roots:
+        root.mkdir(parents=True, exist_ok=True)
+    request = json.dumps(request_for(trusted, payload)).encode()
+    result = run_isolated([sys.executable, "-I", "-m", CHILD_MODULE], cwd=workspace.root, policy=policy, stdin=request)
+    lines = result.stdout.strip().splitlines()
+    if result.timed_out:
+        return {"ok": False, "error_type": "Timeout", "error": f"stopped after {policy.timeout_s:g} s"}, str(
+            result.isolation
+        )
+    try:
+        response: dict[str, Any] = json.loads(lines[-1])
+    except (json.JSONDecodeError, IndexError):
+        tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        response = {
+            "ok": False,
+            "error_type": "Crash",
+            "error": f"the skill process exited {result.returncode}: {tail}",
+        }
+    return response, str(result.isolation)
+
+
+def _run_in_process(trusted: TrustedBytes, payload: dict[str, Any]) -> dict[str, Any]:
+    from kavi.runtime.child import handle
+
+    return handle(request_for(trusted, payload))
+
+
+def _record(
+    conn: Any,
+    promotion: dict[str, Any],
+    payload: dict[str, Any],
+    response: dict[str, Any],
+    duration: float,
+    isolation: str,
+) -> RunResult:
+    execution_id = fast.new_id("x")
+    error = None if response.get("ok") else f"{response.get('error_type', 'Error')}: {response.get('error', '')}"
+    output = response.get("output") if response.get("ok") else None
+    fast.write(
+        conn,
+        [
+            (
+                "INSERT INTO executions (id, promotion_id, name, version, skill_sha256, input_json, output_json, error,"
+                " duration_s, isolation, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    execution_id,
+                    promotion["id"],
+                    promotion["name"],
+                    promotion["version"],
+                    promotion["skill_sha256"],
+                    json.dumps(payload, sort_keys=True),
+                    json.dumps(output, sort_keys=True) if output is not None else None,
+                    error,
+                    duration,
+                    isolation,
+                    fast.utc_now(),
+                ),
+            )
+        ],
+        [
+            {
+                "kind": "run.blocked" if response.get("phase") == "side_effect" else "run.finished",
+                "payload": {
+                    "execution_id": execution_id,
+                    "name": promotion["name"],
+                    "version": promotion["version"],
+                    "ok": error is None,
+                    "error": error,
+                    "isolation": isolation,
+                },
+                "proposal_id": promotion["proposal_id"],
+            }
+        ],
+    )
+    result = RunResult(
+        execution_id,
+        promotion["name"],
+        promotion["version"],
+        output,
+        error,
+        duration,
+        isolation,
+        promotion["skill_sha256"],
+    )
+    if error is not None:
+        phase = response.get("phase")
+        cls = {"input": SkillInputError, "side_effect": SideEffectViolation}.get(str(phase), SkillExecutionError)
+        raise cls(f"{promotion['name']} v{promotion['version']} failed: {error} (execution {execution_id})")
+    return result

@@ -1,0 +1,186 @@
+"""verify: judge the exact candidate bytes with every gate, in a fresh sandbox, gates in parallel."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from kavi.builders.base import BuildStatus
+from kavi.errors import TransitionError
+from kavi.gates.base import GateContext, GateResult, GateStatus, timed
+from kavi.gates.examples import SPEC_FILE
+from kavi.gates.registry import python_gates
+from kavi.ledger.ids import new_id, utc_now
+from kavi.ledger.models import GateRecord, Proposal, ProposalStatus, Verification
+from kavi.ledger.store import append_event
+from kavi.sandbox.copy import remove_sandbox
+from kavi.spec import SkillSpec
+from kavi.stages.common import Forge, get_proposal, latest_build, require_status, set_status
+
+PASSED = "PASSED"
+FAILED = "FAILED"
+# Isolation levels from weakest to strongest; a verification is as isolated as its weakest gate.
+_ISOLATION_ORDER = ("none", "process", "fallback", "full")
+
+
+@dataclass(frozen=True)
+class Verified:
+    verification_id: str
+    proposal_id: str
+    name: str
+    build_id: str
+    candidate_sha256: str
+    status: str
+    isolation: str
+    duration_s: float
+    gates: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+
+def verify_skill(forge: Forge, reference: str) -> Verified:
+    with forge.ledger.reading() as session:
+        proposal = get_proposal(session, reference)
+        require_status(
+            proposal,
+            (ProposalStatus.BUILT, ProposalStatus.VERIFIED, ProposalStatus.VERIFY_FAILED, ProposalStatus.TRUSTED),
+            "verify",
+            "build it first with `kavi build-skill`",
+        )
+        build = latest_build(session, proposal.id)
+        if build is None or build.status != BuildStatus.SUCCEEDED or build.candidate_sha256 is None:
+            raise TransitionError(f"{proposal.name} has no successful build to verify", hint="run `kavi build-skill`")
+        spec = forge.spec_of(proposal)
+        proposal_id, build_id, candidate = proposal.id, build.id, build.candidate_sha256
+    files = candidate_files(forge, candidate)
+    started = time.perf_counter()
+    results = run_gates(forge, spec, files)
+    duration = round(time.perf_counter() - started, 4)
+    return _record(forge, proposal_id, build_id, candidate, results, duration)
+
+
+def candidate_files(forge: Forge, candidate_sha256: str) -> dict[str, bytes]:
+    """The candidate's files, each read back from the store with its hash checked."""
+    manifest = json.loads(forge.store.get(candidate_sha256))
+    return {path: forge.store.get(digest) for path, digest in manifest["files"].items()}
+
+
+def run_gates(forge: Forge, spec: SkillSpec, files: dict[str, bytes]) -> list[GateResult]:
+    """Materialise the candidate in a fresh sandbox (never the workspace) and run the gates on it."""
+    sandbox = Path(tempfile.mkdtemp(prefix="kavi-verify-"))
+    try:
+        for path, content in files.items():
+            target = sandbox / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        (sandbox / SPEC_FILE).write_bytes(spec.canonical_json())
+        for root in spec.write_roots:
+            (sandbox / root).mkdir(parents=True, exist_ok=True)
+        forge.workspace.cache_dir.mkdir(parents=True, exist_ok=True)
+        context = GateContext(
+            spec=spec,
+            sandbox=sandbox,
+            cache_dir=forge.workspace.cache_dir,
+            timeout_s=forge.workspace.config.verify.timeout_s,
+            require_isolation=forge.workspace.config.isolation.require,
+        )
+        gates = [gate for gate in python_gates() if gate.applies_to(spec)]
+        with ThreadPoolExecutor(max_workers=len(gates)) as pool:
+            futures = [pool.submit(timed, gate.name, partial(gate.run, context)) for gate in gates]
+            return [future.result() for future in futures]
+    finally:
+        remove_sandbox(sandbox)
+
+
+def overall_isolation(results: list[GateResult]) -> str:
+    levels = [result.isolation for result in results if result.isolation]
+    if not levels:
+        return "none"
+    return min(levels, key=lambda level: _ISOLATION_ORDER.index(level) if level in _ISOLATION_ORDER else 0)
+
+
+def _record(
+    forge: Forge, proposal_id: str, build_id: str, candidate: str, results: list[GateResult], duration: float
+) -> Verified:
+    passed = all(result.status in (GateStatus.PASS, GateStatus.SKIPPED) for result in results)
+    status = PASSED if passed else FAILED
+    isolation = overall_isolation(results)
+    gates: list[dict[str, Any]] = []
+    with forge.ledger.transaction() as session:
+        proposal = session.get(Proposal, proposal_id)
+        assert proposal is not None
+        build = latest_build(session, proposal_id)
+        if proposal.status == ProposalStatus.REJECTED or build is None or build.id != build_id:
+            raise TransitionError(
+                f"{proposal.name} changed while it was being verified (now {proposal.status})",
+                hint="run `kavi verify-skill` again",
+            )
+        verification = Verification(
+            id=new_id("v"),
+            proposal_id=proposal_id,
+            build_id=build_id,
+            candidate_sha256=candidate,
+            status=status,
+            isolation=isolation,
+            duration_s=duration,
+            created_at=utc_now(),
+        )
+        session.add(verification)
+        session.flush()
+        for result in results:
+            report_sha = forge.put_artifact(session, result.report.encode(), "GATE_REPORT") if result.report else None
+            session.add(
+                GateRecord(
+                    verification_id=verification.id,
+                    gate=result.gate,
+                    status=result.status,
+                    summary=result.summary,
+                    duration_s=result.duration_s,
+                    isolation=result.isolation,
+                    report_sha256=report_sha,
+                )
+            )
+            gates.append(gate_dict(result, report_sha))
+        append_event(
+            session,
+            "verification.finished",
+            {
+                "verification_id": verification.id,
+                "status": status,
+                "candidate_sha256": candidate,
+                "isolation": isolation,
+                "gates": {r.gate: str(r.status) for r in results},
+            },
+            proposal_id=proposal_id,
+            build_id=build_id,
+        )
+        set_status(
+            session,
+            proposal,
+            ProposalStatus.VERIFIED if passed else ProposalStatus.VERIFY_FAILED,
+            verification_id=verification.id,
+        )
+        return Verified(
+            verification.id, proposal_id, proposal.name, build_id, candidate, status, isolation, duration, gates
+        )
+
+
+def gate_dict(result: GateResult, report_sha: str | None) -> dict[str, Any]:
+    return {
+        "gate": result.gate,
+        "status": str(result.status),
+        "summary": result.summary,
+        "duration_s": result.duration_s,
+        "isolation": result.isolation,
+        "report_sha256": report_sha,
+        "facts": result.facts,
+        "report": result.report,
+    }

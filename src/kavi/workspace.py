@@ -1,0 +1,142 @@
+"""Finding, creating and configuring a workspace: any folder holding ``kavi.toml``.
+
+Like git, commands walk up from the current directory to find one; ``--workspace`` or ``KAVI_WORKSPACE``
+name one explicitly. The workspace layout is fixed: ``skills/`` and ``kernels/`` hold TRUSTED code only,
+``.kavi/`` holds the ledger and the artifact store.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kavi.errors import ConfigError, WorkspaceError
+
+if TYPE_CHECKING:
+    from kavi.config import Config
+
+CONFIG_FILE = "kavi.toml"
+STATE_DIR = ".kavi"
+ENV_WORKSPACE = "KAVI_WORKSPACE"
+
+DEFAULT_CONFIG = """\
+# kavi workspace settings. Every key is optional; these are the defaults.
+
+[ledger]
+# A SQLite file relative to this folder, or a database URL (postgresql://...).
+url = ".kavi/ledger.db"
+
+[build]
+# Which builder `kavi build-skill` uses when --builder is not given: manual, replay, claude-code, openai.
+builder = "manual"
+
+[verify]
+# Wall-clock limit for each gate that runs code, in seconds.
+timeout_s = 120
+
+[isolation]
+# Refuse to run untrusted code below full OS isolation (bubblewrap).
+require = false
+"""
+
+
+@dataclass
+class Workspace:
+    """A workspace root. The validated config loads on first use: the hot `run-skill` path only needs
+    :meth:`raw_setting` and must not pay for pydantic."""
+
+    root: Path
+    _config: Config | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from kavi.config import load_config
+
+            self._config = load_config(self.root)
+        return self._config
+
+    def raw_setting(self, section: str, key: str, default: Any) -> Any:
+        """One value of kavi.toml, unvalidated beyond TOML syntax (for the stdlib-only fast path)."""
+        try:
+            data = tomllib.loads((self.root / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read {self.root / CONFIG_FILE}: {exc}") from None
+        value = data.get(section, {}).get(key, default)
+        return value
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def skills_dir(self) -> Path:
+        return self.root / "skills"
+
+    @property
+    def kernels_dir(self) -> Path:
+        return self.root / "kernels"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.state_dir / "artifacts"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.state_dir / "cache"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def ledger_url(self) -> str:
+        """A SQLAlchemy URL; a relative SQLite path is taken relative to the workspace root."""
+        url = str(self.raw_setting("ledger", "url", ".kavi/ledger.db"))
+        if "://" in url:
+            return url
+        return f"sqlite:///{(self.root / url).resolve()}"
+
+    @property
+    def ledger_path(self) -> Path | None:
+        """The SQLite file, or None when the ledger is a server."""
+        url = str(self.raw_setting("ledger", "url", ".kavi/ledger.db"))
+        return None if "://" in url else (self.root / url).resolve()
+
+
+def find_workspace(explicit: Path | str | None = None, *, start: Path | None = None) -> Workspace:
+    """The workspace named explicitly, by ``KAVI_WORKSPACE``, or the nearest one above ``start``."""
+    named = explicit or os.environ.get(ENV_WORKSPACE)
+    if named:
+        root = Path(named).expanduser().resolve()
+        if not (root / CONFIG_FILE).is_file():
+            raise WorkspaceError(f"{root} is not a kavi workspace (no {CONFIG_FILE})", hint="run `kavi init` there")
+        return Workspace(root)
+    if os.environ.get("KAVI_TESTING") == "1" and start is None:
+        raise WorkspaceError("under test, a workspace must be named explicitly (KAVI_WORKSPACE or --workspace)")
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / CONFIG_FILE).is_file():
+            return Workspace(candidate)
+    raise WorkspaceError("no kavi workspace here or above", hint="run `kavi init` to make this folder one")
+
+
+def init_workspace(root: Path) -> tuple[Workspace, bool]:
+    """Create the layout (idempotent). Returns the workspace and whether kavi.toml was new."""
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    config_path = root / CONFIG_FILE
+    created = not config_path.exists()
+    if created:
+        config_path.write_text(DEFAULT_CONFIG, encoding="utf-8")
+    workspace = Workspace(root)
+    _ = workspace.config  # validate now, so a broken kavi.toml is reported by `init`
+    for folder in (workspace.skills_dir, workspace.kernels_dir, workspace.artifacts_dir, workspace.cache_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    ignore = workspace.state_dir / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# kavi's ledger and artifact store: local state, never committed\n*\n", encoding="utf-8")
+    return workspace, created
