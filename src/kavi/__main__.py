@@ -26,19 +26,21 @@ from kavi.errors import KaviError
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    json_mode = "--json" in args
+    # run-skill always answers with JSON (its --json option is the input), and also tells people on stderr.
+    fast_run = bool(args) and args[0] == "run-skill" and not {"-h", "--help"} & set(args)
+    json_mode = "--json" in args or fast_run
     try:
-        if args and args[0] == "run-skill" and not {"-h", "--help"} & set(args):
-            json_mode = True
+        if fast_run:
             return _run_skill_fast(args[1:])
         return _run_typer(args)
     except KaviError as exc:
-        return _report(exc.exit_code, str(exc), json_mode, type(exc).__name__)
+        return _report(exc.exit_code, str(exc), json_mode, type(exc).__name__, also_stderr=fast_run)
     except KeyboardInterrupt:
-        return _report(130, "interrupted", json_mode, "KeyboardInterrupt")
+        return _report(130, "interrupted", json_mode, "KeyboardInterrupt", also_stderr=fast_run)
     except Exception:
         log = _write_crash_log(args)
-        return _report(3, f"kavi hit a bug; the details are in {log} (please report it)", json_mode, "Bug")
+        message = f"kavi hit a bug; the details are in {log} (please report it)"
+        return _report(3, message, json_mode, "Bug", also_stderr=fast_run)
 
 
 def _run_typer(args: list[str]) -> int:
@@ -82,10 +84,10 @@ def _run_skill_fast(args: list[str]) -> int:
     )
 
 
-def _report(code: int, message: str, json_mode: bool, kind: str) -> int:
+def _report(code: int, message: str, json_mode: bool, kind: str, *, also_stderr: bool = False) -> int:
     if json_mode:
         sys.stdout.write(json.dumps({"ok": False, "error": message, "error_type": kind, "exit_code": code}) + "\n")
-    else:
+    if also_stderr or not json_mode:
         sys.stderr.write(f"error: {message}\n")
     return code
 

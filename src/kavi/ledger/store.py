@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from kavi.errors import LedgerError
@@ -35,7 +35,7 @@ class Ledger:
         ledger = cls(engine)
         try:
             ledger.migrate()
-        except OperationalError as exc:
+        except DBAPIError as exc:
             raise LedgerError(f"cannot open the ledger at {_safe_url(url)}: {exc.orig}") from None
         return ledger
 

@@ -90,8 +90,8 @@ def judge_sandbox(
         if path not in allowed:
             action = "deleted" if new is None else "created" if old is None else "changed"
             verdict.violations.append(f"{action} {path}, which is outside the allowlist")
-    for path in allowed:
-        if path in after and after[path] != before.get(path):
+    for path in allowed:  # the candidate is every allowed file as the builder left it, changed or not
+        if path in after:
             content = _read_allowed(sandbox, path, verdict.violations)
             if content is not None:
                 verdict.files[path] = content
