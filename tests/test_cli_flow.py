@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import WORD_COUNT_ARGS, recording, run_cli
 from kavi.demo import recording_of
 from kavi.workspace import Workspace
+from support import WORD_COUNT_ARGS, recording, run_cli
 
 
 def _propose(*extra: str) -> str:
