@@ -29,6 +29,11 @@ class VerifySettings(BaseModel):
     timeout_s: float = Field(default=120.0, gt=0)
 
 
+class RunSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timeout_s: float = Field(default=60.0, gt=0)
+
+
 class IsolationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     require: bool = False
@@ -41,6 +46,7 @@ class Config(BaseModel):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     build: BuildSettings = Field(default_factory=BuildSettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)
+    run: RunSettings = Field(default_factory=RunSettings)
     isolation: IsolationSettings = Field(default_factory=IsolationSettings)
 
 

@@ -37,6 +37,10 @@ builder = "manual"
 # Wall-clock limit for each gate that runs code, in seconds.
 timeout_s = 120
 
+[run]
+# Wall-clock limit for one `kavi run-skill`, in seconds.
+timeout_s = 60
+
 [isolation]
 # Refuse to run untrusted code below full OS isolation (bubblewrap).
 require = false

@@ -1,0 +1,79 @@
+"""The Python API: call TRUSTED skills from your own code.
+
+``load_skill`` does the expensive, security-relevant work once — find the latest TRUSTED version, read its
+bytes once, check their hash against the ledger, execute those bytes — and returns a callable whose calls
+only validate input and output against the frozen spec. In-process calls are for READ_ONLY skills; anything
+with a side effect runs through `kavi run-skill`, in an isolated child.
+
+Calls through the API are not recorded one by one (a ledger write per call would cost a hundred times the
+call); loading is recorded as a ``skill.loaded`` event.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from kavi.errors import TransitionError
+from kavi.ledger import fast
+from kavi.runtime.invoke import find_skill_class, invoke
+from kavi.runtime.loader import module_from_bytes
+from kavi.side_effects import SideEffect
+from kavi.skill import Skill
+from kavi.spec import build_model, load_spec
+from kavi.stages.run import load_trusted
+from kavi.workspace import find_workspace
+
+
+class TrustedSkill:
+    """A loaded TRUSTED skill version. Call it with a dict; get the validated output dict back."""
+
+    def __init__(
+        self,
+        name: str,
+        version: int,
+        sha256: str,
+        skill_class: type[Skill[Any, Any]],
+        input_model: type[BaseModel],
+        output_model: type[BaseModel],
+    ) -> None:
+        self.name, self.version, self.sha256 = name, version, sha256
+        self._skill_class, self._input_model, self._output_model = skill_class, input_model, output_model
+
+    def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return invoke(self._skill_class, payload, input_model=self._input_model, output_model=self._output_model)
+
+    def __repr__(self) -> str:
+        return f"<TrustedSkill {self.name} v{self.version} {self.sha256[:12]}>"
+
+
+def load_skill(name: str, *, workspace: Path | str | None = None, version: int | None = None) -> TrustedSkill:
+    """Load a READ_ONLY TRUSTED skill for in-process calls, after checking its hash."""
+    ws = find_workspace(workspace)
+    if ws.ledger_path is None:
+        raise TransitionError("load_skill reads SQLite ledgers directly; this workspace's ledger is a server URL")
+    conn = fast.connect(ws.ledger_path)
+    try:
+        trusted = load_trusted(ws, conn, name, version)
+        promotion = trusted.promotion
+        if SideEffect(promotion["side_effect"]) is not SideEffect.READ_ONLY:
+            raise TransitionError(
+                f"{name} is {promotion['side_effect']}: only READ_ONLY skills run in-process",
+                hint=f"run it isolated with `kavi run-skill {name}`",
+            )
+        spec = load_spec(trusted.spec_json)
+        module = module_from_bytes(f"kavi_skill_{name}", trusted.source, filename=trusted.filename)
+        fast.write(conn, [], [{"kind": "skill.loaded", "proposal_id": promotion["proposal_id"],
+                               "payload": {"name": name, "version": promotion["version"], "in_process": True}}])
+    finally:
+        conn.close()
+    return TrustedSkill(
+        name,
+        promotion["version"],
+        promotion["skill_sha256"],
+        find_skill_class(module),
+        build_model(spec.input_schema, f"{spec.class_name}SpecInput"),
+        build_model(spec.output_schema, f"{spec.class_name}SpecOutput"),
+    )
