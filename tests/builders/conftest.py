@@ -1,4 +1,4 @@
-"""Shared fixtures of the builder tests: a packet, a sandbox, the real Claude Code CLI when installed."""
+"""Fixtures of the builder tests: a packet, a sandbox, the real Claude Code CLI when installed."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ def claude_binary() -> Path:
     """The CLI installed by `npm ci`; skipped without it, except under CI where it must be there."""
     if LOCAL_CLAUDE.is_file() and os.access(LOCAL_CLAUDE, os.X_OK):
         return LOCAL_CLAUDE
-    reason = f"the Claude Code CLI is not installed at {LOCAL_CLAUDE}: run `npm ci` at the repo root"
+    reason = (
+        f"the Claude Code CLI is not installed at {LOCAL_CLAUDE}: run `npm ci` at the repo root"
+    )
     if os.environ.get("CI"):
         pytest.fail(f"CI is set, so the real-CLI tests must run: {reason}")
     pytest.skip(reason)
@@ -55,19 +57,19 @@ def sandbox(tmp_path: Path) -> Path:
     return folder
 
 
-SKILL_SOURCE = '''\
+SKILL_SOURCE = """\
 from kavi.skill import Skill
 
 
 class WordCount(Skill):
     def execute(self, text: str) -> dict[str, int]:
         return {"count": len(text.split())}
-'''
+"""
 
-TEST_SOURCE = '''\
+TEST_SOURCE = """\
 from skills.word_count import WordCount
 
 
 def test_counts_words() -> None:
     assert WordCount().execute("a b") == {"count": 2}
-'''
+"""

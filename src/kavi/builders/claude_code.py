@@ -109,6 +109,7 @@ def claude_environment(
     """The whole environment of the CLI, built from nothing: no variable of the caller leaks in."""
     env = {
         "PATH": path,
+        "LANG": "C.UTF-8",
         "HOME": str(home),
         "TMPDIR": str(home / "tmp"),
         "CLAUDE_CONFIG_DIR": str(home / ".claude"),
