@@ -22,7 +22,11 @@ _SKIPPED_DIRS = frozenset({".git", ".kavi", "__pycache__", ".venv", "node_module
 
 
 class SandboxPathError(ValueError):
-    """A path that a tool refuses: absolute, escaping, through a symlink, or malformed."""
+    """A path that a tool cannot use: malformed, missing, or of the wrong kind."""
+
+
+class SandboxEscapeError(SandboxPathError):
+    """A path that reaches, or tries to reach, outside the sandbox: a denial, not a mistake."""
 
 
 def resolve_in_sandbox(sandbox: Path, relative: str) -> Path:
@@ -33,11 +37,9 @@ def resolve_in_sandbox(sandbox: Path, relative: str) -> Path:
         raise SandboxPathError(f"{relative!r}: use forward slashes and no NUL characters")
     pure = PurePosixPath(relative)
     if pure.is_absolute() or relative.startswith("~"):
-        raise SandboxPathError(
-            f"{relative!r} is absolute: give a path relative to the sandbox root"
-        )
+        raise SandboxEscapeError(f"{relative!r} is absolute: give a path relative to the sandbox")
     if ".." in pure.parts:
-        raise SandboxPathError(f"{relative!r} contains '..'")
+        raise SandboxEscapeError(f"{relative!r} contains '..'")
     root = sandbox.resolve()
     current = root
     for part in pure.parts:
@@ -45,10 +47,10 @@ def resolve_in_sandbox(sandbox: Path, relative: str) -> Path:
             continue
         current = current / part
         if current.is_symlink():
-            raise SandboxPathError(f"{relative!r} goes through a symbolic link")
+            raise SandboxEscapeError(f"{relative!r} goes through a symbolic link")
     resolved = current.resolve()
     if resolved != root and not resolved.is_relative_to(root):
-        raise SandboxPathError(f"{relative!r} resolves outside the sandbox")
+        raise SandboxEscapeError(f"{relative!r} resolves outside the sandbox")
     return resolved
 
 
@@ -162,15 +164,28 @@ SANDBOX_TOOLS: tuple[SandboxTool, ...] = (
 TOOLS_BY_NAME: dict[str, SandboxTool] = {tool.name: tool for tool in SANDBOX_TOOLS}
 
 
-def call_tool(sandbox: Path, name: str, arguments: Mapping[str, Any]) -> tuple[bool, str]:
-    """Run one tool call; return (ok, text for the model). A refusal is a text, never a raise."""
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool call gave: the text for the model, and whether it failed or was a denial."""
+
+    ok: bool
+    text: str
+    denied: bool = False
+
+
+def call_tool(sandbox: Path, name: str, arguments: Mapping[str, Any]) -> ToolResult:
+    """Run one tool call. A refusal or an I/O error is a text for the model, never a raise."""
     tool = TOOLS_BY_NAME.get(name)
     if tool is None:
-        return False, f"error: no tool named {name!r}; use one of {sorted(TOOLS_BY_NAME)}"
+        return ToolResult(
+            False, f"error: no tool named {name!r}; use one of {sorted(TOOLS_BY_NAME)}"
+        )
     try:
-        return True, tool.run(sandbox, arguments)
+        return ToolResult(True, tool.run(sandbox, arguments))
+    except SandboxEscapeError as error:
+        return ToolResult(False, f"denied: {error}", denied=True)
     except (SandboxPathError, OSError, UnicodeError) as error:
-        return False, f"error: {error}"
+        return ToolResult(False, f"error: {error}")
 
 
 # --- what changed ---------------------------------------------------------------------------------
