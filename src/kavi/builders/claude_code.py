@@ -398,7 +398,9 @@ class ClaudeCodeBuilder:
             "--max-turns",
             str(self.options.max_turns),
             "--no-session-persistence",
-            "--strict-mcp-config",
+            "--strict-mcp-config",  # no MCP server from the sandbox's .mcp.json
+            "--setting-sources",  # settings only from the private HOME: none of the workspace's
+            "user",
         ]
         if self.options.model:
             command += ["--model", self.options.model]
