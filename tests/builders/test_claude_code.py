@@ -159,6 +159,19 @@ def test_missing_binary_is_unavailable_with_install_hint(
         builder.build(packet, sandbox)
 
 
+def test_binary_that_cannot_start_is_unavailable(
+    tmp_path: Path, packet: BuildPacket, sandbox: Path
+) -> None:
+    broken = tmp_path / "claude"
+    broken.write_bytes(b"\x7fELF not really")
+    broken.chmod(0o755)
+    builder = ClaudeCodeBuilder(
+        ClaudeCodeOptions(binary=str(broken)), environ={"PATH": "", "ANTHROPIC_API_KEY": "k"}
+    )
+    with pytest.raises(BuilderUnavailableError, match="cannot start"):
+        builder.build(packet, sandbox)
+
+
 def test_missing_key_is_unavailable_naming_the_variable(tmp_path: Path) -> None:
     fake = _fake_claude(tmp_path, "")
     builder = ClaudeCodeBuilder(

@@ -39,7 +39,7 @@ from kavi.builders.base import (
 )
 from kavi.builders.options import load_options
 from kavi.builders.tools import changed_files, snapshot
-from kavi.errors import BuilderUnavailableError
+from kavi.errors import BuildError, BuilderUnavailableError
 from kavi.research import FailureKind
 
 TOOLS = "Read,Write,Edit,Glob,Grep"
@@ -411,6 +411,8 @@ class ClaudeCodeBuilder:
         binary = self.binary()
         if not ok or binary is None:
             raise BuilderUnavailableError(reason)
+        if not sandbox.is_dir():
+            raise BuildError(f"the sandbox {sandbox} is not a folder", hint="a bug in the caller")
         prompt = INSTRUCTION + packet.render_markdown()
         before = snapshot(sandbox)
         private = Path(tempfile.mkdtemp(prefix="kavi-claude-"))
@@ -431,6 +433,10 @@ class ClaudeCodeBuilder:
                 stdin_text=prompt,
                 timeout_s=self.options.timeout_s,
             )
+        except OSError as error:  # not executable, wrong architecture, a broken install
+            raise BuilderUnavailableError(
+                f"cannot start {binary}: {error}; {INSTALL_HINT}"
+            ) from None
         finally:
             shutil.rmtree(private, ignore_errors=True)
         return self._outcome(run, prompt, sandbox, before)

@@ -29,7 +29,7 @@ from kavi.builders.base import (
 )
 from kavi.builders.options import load_options
 from kavi.builders.tools import SANDBOX_TOOLS, call_tool, changed_files, snapshot
-from kavi.errors import BuilderUnavailableError
+from kavi.errors import BuildError, BuilderUnavailableError
 from kavi.research import FailureKind
 
 MAX_TRACE_TEXT = 20_000
@@ -224,6 +224,8 @@ class OpenAIBuilder:
         ok, reason = self.available()
         if not ok:
             raise BuilderUnavailableError(reason)
+        if not sandbox.is_dir():
+            raise BuildError(f"the sandbox {sandbox} is not a folder", hint="a bug in the caller")
         start = time.monotonic()
         before = snapshot(sandbox)
         prompt = packet.render_markdown()
