@@ -220,37 +220,22 @@ def test_env_overrides_options_and_bad_values_name_the_variable() -> None:
 # --- stream parsing ------------------------------------------------------------------------------
 
 
+def _assistant(block: dict[str, object]) -> str:
+    usage = {"input_tokens": 3, "output_tokens": 4}
+    return json.dumps(
+        {"type": "assistant", "message": {"id": "m1", "content": [block], "usage": usage}}
+    )
+
+
 def test_parse_stream_builds_trace_events() -> None:
+    tool_result = {"type": "tool_result", "tool_use_id": "t1", "content": "ok", "is_error": False}
     lines = [
         json.dumps({"type": "system", "subtype": "init", "cwd": "/s", "tools": ["Read"]}),
         "not json at all",
-        json.dumps(
-            {
-                "type": "assistant",
-                "message": {
-                    "content": [
-                        {"type": "text", "text": "hello"},
-                        {"type": "tool_use", "id": "t1", "name": "Write", "input": {"a": 1}},
-                    ],
-                    "usage": {"input_tokens": 3, "output_tokens": 4},
-                },
-            }
-        ),
-        json.dumps(
-            {
-                "type": "user",
-                "message": {
-                    "content": [
-                        {
-                            "type": "tool_result",
-                            "tool_use_id": "t1",
-                            "content": "ok",
-                            "is_error": False,
-                        }
-                    ]
-                },
-            }
-        ),
+        # the CLI writes one line per content block, each repeating the message's usage
+        _assistant({"type": "text", "text": "hello"}),
+        _assistant({"type": "tool_use", "id": "t1", "name": "Write", "input": {"a": 1}}),
+        json.dumps({"type": "user", "message": {"content": [tool_result]}}),
         json.dumps(
             {**RESULT_LINE, "permission_denials": [{"tool_name": "Write", "tool_input": {}}]}
         ),
@@ -260,8 +245,8 @@ def test_parse_stream_builds_trace_events() -> None:
     assert kinds == [
         "init",
         "assistant_message",
-        "tool_call",
         "usage",
+        "tool_call",
         "tool_result",
         "result",
         "usage",
@@ -269,7 +254,7 @@ def test_parse_stream_builds_trace_events() -> None:
     ]
     assert summary.unparsed_lines == 1
     assert summary.denials == [{"tool_name": "Write", "tool_input": {}}]
-    assert summary.events[2].data == {"id": "t1", "name": "Write", "input": {"a": 1}}
+    assert summary.events[3].data == {"id": "t1", "name": "Write", "input": {"a": 1}}
     round_trip = json.loads(json.dumps([asdict(e) for e in summary.events]))
     assert round_trip[4]["data"]["content"] == "ok"
 

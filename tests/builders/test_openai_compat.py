@@ -251,3 +251,23 @@ def test_options_from_environment() -> None:
     builder = OpenAIBuilder.from_config({"model": "llama", "base_url": "http://h/v1"}, environ)
     assert builder.options.stream is True and builder.options.model == "qwen"
     assert builder.options.max_turns == 4 and builder.options.base_url == "http://h/v1"
+
+
+def test_reply_parsing_tolerates_object_arguments_and_rejects_empty() -> None:
+    from types import SimpleNamespace
+
+    from kavi.builders.openai_compat import reply_from_completion, reply_from_stream
+
+    function = SimpleNamespace(name="write_file", arguments={"path": "a", "content": "b"})
+    message = SimpleNamespace(
+        content=None, tool_calls=[SimpleNamespace(id="c1", function=function)]
+    )
+    completion = SimpleNamespace(
+        choices=[SimpleNamespace(message=message, finish_reason="tool_calls")], usage=None
+    )
+    reply = reply_from_completion(completion)
+    assert json.loads(reply.tool_calls[0]["arguments"]) == {"path": "a", "content": "b"}
+    with pytest.raises(ValueError, match="no choices"):
+        reply_from_completion(SimpleNamespace(choices=[]))
+    with pytest.raises(ValueError, match="without a single chunk"):
+        reply_from_stream(iter([]))

@@ -141,6 +141,7 @@ class StreamSummary:
     result: dict[str, Any] | None = None
     denials: list[dict[str, Any]] = field(default_factory=list)
     unparsed_lines: int = 0
+    usage_seen: set[str] = field(default_factory=set)
 
 
 def _cut(value: Any) -> Any:
@@ -166,7 +167,9 @@ def _content_text(content: Any) -> str:
     return ""
 
 
-def _assistant_events(message: Mapping[str, Any]) -> Iterable[TraceEvent]:
+def _assistant_events(message: Mapping[str, Any], seen: set[str]) -> Iterable[TraceEvent]:
+    """Text and tool calls of one assistant line; its usage once per message (the CLI writes one
+    line per content block, each repeating the message's usage)."""
     for block in message.get("content") or []:
         if not isinstance(block, dict):
             continue
@@ -179,8 +182,9 @@ def _assistant_events(message: Mapping[str, Any]) -> Iterable[TraceEvent]:
                 "input": _cut(block.get("input")),
             }
             yield TraceEvent("tool_call", data)
-    usage = message.get("usage")
-    if isinstance(usage, dict):
+    usage, message_id = message.get("usage"), str(message.get("id", ""))
+    if isinstance(usage, dict) and message_id not in seen:
+        seen.add(message_id)
         yield TraceEvent("usage", {"scope": "message", **_cut(usage)})
 
 
@@ -250,7 +254,7 @@ def _line_events(line: dict[str, Any], summary: StreamSummary) -> Iterable[Trace
         fields = ("tool_name", "tool_use_id", "decision_reason", "message")
         return [TraceEvent("permission_denied", {key: _cut(line.get(key)) for key in fields})]
     if kind == "assistant":
-        return list(_assistant_events(message))
+        return list(_assistant_events(message, summary.usage_seen))
     if kind == "user":
         return list(_user_events(message))
     if kind == "result":

@@ -100,6 +100,13 @@ def _usage_of(raw: Any) -> TokenUsage:
     return TokenUsage(input_tokens=int(prompt), output_tokens=int(completion))
 
 
+def _arguments_text(arguments: Any) -> str:
+    """Tool arguments as JSON text (some servers send an object instead of a string)."""
+    if isinstance(arguments, dict | list):
+        return json.dumps(arguments)
+    return str(arguments or "")
+
+
 def reply_from_completion(completion: Any) -> Reply:
     """A non-streamed ChatCompletion as a Reply; raise ValueError for an answer without choices."""
     choices = getattr(completion, "choices", None)
@@ -115,7 +122,7 @@ def reply_from_completion(completion: Any) -> Reply:
             {
                 "id": getattr(call, "id", None),
                 "name": str(getattr(function, "name", "") or ""),
-                "arguments": str(getattr(function, "arguments", "") or ""),
+                "arguments": _arguments_text(getattr(function, "arguments", "")),
             }
         )
     return Reply(
