@@ -12,7 +12,7 @@ from kavi.sandbox.copy import make_build_sandbox, remove_sandbox
 from kavi.stages.build import build_skill
 from kavi.stages.common import Forge
 from kavi.stages.propose import propose_skill
-from support import recording
+from tests.support import recording
 
 ALLOWED = ("skills/word_count.py", "skills/test_word_count.py")
 GOOD = b"x = 1\n"

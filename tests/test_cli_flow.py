@@ -10,7 +10,7 @@ import pytest
 
 from kavi.demo import recording_of
 from kavi.workspace import Workspace
-from support import WORD_COUNT_ARGS, recording, run_cli
+from tests.support import WORD_COUNT_ARGS, recording, run_cli
 
 
 def _propose(*extra: str) -> str:

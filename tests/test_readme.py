@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from support import REPO
+from tests.support import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 

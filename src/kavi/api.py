@@ -65,8 +65,17 @@ def load_skill(name: str, *, workspace: Path | str | None = None, version: int |
             )
         spec = load_spec(trusted.spec_json)
         module = module_from_bytes(f"kavi_skill_{name}", trusted.source, filename=trusted.filename)
-        fast.write(conn, [], [{"kind": "skill.loaded", "proposal_id": promotion["proposal_id"],
-                               "payload": {"name": name, "version": promotion["version"], "in_process": True}}])
+        fast.write(
+            conn,
+            [],
+            [
+                {
+                    "kind": "skill.loaded",
+                    "proposal_id": promotion["proposal_id"],
+                    "payload": {"name": name, "version": promotion["version"], "in_process": True},
+                }
+            ],
+        )
     finally:
         conn.close()
     return TrustedSkill(

@@ -116,9 +116,7 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "..."
 
 
-def _error(
-    file: str, line: str, message: str, rule: str | None, col: str | None = None
-) -> dict[str, Any]:
+def _error(file: str, line: str, message: str, rule: str | None, col: str | None = None) -> dict[str, Any]:
     found: dict[str, Any] = {"file": file, "line": int(line), "message": _cut(message)}
     if col:
         found["col"] = int(col)
@@ -133,18 +131,12 @@ def parse_ruff(report: str) -> list[dict[str, Any]]:
     pending: re.Match[str] | None = None
     for line in report.splitlines():
         if match := _RUFF_CONCISE.match(line):
-            errors.append(
-                _error(match["file"], match["line"], match["message"], match["code"], match["col"])
-            )
+            errors.append(_error(match["file"], match["line"], match["message"], match["code"], match["col"]))
             pending = None
         elif match := _RUFF_FULL_HEAD.match(line):
             pending = match
         elif pending is not None and (arrow := _RUFF_FULL_ARROW.match(line)):
-            errors.append(
-                _error(
-                    arrow["file"], arrow["line"], pending["message"], pending["code"], arrow["col"]
-                )
-            )
+            errors.append(_error(arrow["file"], arrow["line"], pending["message"], pending["code"], arrow["col"]))
             pending = None
     return errors
 
@@ -243,9 +235,7 @@ def classify_failure(
         return _build_note(build_reason, failure_kind)
     failing = [g for g in gate_results if str(g.get("status", "")).lower() in _FAILED_STATUSES]
     if not failing:
-        return ResearchNote(
-            FailureKind.UNKNOWN, "no failure found: the build and every gate passed"
-        )
+        return ResearchNote(FailureKind.UNKNOWN, "no failure found: the build and every gate passed")
     kinds: set[FailureKind] = set()
     errors: list[dict[str, Any]] = []
     tests: list[dict[str, Any]] = []
@@ -324,9 +314,7 @@ _FROZEN_SPEC_FIELDS = {
     "secrets": "the secrets",
     "executables": "the executables",
 }
-_PACKET_FIELDS = frozenset(
-    {"proposal_id", "attempt", "spec", "allowed_paths", "rules", "previous_failure", "advice"}
-)
+_PACKET_FIELDS = frozenset({"proposal_id", "attempt", "spec", "allowed_paths", "rules", "previous_failure", "advice"})
 
 ADVICE_PROMPT = """\
 A build of a kavi skill failed. Below are the research note (why it failed) and the build packet
@@ -380,10 +368,7 @@ def _spec_violations(spec: Mapping[str, Any], revised: Any) -> list[str]:
         if _canonical(spec.get(key)) == _canonical(revised.get(key)):
             continue
         label = _FROZEN_SPEC_FIELDS.get(key, f"frozen spec field {key!r}")
-        problems.append(
-            f"{label} changed: {_canonical(spec.get(key))[:120]} -> "
-            f"{_canonical(revised.get(key))[:120]}"
-        )
+        problems.append(f"{label} changed: {_canonical(spec.get(key))[:120]} -> {_canonical(revised.get(key))[:120]}")
     return problems
 
 
@@ -409,11 +394,7 @@ def _rule_violations(rules: list[str], revised: Any) -> list[str]:
     problems = []
     if len(added) > MAX_NEW_RULES:
         problems.append(f"more than {MAX_NEW_RULES} new rules")
-    problems += [
-        f"a new rule is longer than {MAX_RULE_LENGTH} characters"
-        for r in added
-        if len(r) > MAX_RULE_LENGTH
-    ]
+    problems += [f"a new rule is longer than {MAX_RULE_LENGTH} characters" for r in added if len(r) > MAX_RULE_LENGTH]
     return problems
 
 

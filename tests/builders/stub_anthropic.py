@@ -140,9 +140,7 @@ def _events(reply: Reply, model: str, serial: int) -> Iterator[bytes]:
             {"type": "content_block_start", "index": index, "content_block": block},
         )
         delta = {"type": "input_json_delta", "partial_json": json.dumps(tool.input)}
-        yield _sse(
-            "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
-        )
+        yield _sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
         yield _sse("content_block_stop", {"type": "content_block_stop", "index": index})
         index += 1
     stop_reason = "tool_use" if reply.tool_uses else "end_turn"
@@ -183,9 +181,7 @@ def _handler(stub: StubAnthropic) -> type[BaseHTTPRequestHandler]:
             body = json.loads(self.rfile.read(length) or b"{}")
             stub.requests.append(body)
             stub.headers.append(dict(self.headers.items()))
-            if not self.path.startswith("/v1/messages") or self.path.startswith(
-                "/v1/messages/count"
-            ):
+            if not self.path.startswith("/v1/messages") or self.path.startswith("/v1/messages/count"):
                 self._json({"input_tokens": 100})
                 return
             # a request without tools is a side request (a title, a summary): answer and move on

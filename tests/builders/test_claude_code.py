@@ -52,8 +52,7 @@ def test_only_allowed_variables_reach_the_cli(
     dump = tmp_path / "env.json"
     fake = _fake_claude(
         tmp_path,
-        f"json.dump(dict(os.environ), open({str(dump)!r}, 'w'))\n"
-        f"sys.stdin.read()\nprint(json.dumps({RESULT_LINE!r}))",
+        f"json.dump(dict(os.environ), open({str(dump)!r}, 'w'))\nsys.stdin.read()\nprint(json.dumps({RESULT_LINE!r}))",
     )
     monkeypatch.setenv("KAVI_CANARY_SECRET", "xyz")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "also-secret")
@@ -122,9 +121,7 @@ def test_timeout_kills_the_whole_process_group(
     )
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
     start = time.monotonic()
-    outcome = ClaudeCodeBuilder(ClaudeCodeOptions(binary=str(fake), timeout_s=1)).build(
-        packet, sandbox
-    )
+    outcome = ClaudeCodeBuilder(ClaudeCodeOptions(binary=str(fake), timeout_s=1)).build(packet, sandbox)
     assert time.monotonic() - start < 10
     assert outcome.status is BuildStatus.FAILED and outcome.failure_kind == "TIMEOUT"
     grandchild = int(pid_file.read_text())
@@ -159,24 +156,18 @@ def test_missing_binary_is_unavailable_with_install_hint(
         builder.build(packet, sandbox)
 
 
-def test_binary_that_cannot_start_is_unavailable(
-    tmp_path: Path, packet: BuildPacket, sandbox: Path
-) -> None:
+def test_binary_that_cannot_start_is_unavailable(tmp_path: Path, packet: BuildPacket, sandbox: Path) -> None:
     broken = tmp_path / "claude"
     broken.write_bytes(b"\x7fELF not really")
     broken.chmod(0o755)
-    builder = ClaudeCodeBuilder(
-        ClaudeCodeOptions(binary=str(broken)), environ={"PATH": "", "ANTHROPIC_API_KEY": "k"}
-    )
+    builder = ClaudeCodeBuilder(ClaudeCodeOptions(binary=str(broken)), environ={"PATH": "", "ANTHROPIC_API_KEY": "k"})
     with pytest.raises(BuilderUnavailableError, match="cannot start"):
         builder.build(packet, sandbox)
 
 
 def test_missing_key_is_unavailable_naming_the_variable(tmp_path: Path) -> None:
     fake = _fake_claude(tmp_path, "")
-    builder = ClaudeCodeBuilder(
-        ClaudeCodeOptions(binary=str(fake), api_key_env="TEAM_KEY"), environ={"PATH": ""}
-    )
+    builder = ClaudeCodeBuilder(ClaudeCodeOptions(binary=str(fake), api_key_env="TEAM_KEY"), environ={"PATH": ""})
     ok, reason = builder.available()
     assert not ok and reason.startswith("TEAM_KEY is not set")
 
@@ -222,9 +213,7 @@ def test_env_overrides_options_and_bad_values_name_the_variable() -> None:
 
 def _assistant(block: dict[str, object]) -> str:
     usage = {"input_tokens": 3, "output_tokens": 4}
-    return json.dumps(
-        {"type": "assistant", "message": {"id": "m1", "content": [block], "usage": usage}}
-    )
+    return json.dumps({"type": "assistant", "message": {"id": "m1", "content": [block], "usage": usage}})
 
 
 def test_parse_stream_builds_trace_events() -> None:
@@ -236,9 +225,7 @@ def test_parse_stream_builds_trace_events() -> None:
         _assistant({"type": "text", "text": "hello"}),
         _assistant({"type": "tool_use", "id": "t1", "name": "Write", "input": {"a": 1}}),
         json.dumps({"type": "user", "message": {"content": [tool_result]}}),
-        json.dumps(
-            {**RESULT_LINE, "permission_denials": [{"tool_name": "Write", "tool_input": {}}]}
-        ),
+        json.dumps({**RESULT_LINE, "permission_denials": [{"tool_name": "Write", "tool_input": {}}]}),
     ]
     summary = parse_stream(lines)
     kinds = [event.kind for event in summary.events]

@@ -47,9 +47,7 @@ def _processes_in(folder: Path) -> list[int]:
     return found
 
 
-def test_good_build_writes_skill_and_test(
-    claude_binary: Path, packet: BuildPacket, sandbox: Path
-) -> None:
+def test_good_build_writes_skill_and_test(claude_binary: Path, packet: BuildPacket, sandbox: Path) -> None:
     def scenario(turn: Turn) -> Reply:
         if turn.index == 0:
             return Reply(
@@ -82,9 +80,7 @@ def test_good_build_writes_skill_and_test(
     json.dumps([asdict(event) for event in outcome.trace])  # storable as ledger events
 
 
-def test_write_outside_allowlist_is_reported_in_trace(
-    claude_binary: Path, packet: BuildPacket, sandbox: Path
-) -> None:
+def test_write_outside_allowlist_is_reported_in_trace(claude_binary: Path, packet: BuildPacket, sandbox: Path) -> None:
     def scenario(turn: Turn) -> Reply:
         if turn.index == 0:
             return Reply(tool_uses=(_write(turn, "notes/extra.txt", "not allowed\n"),))
@@ -156,9 +152,7 @@ def test_workspace_settings_cannot_widen_permissions(
     assert not (tmp_path / "hooked").exists()
 
 
-def test_stalled_stream_times_out_and_kills_the_cli(
-    claude_binary: Path, packet: BuildPacket, sandbox: Path
-) -> None:
+def test_stalled_stream_times_out_and_kills_the_cli(claude_binary: Path, packet: BuildPacket, sandbox: Path) -> None:
     with serve(lambda turn: Reply(stall=True)) as stub:
         start = time.monotonic()
         outcome = _builder(claude_binary, stub.url, timeout_s=3).build(packet, sandbox)
@@ -171,9 +165,7 @@ def test_stalled_stream_times_out_and_kills_the_cli(
     assert _processes_in(sandbox) == []
 
 
-def test_max_turns_stop_fails_the_build(
-    claude_binary: Path, packet: BuildPacket, sandbox: Path
-) -> None:
+def test_max_turns_stop_fails_the_build(claude_binary: Path, packet: BuildPacket, sandbox: Path) -> None:
     def scenario(turn: Turn) -> Reply:
         return Reply(tool_uses=(ToolUse("Glob", {"pattern": "*.py"}),))
 

@@ -49,9 +49,7 @@ def test_good_build_writes_skill_and_test(stream: bool, packet: BuildPacket, san
             return Reply(
                 calls=(
                     Call("write_file", {"path": "skills/word_count.py", "content": SKILL_SOURCE}),
-                    Call(
-                        "write_file", {"path": "skills/test_word_count.py", "content": TEST_SOURCE}
-                    ),
+                    Call("write_file", {"path": "skills/test_word_count.py", "content": TEST_SOURCE}),
                 )
             )
         return Reply(text="Wrote the skill and its test.")
@@ -89,9 +87,7 @@ def test_good_build_writes_skill_and_test(stream: bool, packet: BuildPacket, san
 
 
 @STREAM
-def test_write_outside_allowlist_is_reported_in_trace(
-    stream: bool, packet: BuildPacket, sandbox: Path
-) -> None:
+def test_write_outside_allowlist_is_reported_in_trace(stream: bool, packet: BuildPacket, sandbox: Path) -> None:
     def scenario(turn: Turn) -> Reply:
         if turn.index == 0:
             return Reply(calls=(Call("write_file", {"path": "notes/x.txt", "content": "hi"}),))
@@ -164,9 +160,7 @@ def test_transient_errors_are_retried(packet: BuildPacket, sandbox: Path) -> Non
     assert len(stub.requests) == 3 and len(waits) == 2
 
 
-def test_persistent_server_errors_are_backend_unavailable(
-    packet: BuildPacket, sandbox: Path
-) -> None:
+def test_persistent_server_errors_are_backend_unavailable(packet: BuildPacket, sandbox: Path) -> None:
     with serve(lambda turn: Reply(status=500)) as stub:
         outcome = _builder(stub.url, retries=2)[0].build(packet, sandbox)
     assert outcome.failure_kind == "BACKEND_UNAVAILABLE" and len(stub.requests) == 3
@@ -181,12 +175,8 @@ def test_refused_key_is_backend_unavailable(packet: BuildPacket, sandbox: Path) 
 
 
 @STREAM
-@pytest.mark.parametrize(
-    "raw", [b"this is not json", b'{"unexpected": true}', b'{"choices": "nope"}', b"[1, 2]"]
-)
-def test_garbage_answer_is_a_build_error(
-    stream: bool, raw: bytes, packet: BuildPacket, sandbox: Path
-) -> None:
+@pytest.mark.parametrize("raw", [b"this is not json", b'{"unexpected": true}', b'{"choices": "nope"}', b"[1, 2]"])
+def test_garbage_answer_is_a_build_error(stream: bool, raw: bytes, packet: BuildPacket, sandbox: Path) -> None:
     with serve(lambda turn: Reply(raw=raw)) as stub:
         outcome = _builder(stub.url, stream=stream)[0].build(packet, sandbox)
     assert outcome.status is BuildStatus.FAILED
@@ -259,12 +249,8 @@ def test_reply_parsing_tolerates_object_arguments_and_rejects_empty() -> None:
     from kavi.builders.openai_compat import reply_from_completion, reply_from_stream
 
     function = SimpleNamespace(name="write_file", arguments={"path": "a", "content": "b"})
-    message = SimpleNamespace(
-        content=None, tool_calls=[SimpleNamespace(id="c1", function=function)]
-    )
-    completion = SimpleNamespace(
-        choices=[SimpleNamespace(message=message, finish_reason="tool_calls")], usage=None
-    )
+    message = SimpleNamespace(content=None, tool_calls=[SimpleNamespace(id="c1", function=function)])
+    completion = SimpleNamespace(choices=[SimpleNamespace(message=message, finish_reason="tool_calls")], usage=None)
     reply = reply_from_completion(completion)
     assert json.loads(reply.tool_calls[0]["arguments"]) == {"path": "a", "content": "b"}
     with pytest.raises(ValueError, match="no choices"):

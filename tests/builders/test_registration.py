@@ -13,9 +13,7 @@ from kavi.builders.claude_code import ClaudeCodeBuilder
 from kavi.builders.openai_compat import OpenAIBuilder
 
 
-@pytest.mark.parametrize(
-    ("name", "cls"), [("claude-code", ClaudeCodeBuilder), ("openai", OpenAIBuilder)]
-)
+@pytest.mark.parametrize(("name", "cls"), [("claude-code", ClaudeCodeBuilder), ("openai", OpenAIBuilder)])
 def test_entry_point_loads_the_builder(name: str, cls: type) -> None:
     found = {ep.name: ep for ep in entry_points(group="kavi.builders")}
     assert name in found, "run `uv sync` so the entry points of pyproject.toml are installed"

@@ -76,9 +76,7 @@ def test_write_read_list_round_trip(box: Path) -> None:
 
 def test_limits_and_kinds(box: Path) -> None:
     (box / "big.txt").write_text("z" * (MAX_READ_BYTES + 10))
-    assert read_file(box, "big.txt").endswith(
-        f"[... cut: the file has {MAX_READ_BYTES + 10} bytes]"
-    )
+    assert read_file(box, "big.txt").endswith(f"[... cut: the file has {MAX_READ_BYTES + 10} bytes]")
     with pytest.raises(SandboxPathError, match="over the"):
         write_file(box, "huge.txt", "z" * 2_000_000)
     with pytest.raises(SandboxPathError, match="is a folder"):

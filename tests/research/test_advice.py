@@ -74,9 +74,7 @@ def test_advice_and_added_rules_are_allowed(packet: BuildPacket) -> None:
         ({"extra": 1}, "frozen spec field 'extra' changed"),
     ],
 )
-def test_spec_widening_is_refused(
-    packet: BuildPacket, spec_change: dict[str, Any], words: str
-) -> None:
+def test_spec_widening_is_refused(packet: BuildPacket, spec_change: dict[str, Any], words: str) -> None:
     spec = {**packet.spec, **spec_change}
     violations = check_advice(packet, revised(packet, spec=spec))
     assert len(violations) == 1 and violations[0].startswith(words)
@@ -91,20 +89,14 @@ def test_other_refusals(packet: BuildPacket) -> None:
         "the existing rules must stay, unchanged and first; only additions are allowed"
     ]
     assert check_advice(packet, revised(packet, attempt=9)) == ["attempt must not change"]
-    assert check_advice(packet, revised(packet, previous_failure=None)) == [
-        "previous_failure must not change"
-    ]
+    assert check_advice(packet, revised(packet, previous_failure=None)) == ["previous_failure must not change"]
     assert check_advice(packet, {"tools": ["Bash"]}) == ["unknown field 'tools'"]
     assert check_advice(packet, revised(packet, advice=["x"])) == ["advice must be a text"]
     assert check_advice(packet, revised(packet, rules=[*packet.rules, "r" * 600])) == [
         "a new rule is longer than 500 characters"
     ]
-    assert check_advice(packet, ["not", "an", "object"]) == [
-        "the revised packet is not a JSON object"
-    ]
-    assert check_advice(packet, revised(packet, spec="gone")) == [
-        "the spec must stay an object, unchanged"
-    ]
+    assert check_advice(packet, ["not", "an", "object"]) == ["the revised packet is not a JSON object"]
+    assert check_advice(packet, revised(packet, spec="gone")) == ["the spec must stay an object, unchanged"]
 
 
 def test_parse_advice_answer_reads_fenced_and_bare_json() -> None:
@@ -119,9 +111,7 @@ def _options(url: str) -> OpenAIOptions:
 
 
 def test_advice_from_a_model(packet: BuildPacket) -> None:
-    answer = revised(
-        packet, advice="Remove `import os`.", rules=[*packet.rules, "No unused imports."]
-    )
+    answer = revised(packet, advice="Remove `import os`.", rules=[*packet.rules, "No unused imports."])
 
     def scenario(turn: Turn) -> Reply:
         return Reply(text=f"Here it is:\n```json\n{json.dumps(answer)}\n```")
@@ -132,9 +122,7 @@ def test_advice_from_a_model(packet: BuildPacket) -> None:
     assert advice is not None
     assert advice.text == "Remove `import os`."
     assert advice.added_rules == ("No unused imports.",)
-    assert advice.packet == replace(
-        packet, advice="Remove `import os`.", rules=(*packet.rules, "No unused imports.")
-    )
+    assert advice.packet == replace(packet, advice="Remove `import os`.", rules=(*packet.rules, "No unused imports."))
     prompt = stub.requests[0]["messages"][0]["content"]
     assert "VERIFY_LINT" in prompt and "word_count" in prompt
 
@@ -155,9 +143,7 @@ def test_server_down_gives_no_advice(packet: BuildPacket) -> None:
     assert advice is None and why.startswith("no advice: APIConnectionError")
 
 
-@pytest.mark.parametrize(
-    "reply", [Reply(text="I cannot help with that."), Reply(raw=b"garbage"), Reply(status=500)]
-)
+@pytest.mark.parametrize("reply", [Reply(text="I cannot help with that."), Reply(raw=b"garbage"), Reply(status=500)])
 def test_bad_answers_give_no_advice(packet: BuildPacket, reply: Reply) -> None:
     with serve(lambda turn: reply) as stub:
         assert advise(NOTE, packet, _options(stub.url), environ={}) is None

@@ -127,9 +127,7 @@ def gate(name: str, status: str, report: str = "", summary: str = "") -> dict[st
 
 
 def classify(*gates: dict[str, str]) -> ResearchNote:
-    return classify_failure(
-        build_status="SUCCEEDED", build_reason=None, failure_kind=None, gate_results=list(gates)
-    )
+    return classify_failure(build_status="SUCCEEDED", build_reason=None, failure_kind=None, gate_results=list(gates))
 
 
 def test_ruff_concise_and_full_give_the_same_errors() -> None:
@@ -168,9 +166,7 @@ def test_pytest_failing_tests_and_locations() -> None:
         "skills/test_word_count_examples.py::test_example[1]",
     ]
     assert tests[1]["message"] == "ValueError: boom"
-    assert ("skills/word_count.py", 8, "TypeError") in [
-        (loc["file"], loc["line"], loc["message"]) for loc in locations
-    ]
+    assert ("skills/word_count.py", 8, "TypeError") in [(loc["file"], loc["line"], loc["message"]) for loc in locations]
 
 
 def test_lint_failure() -> None:
@@ -195,21 +191,15 @@ def test_builder_tests_and_examples_failing() -> None:
 
 
 def test_only_builder_tests_failing_is_verify_test() -> None:
-    report = PYTEST.replace(
-        "FAILED skills/test_word_count_examples.py::test_example[1] - AssertionError: ...\n", ""
-    )
+    report = PYTEST.replace("FAILED skills/test_word_count_examples.py::test_example[1] - AssertionError: ...\n", "")
     note = classify(gate("pytest", "fail", report))
     assert note.kind is FailureKind.VERIFY_TEST
     assert "2 failing test(s), first skills/test_word_count.py::test_counts_words" in note.summary
 
 
 def test_examples_gate_by_name_and_by_test_id() -> None:
-    assert (
-        classify(gate("examples", "fail", PYTEST_ONLY_EXAMPLES)).kind is FailureKind.VERIFY_EXAMPLES
-    )
-    assert (
-        classify(gate("pytest", "fail", PYTEST_ONLY_EXAMPLES)).kind is FailureKind.VERIFY_EXAMPLES
-    )
+    assert classify(gate("examples", "fail", PYTEST_ONLY_EXAMPLES)).kind is FailureKind.VERIFY_EXAMPLES
+    assert classify(gate("pytest", "fail", PYTEST_ONLY_EXAMPLES)).kind is FailureKind.VERIFY_EXAMPLES
 
 
 def test_collection_error_is_a_test_failure() -> None:
@@ -247,9 +237,7 @@ def test_build_failures_win_over_gates() -> None:
         )
         assert note.kind.value == kind
         assert note.facts["paths"] == ["notes/x.txt"]
-    odd = classify_failure(
-        build_status="FAILED", build_reason=None, failure_kind="MARTIAN", gate_results=[]
-    )
+    odd = classify_failure(build_status="FAILED", build_reason=None, failure_kind="MARTIAN", gate_results=[])
     assert odd.kind is FailureKind.UNKNOWN
 
 

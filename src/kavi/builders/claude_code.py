@@ -125,9 +125,7 @@ def claude_environment(
     return env
 
 
-ALLOWED_ENV_KEYS = frozenset(
-    claude_environment(path="", home=Path(), api_key="", base_url="x").keys()
-)
+ALLOWED_ENV_KEYS = frozenset(claude_environment(path="", home=Path(), api_key="", base_url="x").keys())
 
 
 # --- the stream -----------------------------------------------------------------------------------
@@ -159,11 +157,7 @@ def _content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(
-            str(b.get("text", ""))
-            for b in content
-            if isinstance(b, dict) and b.get("type") == "text"
-        )
+        return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text")
     return ""
 
 
@@ -303,9 +297,7 @@ def _kill_group(process: subprocess.Popen[str]) -> None:
     process.wait()
 
 
-def run_cli(
-    command: list[str], *, cwd: Path, env: Mapping[str, str], stdin_text: str, timeout_s: float
-) -> _Run:
+def run_cli(command: list[str], *, cwd: Path, env: Mapping[str, str], stdin_text: str, timeout_s: float) -> _Run:
     """Run ``command`` in its own process group, read output as it comes; kill at the timeout."""
     start = time.monotonic()
     process = subprocess.Popen(
@@ -363,9 +355,7 @@ class ClaudeCodeBuilder:
         cls, configured: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
     ) -> ClaudeCodeBuilder:
         """Options from kavi.toml (``configured``) with KAVI_CLAUDE_* overrides applied."""
-        options = load_options(
-            ClaudeCodeOptions, configured, prefix=cls.env_prefix, environ=environ
-        )
+        options = load_options(ClaudeCodeOptions, configured, prefix=cls.env_prefix, environ=environ)
         return cls(options, environ=environ)
 
     @property
@@ -438,16 +428,12 @@ class ClaudeCodeBuilder:
                 timeout_s=self.options.timeout_s,
             )
         except OSError as error:  # not executable, wrong architecture, a broken install
-            raise BuilderUnavailableError(
-                f"cannot start {binary}: {error}; {INSTALL_HINT}"
-            ) from None
+            raise BuilderUnavailableError(f"cannot start {binary}: {error}; {INSTALL_HINT}") from None
         finally:
             shutil.rmtree(private, ignore_errors=True)
         return self._outcome(run, prompt, sandbox, before)
 
-    def _outcome(
-        self, run: _Run, prompt: str, sandbox: Path, before: Mapping[str, str]
-    ) -> BuildOutcome:
+    def _outcome(self, run: _Run, prompt: str, sandbox: Path, before: Mapping[str, str]) -> BuildOutcome:
         summary = parse_stream(run.stdout_lines)
         events = [
             TraceEvent("prompt", {"text": _cut(prompt), "chars": len(prompt)}),
@@ -470,9 +456,7 @@ class ClaudeCodeBuilder:
             failure_kind=failure_kind,
         )
 
-    def _judge(
-        self, run: _Run, summary: StreamSummary
-    ) -> tuple[BuildStatus, str | None, str | None]:
+    def _judge(self, run: _Run, summary: StreamSummary) -> tuple[BuildStatus, str | None, str | None]:
         """SUCCEEDED only for a clean finish: a result line, no error, no denial, no timeout."""
         failed = BuildStatus.FAILED
         if run.timed_out:

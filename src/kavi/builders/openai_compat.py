@@ -152,9 +152,7 @@ def reply_from_stream(chunks: Any) -> Reply:
             if getattr(delta, "content", None):
                 text.append(delta.content)
             for piece in getattr(delta, "tool_calls", None) or []:
-                slot = calls.setdefault(
-                    int(getattr(piece, "index", 0) or 0), {"id": None, "name": "", "arguments": ""}
-                )
+                slot = calls.setdefault(int(getattr(piece, "index", 0) or 0), {"id": None, "name": "", "arguments": ""})
                 slot["id"] = getattr(piece, "id", None) or slot["id"]
                 function = getattr(piece, "function", None)
                 if function is not None:
@@ -284,8 +282,7 @@ class _Session:
                 self._check_denials()
                 return
             calls = [
-                {**call, "id": call["id"] or f"call_{turn}_{index}"}
-                for index, call in enumerate(reply.tool_calls)
+                {**call, "id": call["id"] or f"call_{turn}_{index}"} for index, call in enumerate(reply.tool_calls)
             ]
             messages.append(_assistant_message(reply.text, calls))
             messages.extend(self._run_tools(calls))
@@ -306,9 +303,7 @@ class _Session:
     def _remaining(self) -> float:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise BuildFailure(
-                FailureKind.TIMEOUT, f"the build did not finish within {self.options.timeout_s:g}s"
-            )
+            raise BuildFailure(FailureKind.TIMEOUT, f"the build did not finish within {self.options.timeout_s:g}s")
         return remaining
 
     def _ask(self, messages: list[dict[str, Any]]) -> Reply:
@@ -344,16 +339,13 @@ class _Session:
         except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
             raise self._unavailable(f"the server refused the key ({error.status_code})") from None
         except openai.NotFoundError as error:
-            raise self._unavailable(
-                f"the server has no such endpoint or model {self.options.model!r} (404)"
-            ) from error
+            raise self._unavailable(f"the server has no such endpoint or model {self.options.model!r} (404)") from error
         except (openai.RateLimitError, openai.InternalServerError) as error:
             raise self._unavailable(f"the server kept failing ({error.status_code})") from None
         except (openai.OpenAIError, ValueError, TypeError, KeyError, AttributeError) as error:
             raise BuildFailure(
                 FailureKind.BUILD_ERROR,
-                f"the server's answer is not a usable chat completion: "
-                f"{type(error).__name__}: {str(error)[:300]}",
+                f"the server's answer is not a usable chat completion: {type(error).__name__}: {str(error)[:300]}",
             ) from None
 
     def _unavailable(self, detail: str) -> BuildFailure:

@@ -3,13 +3,11 @@ point group; two registrations of one name are refused rather than silently shad
 
 from __future__ import annotations
 
-import os
 from importlib.metadata import entry_points
 from typing import Any
 
-from pydantic import ValidationError
-
 from kavi.builders.base import Builder
+from kavi.builders.options import env_prefix_for, load_options
 from kavi.errors import BuildError, ConfigError, UsageError
 
 GROUP = "kavi.builders"
@@ -41,16 +39,6 @@ def create_builder(name: str, options: dict[str, Any] | None = None) -> Builder:
         known = ", ".join(sorted(classes)) or "none"
         raise UsageError(f"unknown builder {name!r}; installed builders: {known}")
     cls = classes[name]
-    merged = dict(options or {})
-    prefix = f"KAVI_{name.upper().replace('-', '_')}_"
-    for field in cls.options_model.model_fields:
-        value = os.environ.get(prefix + field.upper())
-        if value is not None:
-            merged[field] = value
-    try:
-        parsed = cls.options_model.model_validate(merged)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise ConfigError(f"builder {name!r} option {where}: {error['msg']}") from None
+    prefix = getattr(cls, "env_prefix", None) or env_prefix_for(name)
+    parsed = load_options(cls.options_model, options, prefix=prefix)
     return cls(parsed)  # type: ignore[call-arg]

@@ -177,9 +177,7 @@ def call_tool(sandbox: Path, name: str, arguments: Mapping[str, Any]) -> ToolRes
     """Run one tool call. A refusal or an I/O error is a text for the model, never a raise."""
     tool = TOOLS_BY_NAME.get(name)
     if tool is None:
-        return ToolResult(
-            False, f"error: no tool named {name!r}; use one of {sorted(TOOLS_BY_NAME)}"
-        )
+        return ToolResult(False, f"error: no tool named {name!r}; use one of {sorted(TOOLS_BY_NAME)}")
     try:
         return ToolResult(True, tool.run(sandbox, arguments))
     except SandboxEscapeError as error:

@@ -64,6 +64,7 @@ class Built:
     files: dict[str, str] = field(default_factory=dict)
     sandbox: str | None = None
     packet: str | None = None
+    cost_usd: float | None = None
 
 
 def make_packet(proposal: Proposal, spec: SkillSpec, attempt: int, **extra: Any) -> BuildPacket:
@@ -325,6 +326,7 @@ def _built(
         files=files or {},
         sandbox=build.sandbox,
         packet=packet,
+        cost_usd=build.cost_usd,
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import getpass
 import os
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,15 @@ class Forge:
         ws = workspace if isinstance(workspace, Workspace) else find_workspace(workspace)
         ws.state_dir.mkdir(parents=True, exist_ok=True)
         return cls(ws, Ledger.open(ws.ledger_url), ArtifactStore(ws.artifacts_dir))
+
+    @classmethod
+    @contextmanager
+    def opened(cls, workspace: Workspace | Path | str | None = None) -> Iterator[Forge]:
+        forge = cls.open(workspace)
+        try:
+            yield forge
+        finally:
+            forge.close()
 
     def close(self) -> None:
         self.ledger.close()

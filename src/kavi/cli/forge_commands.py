@@ -1,0 +1,125 @@
+"""builders, trace, research-skill and forge: the commands around LLM builds."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from kavi.cli.app import JsonOption, WorkspaceOption, app
+from kavi.cli.output import console, emit_json, styled
+
+
+@app.command()
+def builders(json_output: JsonOption = False) -> None:
+    """List the installed builders and whether each can run here."""
+    from kavi.builders.availability import builder_availability
+
+    rows = builder_availability()
+    if json_output:
+        emit_json({"ok": True, "builders": rows})
+        return
+    out = console()
+    for row in rows:
+        mark = "[green]available[/green]" if row["available"] else "[yellow]unavailable[/yellow]"
+        out.print(f"{row['name']:<12} {mark}  {row['detail']}")
+
+
+@app.command()
+def trace(
+    build_id: Annotated[str, typer.Argument(help="The build id (or a unique prefix).")],
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show a build's full trace: prompts, messages, tool calls and results, usage, cost, transitions."""
+    from kavi.stages.common import Forge
+    from kavi.stages.research import build_trace
+
+    with Forge.opened(workspace) as forge:
+        result = build_trace(forge, build_id)
+    if json_output:
+        emit_json({"ok": True, **result})
+        return
+    out = console()
+    build = result["build"]
+    out.print(f"build {build['id']} attempt {build['attempt']} {build['builder']} {styled(build['status'])}")
+    for event in result["events"]:
+        data = json.dumps(event["data"], sort_keys=True)
+        out.print(f"  {event['ts'][11:23]} [bold]{event['kind']}[/bold] {data[:300]}", markup=True, highlight=False)
+
+
+@app.command("research-skill")
+def research_skill_command(
+    build_id: Annotated[str, typer.Argument(help="The failed build (or a build whose verification failed).")],
+    advise: Annotated[bool, typer.Option(help="Also ask the configured openai builder's model for advice.")] = False,
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Classify why a build failed (deterministic), record a RESEARCH_NOTE, and optionally get checked advice."""
+    from kavi.stages.common import Forge
+    from kavi.stages.research import research_build
+
+    with Forge.opened(workspace) as forge:
+        options = forge.workspace.config.build.options.get("openai", {}) if advise else None
+        note = research_build(forge, build_id, advice_options=options)
+    if json_output:
+        emit_json({"ok": True, **note.__dict__})
+        return
+    out = console()
+    out.print(f"[bold]{note.kind}[/bold]: {note.summary}  (note {note.note_sha256[:12]})")
+    for key, value in note.facts.items():
+        if key != "gate_output" and value:
+            out.print(f"  {key}: {json.dumps(value)[:400]}", markup=False)
+    if note.advice_status:
+        out.print(f"  advice: {note.advice_status}")
+
+
+def _progress(json_output: bool) -> Any:
+    out = console()
+
+    def show(stage: str, record: dict[str, Any]) -> None:
+        if json_output:
+            return
+        detail = record.get("verification") if stage == "verify" else record.get("build")
+        if stage == "research":
+            detail = f"{record['kind']}: {record['summary']}"
+        out.print(f"attempt {record['attempt']} [bold cyan]{stage:>8}[/bold cyan] {detail}")
+
+    return show
+
+
+@app.command()
+def forge(
+    proposal_id: Annotated[str, typer.Argument(help="Proposal id (or a unique prefix, or the skill name).")],
+    builder: Annotated[str | None, typer.Option(help="An automatic builder (default: kavi.toml's [build]).")] = None,
+    replay_from: Annotated[str | None, typer.Option(help="For --builder replay: the recording folder.")] = None,
+    max_attempts: Annotated[int, typer.Option(help="Stop after this many builds.")] = 3,
+    max_cost_usd: Annotated[float | None, typer.Option(help="Stop when the builds have cost this much.")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes.")] = None,
+    advise: Annotated[bool, typer.Option(help="Ask the openai builder's model for advice between attempts.")] = False,
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Build, verify, research and build again until VERIFIED, or ESCALATED with the reason. Never promotes."""
+    from kavi.stages.common import Forge
+    from kavi.stages.forge import Budget, forge_skill
+
+    with Forge.opened(workspace) as opened:
+        options = {"source": replay_from} if replay_from else None
+        advice = opened.workspace.config.build.options.get("openai", {}) if advise else None
+        result = forge_skill(
+            opened,
+            proposal_id,
+            builder_name=builder or ("replay" if replay_from else None),
+            builder_options=options,
+            budget=Budget(max_attempts, max_cost_usd, max_minutes),
+            advice_options=advice,
+            progress=_progress(json_output),
+        )
+    if json_output:
+        emit_json({"ok": result.status == "VERIFIED", **result.__dict__})
+    else:
+        console().print(f"{result.name}: {styled(result.status)} — {result.reason}")
+    if result.status != "VERIFIED":
+        raise typer.Exit(1)

@@ -1,0 +1,135 @@
+"""forge: build → verify → research → build again, within a budget, until VERIFIED or ESCALATED.
+
+It never promotes: a person (or a CI job) decides that. It stops early, ESCALATED, on anything a retry must
+not paper over: a policy or invariant violation, an attempt to leave the allowlist or widen permissions,
+the same failure twice in a row, or a failure nobody can classify.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kavi.errors import UsageError
+from kavi.ledger.models import Proposal, ProposalStatus
+from kavi.research import FailureKind
+from kavi.stages.build import build_skill
+from kavi.stages.common import Forge, get_proposal, set_status
+from kavi.stages.research import Researched, research_build
+from kavi.stages.verify import verify_skill
+
+ESCALATE_AT_ONCE = {
+    FailureKind.VERIFY_POLICY: "a policy violation needs a person",
+    FailureKind.VERIFY_INVARIANT: "an invariant violation needs a person",
+    FailureKind.GATE_VIOLATION: "the builder tried to go outside the allowlist or its permissions",
+    FailureKind.UNKNOWN: "the failure could not be classified",
+}
+
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_attempts: int = 3
+    max_cost_usd: float | None = None
+    max_minutes: float | None = None
+
+
+@dataclass
+class Forged:
+    proposal_id: str
+    name: str
+    status: str
+    reason: str
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    cost_usd: float = 0.0
+
+
+def forge_skill(
+    forge: Forge,
+    reference: str,
+    *,
+    builder_name: str | None = None,
+    builder_options: dict[str, Any] | None = None,
+    budget: Budget = Budget(),
+    advice_options: dict[str, Any] | None = None,
+    progress: Progress = lambda _stage, _data: None,
+) -> Forged:
+    if budget.max_attempts < 1:
+        raise UsageError("--max-attempts must be at least 1")
+    name = builder_name or forge.workspace.config.build.builder
+    if name == "manual":
+        raise UsageError("forge needs an automatic builder; use `kavi build-skill` for manual builds")
+    with forge.ledger.reading() as session:
+        proposal = get_proposal(session, reference)
+    result = Forged(proposal.id, proposal.name, "", "")
+    started = time.monotonic()
+    previous: Researched | None = None
+    advice: str | None = None
+    for number in range(1, budget.max_attempts + 1):
+        spent = _budget_spent(budget, result, started)
+        if spent:
+            return _escalate(forge, result, spent)
+        built = build_skill(
+            forge,
+            proposal.id,
+            builder_name=name,
+            builder_options=builder_options,
+            previous_failure=previous.previous_failure() if previous else None,
+            advice=advice,
+        )
+        result.cost_usd += built.cost_usd or 0.0
+        record: dict[str, Any] = {"attempt": built.attempt, "build_id": built.build_id, "build": built.status}
+        result.attempts.append(record)
+        progress("build", record)
+        if built.status == "SUCCEEDED":
+            verified = verify_skill(forge, proposal.id)
+            record.update(verification_id=verified.verification_id, verification=verified.status)
+            progress("verify", record)
+            if verified.passed:
+                result.status, result.reason = ProposalStatus.VERIFIED, f"verified on attempt {number}"
+                return result
+        note = research_build(forge, built.build_id, advice_options=advice_options)
+        record.update(kind=note.kind, summary=note.summary)
+        progress("research", record)
+        reason = _escalation(note, previous)
+        if reason:
+            return _escalate(forge, result, reason)
+        previous, advice = note, note.advice
+    return _escalate(forge, result, f"the budget of {budget.max_attempts} attempt(s) is spent")
+
+
+def _escalation(note: Researched, previous: Researched | None) -> str | None:
+    kind = FailureKind(note.kind)
+    if kind in ESCALATE_AT_ONCE:
+        return f"{kind}: {ESCALATE_AT_ONCE[kind]} ({note.summary})"
+    if note.advice_status and note.advice_status.startswith("advice refused"):
+        return f"the advice tried to widen permissions: {note.advice_status}"
+    if previous is not None and previous.kind == note.kind and _signature(previous) == _signature(note):
+        return f"the same failure twice in a row ({note.kind}: {note.summary})"
+    return None
+
+
+def _signature(note: Researched) -> str:
+    facts = {key: value for key, value in note.facts.items() if key != "gate_output"}
+    return f"{note.kind}|{note.summary}|{sorted(facts.items(), key=lambda item: item[0])!r}"
+
+
+def _budget_spent(budget: Budget, result: Forged, started: float) -> str | None:
+    if budget.max_minutes is not None and (time.monotonic() - started) / 60 >= budget.max_minutes:
+        return f"the time budget of {budget.max_minutes:g} minute(s) is spent"
+    if budget.max_cost_usd is not None and result.cost_usd >= budget.max_cost_usd:
+        return f"the cost budget of ${budget.max_cost_usd:g} is spent"
+    return None
+
+
+def _escalate(forge: Forge, result: Forged, reason: str) -> Forged:
+    with forge.ledger.transaction() as session:
+        proposal = session.get(Proposal, result.proposal_id)
+        assert proposal is not None
+        if proposal.status not in (ProposalStatus.REJECTED, ProposalStatus.TRUSTED):
+            set_status(session, proposal, ProposalStatus.ESCALATED, reason=reason, attempts=len(result.attempts))
+    result.status, result.reason = ProposalStatus.ESCALATED, reason
+    return result
