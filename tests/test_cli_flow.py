@@ -211,3 +211,21 @@ def test_skill_errors_and_bad_input_are_recorded(workspace: Workspace) -> None:
     with sqlite3.connect(workspace.root / ".kavi" / "ledger.db") as conn:
         errors = [row[0] for row in conn.execute("SELECT error FROM executions")]
     assert len(errors) == 1 and "input does not match" in errors[0]
+
+
+def test_builders_trace_research_and_forge_commands(workspace: Workspace, tmp_path: Path) -> None:
+    names = {row["name"]: row["available"] for row in run_cli("builders", "--json").json()["builders"]}
+    assert {"manual", "replay", "claude-code", "openai"} <= set(names) and names["manual"] is True
+    proposal = _propose()
+    rec = recording("word_count", tmp_path)
+    (rec / "skills" / "test_word_count.py").write_text("def test_fails() -> None:\n    assert 1 == 2\n")
+    built = run_cli("build-skill", proposal, "--replay-from", str(rec), "--json").json()
+    assert run_cli("verify-skill", proposal).code == 1
+    traced = run_cli("trace", built["build_id"], "--json").json()
+    kinds = [event["kind"] for event in traced["events"]]
+    assert kinds[0] == "build.started" and "trace.replay" in kinds and "build.finished" in kinds
+    note = run_cli("research-skill", built["build_id"], "--json").json()
+    assert note["kind"] == "VERIFY_TEST" and note["note_sha256"]
+    forged = run_cli("forge", proposal, "--replay-from", str(rec), "--max-attempts", "1", "--json")
+    assert forged.code == 1 and forged.json()["status"] == "ESCALATED"
+    assert run_cli("forge", proposal, "--builder", "manual").code == 2
