@@ -1,0 +1,686 @@
+"""The policy gate: a static scan that a candidate names only what its side-effect class allows.
+
+The scanner walks the whole syntax tree of the skill file **and of its test file**. The test file
+obeys the same side-effect class as the skill: a READ_ONLY skill's tests may not write files either
+(not even under pytest's ``tmp_path``), because generated tests run with the power the class
+declares and no more. This is the simplest rule that is safe; a FILE_WRITE skill's tests may of
+course write.
+
+How the scan resists evasion
+----------------------------
+* **Names are resolved, not matched.** Every import binds a local name to a dotted name
+  (``import os as o`` binds ``o`` to ``os``, ``from os import system as s`` binds ``s`` to
+  ``os.system``); an attribute chain on a bound name resolves to ``os.system`` whatever the alias.
+  Bindings are file-wide and never forgotten, so a name bound to two modules is judged as both.
+* **Every reference is judged, not only calls.** ``x = os.system; x()`` fails at ``os.system``.
+* **Modules may not travel as values.** ``f(os)``, ``[os]``, ``x = sys`` are refused for modules
+  with effects (:data:`~kavi.gates.policy_rules.GATEWAY_MODULES`), so a module cannot reach a place
+  where its name is unknown. An attribute named like such a module is re-rooted there on *any*
+  receiver: ``os.path.os.system`` and ``whatever.os.system`` are both ``os.system``.
+* **Imports are deny-by-default** (see :mod:`kavi.gates.policy_rules`), and private members of
+  modules (``tempfile._os``) are refused.
+* **No string becomes a name.** ``__import__``, importlib, ``eval``/``exec``/``compile``,
+  ``getattr``-family calls with a non-literal name, ``globals()``/``vars()``, ``str.format`` on a
+  non-literal template, and dunder or frame attributes are refused whatever the class. String
+  constants that parse as expressions are scanned too, because pydantic evaluates string
+  annotations.
+* **Methods of unknown receivers are judged by name** (``Path(p).write_text``,
+  ``loop.subprocess_exec``), since the receiver's type is unknown statically.
+
+What it cannot see: values computed at run time (a path built by concatenation, a write root
+escaped with ``..``). Those are the run-time enforcement's job (audit hook, sandbox); this gate
+removes the easy and the clever static routes so that the run-time layer is a second line, not the
+only one.
+"""
+
+from __future__ import annotations
+
+import ast
+import string
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from kavi.gates.base import GateContext, GateResult, GateStatus, timed
+from kavi.gates.policy_rules import (
+    BUILTIN_RULES,
+    DEVICE_PREFIXES,
+    DUNDER_ALLOWED,
+    GATEWAY_MODULES,
+    INTROSPECTION_ATTRIBUTES,
+    METHOD_RULES,
+    MODULE_NAMES,
+    MODULE_RULES,
+    TEST_MODULE_RULES,
+    Allow,
+    Effect,
+    NameLookup,
+    OpenLike,
+    Rule,
+    classify,
+)
+from kavi.side_effects import SideEffect
+from kavi.spec import SkillSpec
+
+__all__ = ["Finding", "PolicyGate", "scan_source"]
+
+_WRITE_MODE_CHARS = frozenset("wax+")
+_MAX_STRING_DEPTH = 2
+_FILE_WRITE = Effect("file-write", "writes to the file system", frozenset({SideEffect.FILE_WRITE}))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One violation, located in one file."""
+
+    rule: str
+    message: str
+    filename: str
+    line: int
+    col: int
+
+
+@dataclass
+class _Bindings:
+    """Local names bound by imports, file-wide: name -> the dotted names it may stand for."""
+
+    names: dict[str, set[str]] = field(default_factory=dict)
+
+    def bind(self, name: str, qualname: str) -> None:
+        self.names.setdefault(name, set()).add(qualname)
+
+
+def _is_dunder(name: str) -> bool:
+    return len(name) > 4 and name.startswith("__") and name.endswith("__")
+
+
+def _literal_str(node: ast.AST | None) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _fix(effect: Effect, declared: SideEffect) -> str:
+    """The second half of a message: who may do this, and what to change."""
+    if not effect.allowed_by:
+        return "no side-effect class allows it (remove it)"
+    allowed = " or ".join(sorted(str(e) for e in effect.allowed_by))
+    return f"{declared} skills may not (declare {allowed})"
+
+
+class _PolicyVisitor(ast.NodeVisitor):
+    """Walks every node of one module and records a finding wherever a name or call breaks the
+    policy."""
+
+    def __init__(
+        self, *, filename: str, spec: SkillSpec, is_test: bool, bindings: _Bindings | None = None
+    ) -> None:
+        self.filename = filename
+        self.spec = spec
+        self.side_effect = spec.side_effect
+        self.bindings = bindings if bindings is not None else _Bindings()
+        self.extra_rules: dict[str, Rule] = {f"skills.{spec.name}": Allow(), spec.name: Allow()}
+        if is_test:
+            self.extra_rules.update(TEST_MODULE_RULES)
+        self.is_test = is_test
+        self.parents: dict[int, ast.AST] = {}
+        self.findings: list[Finding] = []
+        self.depth = 0
+
+    # -- entry -------------------------------------------------------------------------------------
+
+    def scan(self, tree: ast.AST) -> list[Finding]:
+        for node in ast.walk(tree):
+            for child in ast.iter_child_nodes(node):
+                self.parents[id(child)] = node
+        for node in ast.walk(tree):  # bind every import first: a use may come before the import
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                self._bind_import(node)
+        self.visit(tree)
+        return self.findings
+
+    # -- reporting ---------------------------------------------------------------------------------
+
+    def _report(self, node: ast.AST, rule: str, text: str) -> None:
+        line = getattr(node, "lineno", 0)
+        col = getattr(node, "col_offset", 0)
+        never = "no side-effect class allows it"
+        text = text.replace(never, f"{never}, {self.side_effect} included", 1)
+        self.findings.append(Finding(rule, f"line {line}: {text}", self.filename, line, col))
+
+    def _report_effect(self, node: ast.AST, subject: str, effect: Effect) -> None:
+        if effect.allows(self.side_effect):
+            return
+        self._report(
+            node,
+            effect.rule,
+            f"{subject} {effect.what}; {_fix(effect, self.side_effect)}",
+        )
+
+    def _subject(self, node: ast.AST, qualname: str | None = None) -> str:
+        text = ast.unparse(node)
+        if len(text) > 60:
+            text = text[:57] + "..."
+        if qualname and qualname != text:
+            return f"{text} ({qualname})"
+        return text
+
+    # -- name resolution ---------------------------------------------------------------------------
+
+    def _resolve(self, node: ast.AST) -> set[str]:
+        """The dotted names a Name or attribute chain may stand for; empty when it is not a module
+        chain. An attribute named like a module re-roots the chain there (``json.codecs`` is
+        ``codecs``)."""
+        if isinstance(node, ast.Name):
+            return set(self.bindings.names.get(node.id, ()))
+        if isinstance(node, ast.Attribute):
+            bases = self._resolve(node.value)
+            return self._extend(bases, node.attr)
+        return set()
+
+    def _extend(self, bases: set[str], attr: str) -> set[str]:
+        if bases:
+            joined = {f"{base}.{attr}" for base in bases}
+            if attr in MODULE_NAMES and not any(q in MODULE_RULES for q in joined):
+                return {attr}
+            return joined
+        return {attr} if attr in GATEWAY_MODULES else set()
+
+    def _classify(self, qualname: str) -> Rule | None:
+        return classify(qualname, self.extra_rules)
+
+    def _parent(self, node: ast.AST) -> ast.AST | None:
+        return self.parents.get(id(node))
+
+    def _is_attribute_base(self, node: ast.AST) -> bool:
+        parent = self._parent(node)
+        return isinstance(parent, ast.Attribute) and parent.value is node
+
+    def _is_callee(self, node: ast.AST) -> bool:
+        parent = self._parent(node)
+        return isinstance(parent, ast.Call) and parent.func is node
+
+    # -- imports -----------------------------------------------------------------------------------
+
+    def _bind_import(self, node: ast.Import | ast.ImportFrom) -> None:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    self.bindings.bind(alias.asname, alias.name)
+                else:
+                    root = alias.name.split(".")[0]
+                    self.bindings.bind(root, root)
+            return
+        if node.level or node.module is None:
+            return
+        for alias in node.names:
+            if alias.name != "*":
+                for qualname in self._extend({node.module}, alias.name):
+                    self.bindings.bind(alias.asname or alias.name, qualname)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self._check_module(node, alias.name, f"import {alias.name}")
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.level:
+            self._report(
+                node,
+                "forbidden-import",
+                "a relative import reaches outside the skill's own "
+                f"module; {self.side_effect} skills may not (import by absolute name)",
+            )
+            return
+        module = node.module or ""
+        for alias in node.names:
+            if alias.name == "*":
+                self._report(
+                    node,
+                    "forbidden-import",
+                    f"from {module} import * hides which names are "
+                    "used; no side-effect class allows it (import the names you need)",
+                )
+                self._check_module(node, module, f"from {module} import *")
+                continue
+            for qualname in self._extend({module}, alias.name):
+                self._check_module(node, qualname, f"from {module} import {alias.name}")
+
+    def _check_module(self, node: ast.AST, qualname: str, subject: str) -> None:
+        rule = self._classify(qualname)
+        if rule is None:
+            self._report(
+                node,
+                "forbidden-import",
+                f"{subject} is not on the import allowlist; {self.side_effect} skills may not "
+                "(use an allowed module: see kavi.gates.policy_rules.MODULE_RULES)",
+            )
+        elif isinstance(rule, Effect):
+            self._report_effect(node, self._subject_for_import(subject, qualname), rule)
+        elif isinstance(rule, OpenLike | NameLookup):
+            self._judge_reference(node, qualname, rule, subject)
+
+    @staticmethod
+    def _subject_for_import(subject: str, qualname: str) -> str:
+        return subject if subject.endswith(qualname) else f"{subject} ({qualname})"
+
+    # -- names and attributes ----------------------------------------------------------------------
+
+    def visit_Name(self, node: ast.Name) -> None:
+        name = node.id
+        if _is_dunder(name) and name not in DUNDER_ALLOWED:
+            self._report(
+                node,
+                "dunder-access",
+                f"{name} reaches interpreter internals; no side-effect class allows it",
+            )
+        builtin = BUILTIN_RULES.get(name)
+        if builtin is not None and isinstance(node.ctx, ast.Load):
+            self._judge_reference(node, name, builtin, name)
+        if isinstance(node.ctx, ast.Load) and not self._is_attribute_base(node):
+            for qualname in self._resolve(node):
+                self._judge_chain(node, qualname, rerooted=False)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        attr = node.attr
+        self._check_attribute_name(node, attr)
+        if attr.startswith("_") and not _is_dunder(attr) and self._resolve(node.value):
+            self._report(
+                node,
+                "private-access",
+                f"{self._subject(node)} is a private member of a module; "
+                "no side-effect class allows it",
+            )
+        for qualname in self._resolve(node):
+            self._judge_chain(node, qualname, rerooted=qualname == attr)
+        method = METHOD_RULES.get(attr)
+        if method is not None and (self._is_callee(node) or not method.calls_only):
+            self._report_effect(node, self._subject(node), method.effect)
+        if attr == "open" and not self._is_callee(node):
+            self._report_effect(
+                node, f"{self._subject(node)} used as a value (its mode is unknown)", _FILE_WRITE
+            )
+        self.generic_visit(node)
+
+    def _check_attribute_name(self, node: ast.AST, attr: str) -> None:
+        """Rules that hold for an attribute whatever its receiver."""
+        if _is_dunder(attr) and attr not in DUNDER_ALLOWED:
+            self._report(
+                node,
+                "dunder-access",
+                f".{attr} reaches interpreter internals (type, dict, "
+                "globals or code); no side-effect class allows it",
+            )
+        if attr in INTROSPECTION_ATTRIBUTES:
+            self._report(
+                node,
+                "introspection",
+                f".{attr} reaches frames, code or closures; no side-effect class allows it",
+            )
+
+    def _judge_chain(self, node: ast.AST, qualname: str, *, rerooted: bool) -> None:
+        """Judge a resolved module chain used at ``node``."""
+        rule = self._classify(qualname)
+        if rule is None:
+            if rerooted:
+                self._report(
+                    node,
+                    "forbidden-import",
+                    f"{self._subject(node, qualname)} reaches a module "
+                    "that is not on the import allowlist; no side-effect class allows it",
+                )
+            return
+        if isinstance(rule, Effect):
+            self._report_effect(node, self._subject(node, qualname), rule)
+        elif isinstance(rule, OpenLike | NameLookup):
+            self._judge_reference(node, qualname, rule, self._subject(node, qualname))
+        if qualname in GATEWAY_MODULES and not self._is_attribute_base(node):
+            self._report(
+                node,
+                "module-value",
+                f"{self._subject(node, qualname)} passes a module with "
+                "effects around as a value; no side-effect class allows it (call its functions "
+                "directly)",
+            )
+
+    def _judge_reference(self, node: ast.AST, name: str, rule: Rule, subject: str) -> None:
+        """A builtin or module member: effects are judged here; checked calls are judged in
+        visit_Call, and referenced without a call they count as their worst case."""
+        if isinstance(rule, Effect):
+            self._report_effect(node, subject, rule)
+        elif not self._is_callee(node):
+            if isinstance(rule, OpenLike):
+                self._report_effect(
+                    node, f"{subject} used as a value (its mode is unknown)", _FILE_WRITE
+                )
+            elif isinstance(rule, NameLookup):
+                self._report(
+                    node,
+                    "getattr-string",
+                    f"{subject} used as a value looks attributes up by "
+                    "run-time strings; no side-effect class allows it",
+                )
+
+    # -- calls -------------------------------------------------------------------------------------
+
+    def visit_Call(self, node: ast.Call) -> None:
+        rule = self._call_rule(node.func)
+        if isinstance(rule, OpenLike):
+            self._check_open(node, node.args, rule.mode_index)
+        elif isinstance(rule, NameLookup):
+            self._check_name_lookup(node, rule.name_index)
+        elif isinstance(node.func, ast.Attribute):
+            self._check_method_call(node, node.func)
+        self.generic_visit(node)
+
+    def _call_rule(self, func: ast.expr) -> Rule | None:
+        if isinstance(func, ast.Name) and func.id in BUILTIN_RULES:
+            return BUILTIN_RULES[func.id]
+        for qualname in self._resolve(func):
+            rule = self._classify(qualname)
+            if isinstance(rule, OpenLike | NameLookup):
+                return rule
+        return None
+
+    def _check_open(self, node: ast.Call, args: list[ast.expr], mode_index: int) -> None:
+        mode_node: ast.expr | None = next((k.value for k in node.keywords if k.arg == "mode"), None)
+        if mode_node is None and len(args) > mode_index:
+            mode_node = args[mode_index]
+        if any(k.arg is None for k in node.keywords) or any(
+            isinstance(a, ast.Starred) for a in args
+        ):
+            mode_node = node  # **kwargs or *args: the mode is unknown
+        if mode_node is None:
+            return
+        mode = _literal_str(mode_node)
+        if mode is None:
+            self._report_effect(
+                node,
+                f"{self._subject(node)} opens a file with a non-literal mode, which",
+                _FILE_WRITE,
+            )
+        elif _WRITE_MODE_CHARS & set(mode):
+            self._report_effect(node, f"{self._subject(node)} (mode {mode!r})", _FILE_WRITE)
+
+    def _check_name_lookup(self, node: ast.Call, name_index: int) -> None:
+        """``getattr(obj, "name")`` is judged as ``obj.name``; ``attrgetter("a.b")`` as ``.a.b``. A
+        non-literal name, or a module or the builtins as the object, is refused outright."""
+        args = node.args
+        subject = self._subject(node)
+        if any(isinstance(a, ast.Starred) for a in args) or any(
+            k.arg is None for k in node.keywords
+        ):
+            args = []  # *args / **kwargs: nothing is literal any more
+        names = [_literal_str(a) for a in args[name_index:]]
+        if not names or names[0] is None:
+            self._report(
+                node,
+                "getattr-string",
+                f"{subject} looks an attribute up by a non-literal name; "
+                "no side-effect class allows it (write obj.name)",
+            )
+            return
+        if (
+            name_index == 0
+        ):  # attrgetter("a", "b.c") looks every argument up; methodcaller the first
+            looked_up = names if _is_attrgetter(node) else names[:1]
+            if any(name is None for name in looked_up):
+                self._report(
+                    node,
+                    "getattr-string",
+                    f"{subject} looks an attribute up by a non-literal "
+                    "name; no side-effect class allows it",
+                )
+            self._judge_attribute_names(node, [name for name in looked_up if name is not None])
+            return
+        target = args[0]
+        if self._resolve(target) or (isinstance(target, ast.Name) and target.id == "__builtins__"):
+            self._report(
+                node,
+                "getattr-string",
+                f"{subject} looks an attribute of a module up by name; "
+                "no side-effect class allows it (write module.name)",
+            )
+        synthetic = ast.Attribute(value=target, attr=str(names[0]), ctx=ast.Load())
+        ast.copy_location(synthetic, node)
+        self.parents[id(synthetic)] = node
+        self._judge_attribute_names(node, [synthetic.attr], receiver=synthetic)
+
+    def _judge_attribute_names(
+        self, node: ast.AST, dotted_names: list[str], receiver: ast.Attribute | None = None
+    ) -> None:
+        for dotted in dotted_names:
+            for attr in dotted.split("."):
+                self._check_attribute_name(node, attr)
+                if attr in GATEWAY_MODULES:
+                    self._report(
+                        node,
+                        "module-value",
+                        f"{self._subject(node)} fetches the module {attr}; "
+                        "no side-effect class allows it",
+                    )
+                method = METHOD_RULES.get(attr)
+                if method is not None:
+                    self._report_effect(node, f"{self._subject(node)} (.{attr})", method.effect)
+        if receiver is not None:
+            for qualname in self._resolve(receiver):
+                self._judge_chain(node, qualname, rerooted=qualname == receiver.attr)
+
+    def _check_method_call(self, node: ast.Call, func: ast.Attribute) -> None:
+        """Calls on receivers of unknown type whose meaning depends on their arguments."""
+        attr, args = func.attr, node.args
+        if attr == "open":
+            first = _literal_str(args[0]) if args else None
+            is_mode = first is not None and set(first) <= set("rwxabtU+")
+            self._check_open(node, args, 0 if (not args or is_mode or first is None) else 1)
+        elif attr == "replace" and len(args) == 1 and not node.keywords:
+            self._report_effect(
+                node,
+                f"{self._subject(node)} (Path.replace/os.replace: str.replace takes two arguments)",
+                _FILE_WRITE,
+            )
+        elif (
+            attr in ("setattr", "delattr")
+            and args
+            and (
+                _literal_str(args[0]) is not None
+                or (attr == "setattr" and len(args) == 2)
+                or (attr == "delattr" and len(args) == 1)
+            )
+        ):
+            self._report(
+                node,
+                "dynamic-import",
+                f"{self._subject(node)} patches a target named by a "
+                "string, which imports it; no side-effect class allows it (pass the object)",
+            )
+        elif attr in ("format", "format_map"):
+            self._check_format(node, func.value)
+
+    def _check_format(self, node: ast.Call, template: ast.expr) -> None:
+        text = _literal_str(template)
+        if text is None:
+            self._report(
+                node,
+                "format-string",
+                f"{self._subject(node)} formats a non-literal template, "
+                "whose fields can read attributes; no side-effect class allows it (use an "
+                "f-string or a literal template)",
+            )
+            return
+        for attr in _format_field_attributes(text):
+            if attr.startswith("_") or attr in INTROSPECTION_ATTRIBUTES or attr in GATEWAY_MODULES:
+                self._report(
+                    node,
+                    "format-string",
+                    f"the format field attribute .{attr} reaches "
+                    "internals; no side-effect class allows it",
+                )
+
+    # -- statements and patterns the generic walk would under-judge --------------------------------
+
+    def visit_MatchClass(self, node: ast.MatchClass) -> None:
+        for attr in node.kwd_attrs:  # case C(__class__=x) reads x.__class__
+            self._check_attribute_name(node, attr)
+            if attr in GATEWAY_MODULES:
+                self._report(
+                    node,
+                    "module-value",
+                    f"a class pattern reads .{attr}; no side-effect class allows it",
+                )
+        self.generic_visit(node)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str):
+            if node.value.startswith(DEVICE_PREFIXES):
+                self._report(
+                    node,
+                    "device-file",
+                    f"{node.value[:40]!r} names a kernel interface "
+                    "(/dev, /proc, /sys); no side-effect class allows it",
+                )
+            self._scan_embedded(node)
+
+    def _scan_embedded(self, node: ast.Constant) -> None:
+        """Scan a string that parses as an expression: pydantic and typing evaluate string
+        annotations."""
+        text = str(node.value)
+        if (
+            self.depth >= _MAX_STRING_DEPTH
+            or len(text) > 4000
+            or not any(c in text for c in ".([_")
+        ):
+            return
+        try:
+            tree = ast.parse(text.strip(), mode="eval")
+        except (SyntaxError, ValueError):
+            return
+        if not any(isinstance(n, ast.Call | ast.Attribute | ast.Subscript) for n in ast.walk(tree)):
+            return
+        inner = _PolicyVisitor(
+            filename=self.filename, spec=self.spec, is_test=self.is_test, bindings=self.bindings
+        )
+        inner.extra_rules = self.extra_rules
+        inner.depth = self.depth + 1
+        for finding in inner.scan(tree):
+            text_after = finding.message.split(": ", 1)[-1]
+            self._report(node, finding.rule, f"in a string that Python may evaluate: {text_after}")
+
+
+def _is_attrgetter(node: ast.Call) -> bool:
+    func = node.func
+    name = (
+        func.attr
+        if isinstance(func, ast.Attribute)
+        else func.id
+        if isinstance(func, ast.Name)
+        else ""
+    )
+    return name == "attrgetter"
+
+
+def _format_field_attributes(template: str) -> Iterator[str]:
+    """The attribute names that a ``str.format`` template's fields read, nested specs included."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except (ValueError, IndexError):
+        yield "_unparsable_"
+        return
+    for _, field_name, spec, _ in parsed:
+        if field_name:
+            for part in field_name.replace("[", ".").replace("]", ".").split(".")[1:]:
+                if part:
+                    yield part
+        if spec and "{" in spec:
+            yield from _format_field_attributes(spec)
+
+
+def scan_source(
+    source: str, *, filename: str, spec: SkillSpec, is_test: bool | None = None
+) -> list[Finding]:
+    """Every policy finding in ``source``, judged against ``spec``'s side-effect class, in file
+    order.
+
+    ``is_test`` (default: whether ``filename`` is the spec's test path or a ``test_*.py`` file)
+    lets the file import pytest and the skill's own module. A file that does not parse yields one
+    ``syntax-error`` finding (a verdict, not an exception)."""
+    if is_test is None:
+        is_test = filename == spec.test_path or Path(filename).name.startswith("test_")
+    try:
+        tree = ast.parse(source, filename=filename)
+    except (SyntaxError, ValueError) as exc:
+        line = getattr(exc, "lineno", None) or 0
+        col = getattr(exc, "offset", None) or 0
+        message = (
+            f"line {line}: the file does not parse ({getattr(exc, 'msg', exc)}); fix the syntax"
+        )
+        return [Finding("syntax-error", message, filename, line, col)]
+    visitor = _PolicyVisitor(filename=filename, spec=spec, is_test=is_test)
+    unique: dict[tuple[int, int, str], Finding] = {}
+    for finding in visitor.scan(tree):
+        unique.setdefault((finding.line, finding.col, finding.rule), finding)
+    return sorted(unique.values(), key=lambda f: (f.line, f.col, f.rule))
+
+
+class PolicyGate:
+    """Fails a candidate whose skill or test file names an effect its side-effect class does not
+    allow."""
+
+    name = "policy"
+
+    def applies_to(self, spec: SkillSpec) -> bool:
+        return spec.kind == "python"
+
+    def run(self, context: GateContext) -> GateResult:
+        return timed(self.name, lambda: self._run(context))
+
+    def _run(self, context: GateContext) -> GateResult:
+        spec = context.spec
+        findings: list[Finding] = []
+        files = (
+            (context.skill_file, spec.skill_path, False),
+            (context.test_file, spec.test_path, True),
+        )
+        for path, relative, is_test in files:
+            findings.extend(_scan_file(path, relative, spec, is_test=is_test))
+        if not findings:
+            return GateResult(
+                self.name,
+                GateStatus.PASS,
+                f"no policy findings in {spec.skill_path} and {spec.test_path} "
+                f"({spec.side_effect})",
+            )
+        report = "\n".join(f"{f.filename}:{f.line}:{f.col} {f.rule} {f.message}" for f in findings)
+        rules = sorted({f.rule for f in findings})
+        return GateResult(
+            self.name,
+            GateStatus.FAIL,
+            f"{len(findings)} policy finding(s) for {spec.side_effect}: {', '.join(rules)}",
+            report=report,
+            facts={"findings": [asdict(f) for f in findings]},
+        )
+
+
+def _scan_file(path: Path, relative: str, spec: SkillSpec, *, is_test: bool) -> list[Finding]:
+    try:
+        source = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return [
+            Finding(
+                "missing-file",
+                f"line 0: {relative} is missing; the build must write it",
+                relative,
+                0,
+                0,
+            )
+        ]
+    except UnicodeDecodeError as exc:
+        return [
+            Finding(
+                "syntax-error",
+                f"line 0: {relative} is not UTF-8 ({exc.reason}); fix the encoding",
+                relative,
+                0,
+                0,
+            )
+        ]
+    return scan_source(source, filename=relative, spec=spec, is_test=is_test)

@@ -1,0 +1,371 @@
+"""The policy gate: honest skills of every class pass; each evasion attempt fails with its rule."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+
+from kavi.gates.base import GateContext, GateStatus
+from kavi.gates.policy import Finding, PolicyGate, scan_source
+from kavi.gates.policy_rules import MODULE_RULES, Allow, classify
+from kavi.spec import SkillSpec, make_spec
+
+FIXTURES = Path(__file__).parent / "fixtures" / "policy"
+IO = {"input": {"text": "str"}, "output": {"count": "int"}}
+
+SPECS: dict[str, SkillSpec] = {
+    "READ_ONLY": make_spec(
+        name="word_count", description="count words", side_effect="READ_ONLY", io_schema=IO
+    ),
+    "FILE_WRITE": make_spec(
+        name="save_note",
+        description="save a note",
+        side_effect="FILE_WRITE",
+        io_schema=IO,
+        write_roots=("notes",),
+    ),
+    "NETWORK": make_spec(
+        name="fetch_weather",
+        description="fetch the weather",
+        side_effect="NETWORK",
+        io_schema=IO,
+        allow_hosts=("api.example.com",),
+    ),
+    "SECRET_READ": make_spec(
+        name="sign_message",
+        description="sign a message",
+        side_effect="SECRET_READ",
+        io_schema=IO,
+        secrets=("API_TOKEN",),
+    ),
+    "SUBPROCESS": make_spec(
+        name="echo_text",
+        description="echo text",
+        side_effect="SUBPROCESS",
+        io_schema=IO,
+        executables=("echo",),
+    ),
+}
+FIXTURE_PREFIX = {
+    "READ_ONLY": "read_only",
+    "FILE_WRITE": "file_write",
+    "NETWORK": "network",
+    "SECRET_READ": "secret_read",
+    "SUBPROCESS": "subprocess",
+}
+
+
+def scan(source: str, side_effect: str = "READ_ONLY", *, test_file: bool = False) -> list[Finding]:
+    spec = SPECS[side_effect]
+    filename = spec.test_path if test_file else spec.skill_path
+    return scan_source(textwrap.dedent(source), filename=filename, spec=spec)
+
+
+def hits(findings: list[Finding]) -> set[tuple[str, int]]:
+    return {(finding.rule, finding.line) for finding in findings}
+
+
+# -- honest skills pass ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("side_effect", sorted(SPECS))
+def test_honest_skill_and_tests_of_each_class_pass(side_effect: str) -> None:
+    spec = SPECS[side_effect]
+    prefix = FIXTURE_PREFIX[side_effect]
+    skill = (FIXTURES / f"{prefix}_skill.py").read_text()
+    tests = (FIXTURES / f"{prefix}_tests.py").read_text()
+    assert scan_source(skill, filename=spec.skill_path, spec=spec) == []
+    assert scan_source(tests, filename=spec.test_path, spec=spec) == []
+
+
+@pytest.mark.parametrize("side_effect", ["FILE_WRITE", "NETWORK", "SECRET_READ", "SUBPROCESS"])
+def test_an_honest_skill_fails_under_any_other_class(side_effect: str) -> None:
+    skill = (FIXTURES / f"{FIXTURE_PREFIX[side_effect]}_skill.py").read_text()
+    for other, spec in SPECS.items():
+        if other != side_effect:
+            findings = scan_source(skill, filename=spec.skill_path, spec=spec)
+            assert findings, f"a {side_effect} skill passed as {other}"
+            assert all(other in finding.message for finding in findings)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import re\nPATTERN = re.compile(r'a+')\n",
+        "import os\nPATH = os.path.join('a', 'b')\n",
+        "import os.path\nPATH = os.path.join('a', 'b')\n",
+        "import json\nDATA = json.loads('{}')\n",
+        "from os import path\nX = path.basename('a/b')\n",
+        "TEXT = 'a-b'.replace('-', ' ')\n",
+        "from pathlib import Path\nTEXT = Path('a').read_text()\n",
+        "with open('a.txt', encoding='utf-8') as f:\n    f.read()\n",
+        "with open('a.txt', 'rb') as f:\n    f.read()\n",
+        "class A:\n    def __init__(self) -> None:\n        super().__init__()\n",
+        "NAME = type(1).__name__\n",
+        "MESSAGE = f'{1 + 1} items'\n",
+        "import datetime\nNOW = datetime.datetime.now\n",
+        "import urllib.parse\nQ = urllib.parse.quote('a b')\n",
+        "import shutil\nW = shutil.which('ls')\n",
+        "from collections.abc import Mapping\nM: Mapping[str, int] = {}\n",
+        "import operator\nG = operator.attrgetter('name')\n",
+        "X = getattr(object(), 'name', None)\n",
+        "from kavi import skill\nfrom kavi.side_effects import SideEffect\n",
+        "DOC = 'Run os.system(cmd) never.'\n",
+    ],
+)
+def test_everyday_code_passes_read_only(source: str) -> None:
+    assert scan(source) == []
+
+
+# -- evasion attempts fail with the right rule on the right line -----------------------------------
+
+# (id, side-effect class, rule that must fire, its line, source)
+# fmt: off
+EVASIONS: list[tuple[str, str, str, int, str]] = [
+    ("alias", "READ_ONLY", "subprocess", 2, "import os as o\no.system('ls')"),
+    ("from-import-as", "READ_ONLY", "subprocess", 1, "from os import system as s\ns('ls')"),
+    ("from-import-as-use", "READ_ONLY", "subprocess", 2, "from os import system as s\ns('ls')"),
+    ("star-import", "READ_ONLY", "forbidden-import", 1, "from subprocess import *\nrun(['ls'])"),
+    ("star-import-effect", "READ_ONLY", "subprocess", 1, "from subprocess import *"),
+    ("rebinding", "READ_ONLY", "subprocess", 2, "import os\nx = os.system\nx('ls')"),
+    ("dunder-import", "READ_ONLY", "dynamic-import", 1, "m = __import__('o' + 's')"),
+    ("importlib", "READ_ONLY", "dynamic-import", 2,
+     "import importlib\nimportlib.import_module('os')"),
+    ("importlib-from", "READ_ONLY", "dynamic-import", 1,
+     "from importlib import import_module as im"),
+    ("getattr-concat", "READ_ONLY", "getattr-string", 2,
+     "import os\ngetattr(os, 'sys' + 'tem')('ls')"),
+    ("getattr-module", "READ_ONLY", "getattr-string", 2, "import os\ngetattr(os, 'system')('ls')"),
+    ("getattr-module-effect", "READ_ONLY", "subprocess", 2, "import os\ngetattr(os, 'system')"),
+    ("getattr-as-value", "READ_ONLY", "getattr-string", 1, "g = getattr\ng(object(), 'x')"),
+    ("hasattr-non-literal", "READ_ONLY", "getattr-string", 2, "n = 'x'\nhasattr(object(), n)"),
+    ("setattr-dunder", "READ_ONLY", "dunder-access", 1, "setattr(x, '__class__', int)"),
+    ("builtins-eval", "READ_ONLY", "eval-exec", 2, "import builtins\nbuiltins.eval('1')"),
+    ("enum-bltns", "READ_ONLY", "eval-exec", 2, "import enum\nenum.bltns.eval('1')"),
+    ("exec-string", "READ_ONLY", "eval-exec", 1, "exec('import os')"),
+    ("compile-builtin", "READ_ONLY", "eval-exec", 1, "c = compile('1', 'f', 'eval')"),
+    ("lambda-eval", "READ_ONLY", "eval-exec", 1, "f = lambda s: eval(s)"),
+    ("decorator-exec", "READ_ONLY", "eval-exec", 1, "@exec\ndef f():\n    pass"),
+    ("map-exec", "READ_ONLY", "eval-exec", 1, "list(map(exec, ['1']))"),
+    ("ctypes", "READ_ONLY", "ctypes", 1, "import ctypes\nctypes.CDLL(None)"),
+    ("pickle", "READ_ONLY", "pickle", 1, "import pickle\npickle.loads(b'')"),
+    ("marshal", "READ_ONLY", "pickle", 1, "from marshal import loads"),
+    ("os-popen", "READ_ONLY", "subprocess", 2, "import os\nos.popen('ls')"),
+    ("os-exec", "SUBPROCESS", "subprocess", 2, "import os\nos.execv('/bin/sh', ['sh'])"),
+    ("os-fork", "SUBPROCESS", "process-control", 2, "import os\nos.fork()"),
+    ("threading", "READ_ONLY", "process-control", 1, "import threading"),
+    ("dunder-walk", "READ_ONLY", "dunder-access", 1, "x = ().__class__.__base__.__subclasses__()"),
+    ("print-self", "READ_ONLY", "dunder-access", 1, "b = print.__self__"),
+    ("builtins-name", "READ_ONLY", "dunder-access", 1, "b = __builtins__"),
+    ("sys-modules", "READ_ONLY", "dynamic-import", 2, "import sys\nsys.modules['os'].system('ls')"),
+    ("sys-getframe", "READ_ONLY", "introspection", 2, "import sys\nf = sys._getframe()"),
+    ("globals", "READ_ONLY", "introspection", 1, "g = globals()['__builtins__']"),
+    ("frame-walk", "READ_ONLY", "introspection", 2,
+     "g = (i for i in [1])\nx = g.gi_frame.f_globals"),
+    ("inspect", "READ_ONLY", "introspection", 1, "import inspect"),
+    ("from-os-environ", "READ_ONLY", "env-read", 1, "from os import environ\nt = environ['HOME']"),
+    ("getenv", "FILE_WRITE", "env-read", 2, "import os\nt = os.getenv('API_TOKEN')"),
+    ("expandvars", "READ_ONLY", "env-read", 2, "import os\nt = os.path.expandvars('$API_TOKEN')"),
+    ("walrus-environ", "READ_ONLY", "env-read", 2, "import os\nif (e := os.environ):\n    pass"),
+    ("fstring-environ", "READ_ONLY", "env-read", 2, 'import os\nx = f"{os.environ[\'T\']}"'),
+    ("class-body-env", "READ_ONLY", "env-read", 3, "import os\nclass C:\n    x = os.getenv('T')"),
+    ("pathlib-write", "READ_ONLY", "file-write", 2,
+     "from pathlib import Path\nPath('x').write_text('y')"),
+    ("pathlib-open-w", "READ_ONLY", "file-write", 2,
+     "from pathlib import Path\nPath('x').open('w')"),
+    ("pathlib-unbound", "READ_ONLY", "file-write", 2, "import pathlib\npathlib.Path.touch(p)"),
+    ("path-replace", "READ_ONLY", "file-write", 2,
+     "from pathlib import Path\nPath('x').replace('y')"),
+    ("open-write", "SECRET_READ", "file-write", 1, "open('x', 'w')"),
+    ("open-mode-var", "READ_ONLY", "file-write", 2, "m = 'w'\nopen('x', m)"),
+    ("open-as-value", "READ_ONLY", "file-write", 1, "f = open\nf('x', 'w')"),
+    ("io-open-append", "READ_ONLY", "file-write", 2, "import io\nio.open('x', mode='a')"),
+    ("os-remove", "NETWORK", "file-write", 2, "import os\nos.remove('x')"),
+    ("shutil-rmtree", "READ_ONLY", "file-write", 2, "import shutil\nshutil.rmtree('x')"),
+    ("tempfile", "READ_ONLY", "file-write", 1, "import tempfile"),
+    ("proc-environ", "FILE_WRITE", "device-file", 1, "t = open('/proc/self/environ').read()"),
+    ("subprocess-ro", "READ_ONLY", "subprocess", 1, "import subprocess\nsubprocess.run(['ls'])"),
+    ("subprocess-network", "NETWORK", "subprocess", 1, "import subprocess"),
+    ("asyncio-subprocess", "NETWORK", "subprocess", 2,
+     "import asyncio\nasyncio.create_subprocess_exec('ls')"),
+    ("loop-subprocess", "NETWORK", "subprocess", 2,
+     "async def f(loop):\n    await loop.subprocess_exec(p, 'ls')"),
+    ("urllib-request", "READ_ONLY", "network", 1,
+     "import urllib.request\nurllib.request.urlopen('http://x')"),
+    ("socket", "SUBPROCESS", "network", 1, "import socket"),
+    ("http-client", "SECRET_READ", "network", 1, "from http.client import HTTPConnection"),
+    ("nested-chain", "READ_ONLY", "subprocess", 2, "import os.path\nos.path.os.system('ls')"),
+    ("reroot-shutil", "READ_ONLY", "subprocess", 2, "import shutil\nshutil.os.system('ls')"),
+    ("private-member", "READ_ONLY", "private-access", 2, "import random\nrandom._os.system('ls')"),
+    ("module-value", "READ_ONLY", "module-value", 4,
+     "import os\ndef f(m):\n    return m\nf(os).system('ls')"),
+    ("unknown-receiver", "READ_ONLY", "subprocess", 2, "def f(m):\n    return m.os.system('ls')"),
+    ("format-dunder", "READ_ONLY", "format-string", 1, "s = '{0.__init__.__globals__}'.format(f)"),
+    ("format-non-literal", "READ_ONLY", "format-string", 2, "t = '{0}'\ns = t.format(1)"),
+    ("match-class", "READ_ONLY", "dunder-access", 2,
+     "match 1:\n    case int(__class__=c):\n        pass"),
+    ("string-annotation", "READ_ONLY", "dynamic-import", 1,
+     'x: "__import__(\'os\').system(\'ls\')" = 1'),
+    ("comprehension", "READ_ONLY", "subprocess", 2,
+     "import os\nr = [os.system(c) for c in ['ls']]"),
+    ("attrgetter-dunder", "READ_ONLY", "dunder-access", 2,
+     "import operator\ng = operator.attrgetter('__globals__')"),
+    ("pydantic-importstring", "READ_ONLY", "dynamic-import", 1,
+     "from pydantic import ImportString"),
+    ("kavi-internal", "READ_ONLY", "kavi-internal", 1, "from kavi.ledger import db"),
+    ("kavi-from", "READ_ONLY", "kavi-internal", 1, "from kavi import spec"),
+    ("unknown-module", "READ_ONLY", "forbidden-import", 1, "import platform"),
+    ("relative-import", "READ_ONLY", "forbidden-import", 1, "from . import helper"),
+    ("breakpoint", "READ_ONLY", "dynamic-import", 1, "breakpoint()"),
+    ("dotenv", "NETWORK", "env-read", 1, "import dotenv"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("side_effect", "rule", "line", "source"),
+    [case[1:] for case in EVASIONS],
+    ids=[case[0] for case in EVASIONS],
+)
+def test_evasion_is_caught(side_effect: str, rule: str, line: int, source: str) -> None:
+    findings = scan(source, side_effect)
+    assert (rule, line) in hits(findings), [f.message for f in findings]
+
+
+def test_there_are_at_least_forty_distinct_evasions() -> None:
+    assert len({case[0] for case in EVASIONS}) == len(EVASIONS) >= 40
+
+
+@pytest.mark.parametrize(
+    ("source", "rule", "line"),
+    [
+        (
+            "def test_x(monkeypatch):\n    monkeypatch.setattr('os.system', print)",
+            "dynamic-import",
+            2,
+        ),
+        ("import pytest\npytest.importorskip('os')", "dynamic-import", 2),
+        ("def test_x(tmp_path):\n    (tmp_path / 'a').write_text('x')", "file-write", 2),
+        ("def test_x(monkeypatch):\n    monkeypatch.setenv('API_TOKEN', 'x')", "env-read", 2),
+        ("from skills.other_skill import Other", "forbidden-import", 1),
+    ],
+)
+def test_test_files_obey_the_skills_class(source: str, rule: str, line: int) -> None:
+    assert (rule, line) in hits(scan(source, "READ_ONLY", test_file=True))
+
+
+def test_a_skill_file_may_not_import_pytest() -> None:
+    assert ("forbidden-import", 1) in hits(scan("import pytest"))
+
+
+def test_message_names_the_effect_the_class_and_the_fix() -> None:
+    (finding,) = [f for f in scan("import subprocess\n") if f.rule == "subprocess"]
+    assert finding.message.startswith("line 1: import subprocess spawns a process")
+    assert "READ_ONLY skills may not (declare SUBPROCESS)" in finding.message
+    never = next(f for f in scan("import os\nos.system('x')") if f.rule == "subprocess")
+    assert "no side-effect class allows it, READ_ONLY included" in never.message
+    assert (never.filename, never.line, never.col) == ("skills/word_count.py", 2, 0)
+
+
+def test_the_declared_class_allows_its_own_effect_only() -> None:
+    source = "import os\nt = os.environ['API_TOKEN']\n"
+    assert scan(source, "SECRET_READ") == []
+    assert {f.rule for f in scan(source, "NETWORK")} == {"env-read"}
+
+
+def test_syntax_error_is_a_finding() -> None:
+    (finding,) = scan("def broken(:\n")
+    assert finding.rule == "syntax-error"
+    assert finding.line == 1
+
+
+def test_every_module_reachable_from_an_allowed_module_is_judged() -> None:
+    """An allowed module's module-valued attributes (``enum.bltns`` is builtins) must not be a way
+    around the import rules: scanning ``M.attr.x`` fails whenever the real module is not allowed."""
+    for key, rule in MODULE_RULES.items():
+        if not isinstance(rule, Allow) or rule.members is not None or key.startswith("kavi"):
+            continue
+        try:
+            module = importlib.import_module(key)
+        except ImportError:
+            continue
+        for attr in dir(module):
+            value = getattr(module, attr, None)
+            if not isinstance(value, types.ModuleType) or attr.startswith("__"):
+                continue
+            real = classify(f"{value.__name__}.member", {})
+            if isinstance(real, Allow) and real.members is None:
+                continue
+            findings = scan(f"import {key}\nx = {key}.{attr}.member\n")
+            assert findings, f"{key}.{attr} reaches {value.__name__} unjudged"
+
+
+# -- the gate --------------------------------------------------------------------------------------
+
+
+def make_context(
+    tmp_path: Path, skill: str, tests: str, side_effect: str = "READ_ONLY"
+) -> GateContext:
+    spec = SPECS[side_effect]
+    (tmp_path / "skills").mkdir()
+    (tmp_path / spec.skill_path).write_text(skill, encoding="utf-8")
+    (tmp_path / spec.test_path).write_text(tests, encoding="utf-8")
+    return GateContext(spec=spec, sandbox=tmp_path, cache_dir=tmp_path / "cache")
+
+
+def test_gate_passes_an_honest_candidate(tmp_path: Path) -> None:
+    skill = (FIXTURES / "read_only_skill.py").read_text()
+    tests = (FIXTURES / "read_only_tests.py").read_text()
+    gate = PolicyGate()
+    assert gate.applies_to(SPECS["READ_ONLY"])
+    result = gate.run(make_context(tmp_path, skill, tests))
+    assert result.status is GateStatus.PASS, result.report
+    assert result.gate == "policy"
+    assert "READ_ONLY" in result.summary
+
+
+def test_gate_fails_on_a_syntax_error_without_raising(tmp_path: Path) -> None:
+    result = PolicyGate().run(make_context(tmp_path, "def broken(:\n", "x = 1\n"))
+    assert result.status is GateStatus.FAIL
+    assert result.facts["findings"][0]["rule"] == "syntax-error"
+    assert "skills/word_count.py:1:" in result.report
+
+
+def test_gate_reports_findings_from_the_test_file(tmp_path: Path) -> None:
+    skill = (FIXTURES / "read_only_skill.py").read_text()
+    tests = "import os\n\ndef test_x():\n    os.system('rm -rf notes')\n"
+    result = PolicyGate().run(make_context(tmp_path, skill, tests))
+    assert result.status is GateStatus.FAIL
+    assert result.facts["findings"] == [
+        {
+            "rule": "subprocess",
+            "message": result.facts["findings"][0]["message"],
+            "filename": "skills/test_word_count.py",
+            "line": 4,
+            "col": 4,
+        }
+    ]
+    assert result.report.startswith("skills/test_word_count.py:4:4 subprocess line 4: os.system")
+
+
+def test_gate_fails_when_the_test_file_is_missing(tmp_path: Path) -> None:
+    context = make_context(tmp_path, "x = 1\n", "x = 1\n")
+    context.test_file.unlink()
+    result = PolicyGate().run(context)
+    assert result.status is GateStatus.FAIL
+    assert result.facts["findings"][0]["rule"] == "missing-file"
+
+
+def test_scanning_is_fast() -> None:
+    source = (FIXTURES / "read_only_skill.py").read_text() * 20
+    import time
+
+    start = time.perf_counter()
+    scan_source(source, filename="skills/word_count.py", spec=SPECS["READ_ONLY"])
+    assert time.perf_counter() - start < 2.0
+    assert sys.getrecursionlimit() > 0
