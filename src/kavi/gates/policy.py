@@ -36,8 +36,10 @@ only one.
 from __future__ import annotations
 
 import ast
+import builtins
+import re
 import string
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,6 +48,7 @@ from kavi.gates.policy_rules import (
     BUILTIN_RULES,
     DEVICE_PREFIXES,
     DUNDER_ALLOWED,
+    FIXTURE_RULES,
     GATEWAY_MODULES,
     INTROSPECTION_ATTRIBUTES,
     METHOD_RULES,
@@ -62,10 +65,11 @@ from kavi.gates.policy_rules import (
 from kavi.side_effects import SideEffect
 from kavi.spec import SkillSpec
 
-__all__ = ["Finding", "PolicyGate", "scan_source"]
+__all__ = ["Finding", "PolicyGate", "scan_source", "skill_type_names"]
 
 _WRITE_MODE_CHARS = frozenset("wax+")
-_MAX_STRING_DEPTH = 2
+_BUILTIN_TYPES = frozenset(n for n in dir(builtins) if isinstance(getattr(builtins, n), type))
+_TYPE_FACTORIES = ("TypeVar", "NewType", "ParamSpec", "TypeVarTuple")
 _FILE_WRITE = Effect("file-write", "writes to the file system", frozenset({SideEffect.FILE_WRITE}))
 
 
@@ -113,7 +117,13 @@ class _PolicyVisitor(ast.NodeVisitor):
     policy."""
 
     def __init__(
-        self, *, filename: str, spec: SkillSpec, is_test: bool, bindings: _Bindings | None = None
+        self,
+        *,
+        filename: str,
+        spec: SkillSpec,
+        is_test: bool,
+        bindings: _Bindings | None = None,
+        skill_types: Collection[str] = (),
     ) -> None:
         self.filename = filename
         self.spec = spec
@@ -123,9 +133,10 @@ class _PolicyVisitor(ast.NodeVisitor):
         if is_test:
             self.extra_rules.update(TEST_MODULE_RULES)
         self.is_test = is_test
+        self.skill_types = frozenset(skill_types)
         self.parents: dict[int, ast.AST] = {}
         self.findings: list[Finding] = []
-        self.depth = 0
+        self.name_sites: dict[str, list[tuple[str, ast.AST]]] = {}
 
     # -- entry -------------------------------------------------------------------------------------
 
@@ -136,8 +147,49 @@ class _PolicyVisitor(ast.NodeVisitor):
         for node in ast.walk(tree):  # bind every import first: a use may come before the import
             if isinstance(node, ast.Import | ast.ImportFrom):
                 self._bind_import(node)
+            self._collect_binding_sites(node)
         self.visit(tree)
         return self.findings
+
+    def _collect_binding_sites(self, node: ast.AST) -> None:
+        """Record where each name gets a value, for the annotation rule: ``("type", node)`` for a
+        class, function or import, ``("value", expr)`` for ``name = expr``, ``("other", node)`` for
+        any other binding (loop target, parameter, ``with ... as``, walrus, match capture)."""
+        sites = self.name_sites
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            sites.setdefault(node.name, []).append(("type", node))
+        elif isinstance(node, ast.alias):
+            skill_value = self._from_skill_module(node) and node.name not in self.skill_types
+            kind = "other" if skill_value else "type"
+            sites.setdefault(node.asname or node.name.split(".")[0], []).append((kind, node))
+        elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            parent = self._parent(node)
+            value = parent.value if isinstance(parent, ast.Assign | ast.AnnAssign) else None
+            if value is not None and (not isinstance(parent, ast.Assign) or node in parent.targets):
+                sites.setdefault(node.id, []).append(("value", value))
+            elif not isinstance(parent, ast.AnnAssign):
+                sites.setdefault(node.id, []).append(("other", node))
+        elif isinstance(node, ast.arg):
+            sites.setdefault(node.arg, []).append(("other", node))
+        else:
+            name = getattr(node, "name", None) or getattr(node, "rest", None)
+            if isinstance(name, str) and isinstance(
+                node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar | ast.MatchMapping
+            ):
+                sites.setdefault(name, []).append(("other", node))
+
+    def _from_skill_module(self, alias: ast.alias) -> bool:
+        parent = self._parent(alias)
+        module = parent.module if isinstance(parent, ast.ImportFrom) else alias.name
+        own = (f"skills.{self.spec.name}", self.spec.name)
+        if module == "skills":
+            return alias.name == self.spec.name
+        return any(str(module) == m or str(module).startswith(m + ".") for m in own)
+
+    def type_names(self) -> frozenset[str]:
+        """The names this file binds to types only (after :meth:`scan`): what a test file may use
+        in annotations when it imports them from the skill."""
+        return frozenset(n for n in self.name_sites if self._is_type_name(n, frozenset()))
 
     # -- reporting ---------------------------------------------------------------------------------
 
@@ -290,6 +342,16 @@ class _PolicyVisitor(ast.NodeVisitor):
                 f"{self._subject(node)} is a private member of a module; "
                 "no side-effect class allows it",
             )
+        if not isinstance(node.ctx, ast.Load) and self._resolve(node.value):
+            self._report(
+                node,
+                "module-patch",
+                f"{self._subject(node)} changes a module's attribute, which every other user of "
+                "the module then sees; no side-effect class allows it (in tests, use pytest's "
+                "monkeypatch)",
+            )
+        if attr in ("format", "format_map") and not self._is_callee(node):
+            self._check_format(node, node.value)
         for qualname in self._resolve(node):
             self._judge_chain(node, qualname, rerooted=qualname == attr)
         method = METHOD_RULES.get(attr)
@@ -370,6 +432,7 @@ class _PolicyVisitor(ast.NodeVisitor):
             self._check_name_lookup(node, rule.name_index)
         elif isinstance(node.func, ast.Attribute):
             self._check_method_call(node, node.func)
+        self._check_type_arguments(node)
         self.generic_visit(node)
 
     def _call_rule(self, func: ast.expr) -> Rule | None:
@@ -458,6 +521,13 @@ class _PolicyVisitor(ast.NodeVisitor):
                         f"{self._subject(node)} fetches the module {attr}; "
                         "no side-effect class allows it",
                     )
+                if attr in ("format", "format_map"):
+                    self._report(
+                        node,
+                        "format-string",
+                        f"{self._subject(node)} calls .{attr} on a template it cannot see; no "
+                        "side-effect class allows it",
+                    )
                 method = METHOD_RULES.get(attr)
                 if method is not None:
                     self._report_effect(node, f"{self._subject(node)} (.{attr})", method.effect)
@@ -496,7 +566,7 @@ class _PolicyVisitor(ast.NodeVisitor):
         elif attr in ("format", "format_map"):
             self._check_format(node, func.value)
 
-    def _check_format(self, node: ast.Call, template: ast.expr) -> None:
+    def _check_format(self, node: ast.expr, template: ast.expr) -> None:
         text = _literal_str(template)
         if text is None:
             self._report(
@@ -515,6 +585,126 @@ class _PolicyVisitor(ast.NodeVisitor):
                     f"the format field attribute .{attr} reaches "
                     "internals; no side-effect class allows it",
                 )
+
+    # -- annotations: pydantic and typing evaluate them, strings included ------------------------
+
+    def _check_annotation(self, node: ast.expr | None) -> None:
+        if node is not None and not self._is_type_expression(node, frozenset()):
+            self._report(
+                node,
+                "annotation",
+                f"{self._subject(node)} is not a plain type expression, and pydantic evaluates "
+                "annotations (a string reaching one runs as code); no side-effect class allows it "
+                "(write the type itself, or a class or alias defined in this file)",
+            )
+
+    def _is_type_expression(self, node: ast.AST, seen: frozenset[str]) -> bool:
+        """Whether ``node`` can only evaluate to a type: names of classes, imports, builtin types
+        and aliases of those, subscripts, ``|`` unions, and strings that parse as such."""
+        if isinstance(node, ast.Constant):
+            if not isinstance(node.value, str):
+                return True
+            try:
+                parsed = ast.parse(node.value.strip(), mode="eval").body
+            except (SyntaxError, ValueError):
+                return True  # not code: it fails to resolve and runs nothing
+            return self._is_type_expression(parsed, seen)
+        if isinstance(node, ast.Name):
+            return self._is_type_name(node.id, seen)
+        if isinstance(node, ast.Attribute):
+            root: ast.expr = node
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            return (
+                isinstance(root, ast.Name)
+                and bool(self.bindings.names.get(root.id))
+                and self._is_type_name(root.id, seen)
+            )
+        if isinstance(node, ast.Subscript):
+            return self._is_type_subscript(node, seen)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            return self._is_type_expression(node.left, seen) and self._is_type_expression(
+                node.right, seen
+            )
+        if isinstance(node, ast.Tuple | ast.List):
+            return all(self._is_type_expression(item, seen) for item in node.elts)
+        if isinstance(node, ast.Starred):
+            return self._is_type_expression(node.value, seen)
+        if isinstance(node, ast.Call):
+            return self._is_type_factory(node.func)
+        return False
+
+    def _is_type_subscript(self, node: ast.Subscript, seen: frozenset[str]) -> bool:
+        if not self._is_type_expression(node.value, seen):
+            return False
+        kinds = {q.rsplit(".", 1)[-1] for q in self._resolve(node.value)}
+        if "Literal" in kinds:
+            return True  # Literal's arguments are values, never evaluated as types
+        items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if "Annotated" in kinds:
+            items = items[:1]  # metadata are objects (Field(...)), judged by the ordinary rules
+        return all(self._is_type_expression(item, seen) for item in items)
+
+    def _is_type_name(self, name: str, seen: frozenset[str]) -> bool:
+        if name in seen:
+            return True
+        sites = self.name_sites.get(name)
+        if not sites:  # unbound here: a builtin type, or a module global such as __doc__ (a str)
+            return name in _BUILTIN_TYPES
+        for kind, site in sites:
+            if kind == "other":
+                return False
+            if kind == "value" and not self._is_type_expression(site, seen | {name}):
+                return False
+        return True
+
+    def _is_type_factory(self, func: ast.expr) -> bool:
+        return any(
+            q.startswith(("typing.", "typing_extensions."))
+            and q.rsplit(".", 1)[-1] in _TYPE_FACTORIES
+            for q in self._resolve(func)
+        )
+
+    def _check_type_arguments(self, node: ast.Call) -> None:
+        """Calls that turn their arguments into types: ``TypeAdapter(T)``, ``cast(T, x)``,
+        ``NewType("N", T)``, ``TypeVar("T", A, B, bound=C)``."""
+        kinds = {q.rsplit(".", 1)[-1] for q in self._resolve(node.func)}
+        if isinstance(node.func, ast.Name) and not kinds:
+            return
+        args: list[ast.expr] = []
+        if kinds & {"TypeAdapter", "cast"}:
+            args = node.args[:1]
+        elif kinds & {"NewType"}:
+            args = node.args[1:2]
+        elif kinds & {"TypeVar"}:
+            args = node.args[1:] + [k.value for k in node.keywords if k.arg == "bound"]
+        for arg in args:
+            self._check_annotation(arg)
+
+    def visit_arg(self, node: ast.arg) -> None:
+        self._check_annotation(node.annotation)
+        fixture = FIXTURE_RULES.get(node.arg) if self.is_test else None
+        if fixture is not None:
+            self._report_effect(node, f"the parameter {node.arg}", fixture)
+        self.generic_visit(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._check_annotation(node.returns)
+        self.generic_visit(node)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self._check_annotation(node.returns)
+        self.generic_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self._check_annotation(node.annotation)
+        self.generic_visit(node)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for base in node.bases:  # class M(RootModel[T]) evaluates T like an annotation
+            if isinstance(base, ast.Subscript):
+                self._check_annotation(base)
+        self.generic_visit(node)
 
     # -- statements and patterns the generic walk would under-judge --------------------------------
 
@@ -544,11 +734,7 @@ class _PolicyVisitor(ast.NodeVisitor):
         """Scan a string that parses as an expression: pydantic and typing evaluate string
         annotations."""
         text = str(node.value)
-        if (
-            self.depth >= _MAX_STRING_DEPTH
-            or len(text) > 4000
-            or not any(c in text for c in ".([_")
-        ):
+        if not any(c in text for c in ".([_"):
             return
         try:
             tree = ast.parse(text.strip(), mode="eval")
@@ -560,7 +746,7 @@ class _PolicyVisitor(ast.NodeVisitor):
             filename=self.filename, spec=self.spec, is_test=self.is_test, bindings=self.bindings
         )
         inner.extra_rules = self.extra_rules
-        inner.depth = self.depth + 1
+        inner.name_sites = self.name_sites
         for finding in inner.scan(tree):
             text_after = finding.message.split(": ", 1)[-1]
             self._report(node, finding.rule, f"in a string that Python may evaluate: {text_after}")
@@ -595,18 +781,36 @@ def _format_field_attributes(template: str) -> Iterator[str]:
 
 
 def scan_source(
-    source: str, *, filename: str, spec: SkillSpec, is_test: bool | None = None
+    source: str,
+    *,
+    filename: str,
+    spec: SkillSpec,
+    is_test: bool | None = None,
+    skill_types: Collection[str] = (),
 ) -> list[Finding]:
     """Every policy finding in ``source``, judged against ``spec``'s side-effect class, in file
     order.
 
     ``is_test`` (default: whether ``filename`` is the spec's test path or a ``test_*.py`` file)
     lets the file import pytest and the skill's own module. A file that does not parse yields one
-    ``syntax-error`` finding (a verdict, not an exception)."""
+    ``syntax-error`` finding (a verdict, not an exception). ``skill_types`` names the skill file's
+    classes and type aliases, which a test file may then use in annotations (see
+    :func:`skill_type_names`)."""
     if is_test is None:
         is_test = filename == spec.test_path or Path(filename).name.startswith("test_")
+    cookie = _foreign_encoding(source)
+    if cookie is not None:
+        message = (
+            f"line {cookie[0]}: the coding declaration {cookie[1]!r} makes Python read other "
+            "code than this scan sees; no side-effect class allows it (use UTF-8, no declaration)"
+        )
+        return [Finding("source-encoding", message, filename, cookie[0], 0)]
     try:
         tree = ast.parse(source, filename=filename)
+        visitor = _PolicyVisitor(
+            filename=filename, spec=spec, is_test=is_test, skill_types=skill_types
+        )
+        findings = visitor.scan(tree)
     except (SyntaxError, ValueError) as exc:
         line = getattr(exc, "lineno", None) or 0
         col = getattr(exc, "offset", None) or 0
@@ -614,11 +818,42 @@ def scan_source(
             f"line {line}: the file does not parse ({getattr(exc, 'msg', exc)}); fix the syntax"
         )
         return [Finding("syntax-error", message, filename, line, col)]
-    visitor = _PolicyVisitor(filename=filename, spec=spec, is_test=is_test)
+    except (RecursionError, MemoryError):
+        message = "line 0: the file is nested too deeply to judge; simplify it"
+        return [Finding("syntax-error", message, filename, 0, 0)]
     unique: dict[tuple[int, int, str], Finding] = {}
-    for finding in visitor.scan(tree):
+    for finding in findings:
         unique.setdefault((finding.line, finding.col, finding.rule), finding)
     return sorted(unique.values(), key=lambda f: (f.line, f.col, f.rule))
+
+
+def skill_type_names(source: str, *, spec: SkillSpec) -> frozenset[str]:
+    """The names a skill file binds to types only (its classes, type aliases); empty if it does
+    not parse. A test file may use a name it imports from the skill in an annotation only if it is
+    listed here."""
+    try:
+        visitor = _PolicyVisitor(filename=spec.skill_path, spec=spec, is_test=False)
+        visitor.scan(ast.parse(source))
+        return visitor.type_names()
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return frozenset()
+
+
+_CODING = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+
+
+def _foreign_encoding(source: str) -> tuple[int, str] | None:
+    """A PEP 263 coding declaration other than UTF-8 (line, name): Python would decode the bytes
+    differently (``utf-7`` can hide a newline inside a comment), so the scan would judge other
+    code."""
+    for number, line in enumerate(source.splitlines()[:2], start=1):
+        match = _CODING.match(line)
+        if match:
+            name = match.group(1).lower().replace("_", "-")
+            if name not in ("utf-8", "utf8", "utf-8-sig"):
+                return number, match.group(1)
+            return None
+    return None
 
 
 class PolicyGate:
@@ -640,8 +875,19 @@ class PolicyGate:
             (context.skill_file, spec.skill_path, False),
             (context.test_file, spec.test_path, True),
         )
+        skill_types: frozenset[str] = frozenset()
         for path, relative, is_test in files:
-            findings.extend(_scan_file(path, relative, spec, is_test=is_test))
+            source, problem = _read_source(path, relative)
+            if problem is not None:
+                findings.append(problem)
+                continue
+            findings.extend(
+                scan_source(
+                    source, filename=relative, spec=spec, is_test=is_test, skill_types=skill_types
+                )
+            )
+            if not is_test:
+                skill_types = skill_type_names(source, spec=spec)
         if not findings:
             return GateResult(
                 self.name,
@@ -660,27 +906,14 @@ class PolicyGate:
         )
 
 
-def _scan_file(path: Path, relative: str, spec: SkillSpec, *, is_test: bool) -> list[Finding]:
+def _read_source(path: Path, relative: str) -> tuple[str, Finding | None]:
+    """The file's text as Python would decode it (UTF-8, an optional BOM), or the finding that
+    stands in for it."""
     try:
-        source = path.read_text(encoding="utf-8")
+        return path.read_bytes().decode("utf-8-sig"), None
     except FileNotFoundError:
-        return [
-            Finding(
-                "missing-file",
-                f"line 0: {relative} is missing; the build must write it",
-                relative,
-                0,
-                0,
-            )
-        ]
+        message = f"line 0: {relative} is missing; the build must write it"
+        return "", Finding("missing-file", message, relative, 0, 0)
     except UnicodeDecodeError as exc:
-        return [
-            Finding(
-                "syntax-error",
-                f"line 0: {relative} is not UTF-8 ({exc.reason}); fix the encoding",
-                relative,
-                0,
-                0,
-            )
-        ]
-    return scan_source(source, filename=relative, spec=spec, is_test=is_test)
+        message = f"line 0: {relative} is not UTF-8 ({exc.reason}); fix the encoding"
+        return "", Finding("syntax-error", message, relative, 0, 0)

@@ -89,7 +89,7 @@ contextlib contextvars copy csv dataclasses datetime decimal difflib email enum 
 fractions functools glob graphlib hashlib heapq hmac html ipaddress itertools json keyword math
 numbers operator pathlib pprint pydantic random re secrets shlex stat statistics string struct
 textwrap time typing typing_extensions unicodedata uuid warnings zoneinfo zlib gzip bz2 lzma io
-codecs logging urllib.parse kavi.skill kavi.side_effects
+codecs urllib.parse kavi.skill kavi.side_effects
 """
 
 _OS_MEMBERS = _names(
@@ -102,7 +102,7 @@ _OS_MEMBERS = _names(
 _SYS_MEMBERS = _names(
     """byteorder float_info int_info hash_info maxsize maxunicode version version_info hexversion
     implementation platform stdin stdout stderr getrecursionlimit getsizeof getdefaultencoding
-    getfilesystemencoding exc_info exception intern float_repr_style flags argv exit"""
+    getfilesystemencoding exc_info exception intern float_repr_style flags exit"""
 )
 _TYPES_MEMBERS = _names(
     "SimpleNamespace MappingProxyType NoneType GenericAlias UnionType EllipsisType "
@@ -110,6 +110,11 @@ _TYPES_MEMBERS = _names(
 )
 _SHUTIL_MEMBERS = _names(
     "which disk_usage get_terminal_size copyfileobj Error SameFileError get_archive_formats"
+)
+
+_LOGGING_MEMBERS = _names(
+    """getLogger Logger LoggerAdapter NullHandler StreamHandler Handler LogRecord DEBUG INFO WARNING
+    ERROR CRITICAL NOTSET debug info warning error exception critical log getLevelName"""
 )
 
 MODULE_RULES: dict[str, Rule] = {
@@ -120,6 +125,7 @@ MODULE_RULES: dict[str, Rule] = {
     "types": Allow(_TYPES_MEMBERS),
     "shutil": Allow(_SHUTIL_MEMBERS),
     "ast": Allow(frozenset({"literal_eval"})),
+    "logging": Allow(_LOGGING_MEMBERS),
     # -- never, whatever the class
     # ------------------------------------------------------------------
     **_effect(
@@ -128,6 +134,17 @@ MODULE_RULES: dict[str, Rule] = {
         "logging.config",
         "dynamic-import",
         "imports a module chosen at run time",
+    ),
+    **_effect(
+        "typing.get_type_hints typing_extensions.get_type_hints pydantic.create_model "
+        "dataclasses.make_dataclass",
+        "annotation",
+        "evaluates type annotations built at run time (pydantic and typing eval strings)",
+    ),
+    **_effect(
+        "json.tool",
+        "forbidden-member",
+        "is a command-line entry point (it reads sys.argv and writes files)",
     ),
     **_effect(
         "builtins enum.bltns code codeop typing.ForwardRef",
@@ -276,7 +293,7 @@ def _methods(names: str, effect: Effect, *, calls_only: bool = False) -> dict[st
 METHOD_RULES: dict[str, MethodRule] = {
     **_methods(
         "write_text write_bytes touch mkdir makedirs unlink rmdir rename symlink_to hardlink_to "
-        "link_to chmod lchmod mktemp mkdtemp mkstemp extractall",
+        "link_to chmod lchmod mktemp mkdtemp mkstemp extractall ensure",
         Effect("file-write", "writes to the file system", _FILE),
     ),
     **_methods(
@@ -290,7 +307,7 @@ METHOD_RULES: dict[str, MethodRule] = {
         Effect("network", "opens network connections", _NET),
     ),
     **_methods(
-        "import_module load_module exec_module",
+        "import_module load_module exec_module import_plugin",
         Effect("dynamic-import", "imports a module chosen at run time"),
     ),
     **_methods("setenv delenv", Effect("env-read", "changes environment variables", _SECRET)),
@@ -300,6 +317,30 @@ METHOD_RULES: dict[str, MethodRule] = {
         calls_only=True,
     ),
     **_methods("mro", Effect("introspection", "walks the class hierarchy")),
+    **_methods(
+        "model_rebuild update_forward_refs",
+        Effect("annotation", "re-evaluates annotations against a namespace you pass"),
+    ),
+    **_methods(
+        "main",
+        Effect(
+            "forbidden-member",
+            "is a command-line entry point (it reads sys.argv and may write files)",
+        ),
+        calls_only=True,
+    ),
+}
+
+#: pytest fixtures a test may only request (as a parameter) if its class allows what they do.
+FIXTURE_RULES: dict[str, Effect] = {
+    **{
+        name: Effect("file-write", "is a fixture whose objects write files", _FILE)
+        for name in ("tmpdir", "tmpdir_factory", "cache")
+    },
+    **{
+        name: Effect("subprocess", "is a fixture that runs pytest in-process or as a subprocess")
+        for name in ("pytester", "testdir")
+    },
 }
 
 #: Dunder attributes that are harmless on any object: names, docs, the protocol methods that a
