@@ -223,6 +223,28 @@ EVASIONS: list[tuple[str, str, str, int, str]] = [
     ("relative-import", "READ_ONLY", "forbidden-import", 1, "from . import helper"),
     ("breakpoint", "READ_ONLY", "dynamic-import", 1, "breakpoint()"),
     ("dotenv", "NETWORK", "env-read", 1, "import dotenv"),
+    ("annotation-name", "READ_ONLY", "annotation", 4,
+     "from pydantic import BaseModel\nT = '__imp' + 'ort__(1)'\nclass M(BaseModel):\n    x: T"),
+    ("annotation-concat", "READ_ONLY", "annotation", 3,
+     "from pydantic import BaseModel\nclass M(BaseModel):\n    x: '__imp' + 'ort__(1)'"),
+    ("annotation-parameter", "READ_ONLY", "annotation", 4,
+     "from pydantic import BaseModel\ndef f(T):\n    class M(BaseModel):\n        x: T"),
+    ("annotation-docstring", "READ_ONLY", "annotation", 3,
+     "from pydantic import BaseModel\nclass M(BaseModel):\n    x: __doc__"),
+    ("generic-base", "READ_ONLY", "annotation", 3,
+     "from pydantic import RootModel\nT = ''.join(['a'])\nclass M(RootModel[T]):\n    pass"),
+    ("type-adapter", "READ_ONLY", "annotation", 3,
+     "from pydantic import TypeAdapter\nT = str(1)\nTypeAdapter(T)"),
+    ("model-rebuild", "READ_ONLY", "annotation", 1, "M.model_rebuild(_types_namespace={'T': t})"),
+    ("create-model", "READ_ONLY", "annotation", 1, "from pydantic import create_model"),
+    ("coding-utf7", "READ_ONLY", "source-encoding", 1, "# coding: utf-7\nx = 1 #+AAo-import os"),
+    ("module-patch", "READ_ONLY", "module-patch", 2, "import json\njson.loads = eval_like"),
+    ("methodcaller-format", "READ_ONLY", "format-string", 2,
+     "import operator\nf = operator.methodcaller('format', obj)"),
+    ("format-as-value", "READ_ONLY", "format-string", 1, "f = str.format"),
+    ("cli-entry-point", "READ_ONLY", "forbidden-member", 2, "import gzip\ngzip.main()"),
+    ("logging-formatter", "READ_ONLY", "forbidden-member", 2,
+     "import logging\nf = logging.Formatter('{x}', style='{')"),
 ]
 # fmt: on
 
@@ -253,6 +275,13 @@ def test_there_are_at_least_forty_distinct_evasions() -> None:
         ("def test_x(tmp_path):\n    (tmp_path / 'a').write_text('x')", "file-write", 2),
         ("def test_x(monkeypatch):\n    monkeypatch.setenv('API_TOKEN', 'x')", "env-read", 2),
         ("from skills.other_skill import Other", "forbidden-import", 1),
+        ("def test_x(tmpdir):\n    tmpdir.join('a').write('x')", "file-write", 1),
+        ("def test_x(pytester):\n    pytester.runpytest_subprocess()", "subprocess", 1),
+        (
+            "def test_x(request):\n    request.config.pluginmanager.import_plugin('x')",
+            "dynamic-import",
+            2,
+        ),
     ],
 )
 def test_test_files_obey_the_skills_class(source: str, rule: str, line: int) -> None:
@@ -276,6 +305,70 @@ def test_the_declared_class_allows_its_own_effect_only() -> None:
     source = "import os\nt = os.environ['API_TOKEN']\n"
     assert scan(source, "SECRET_READ") == []
     assert {f.rule for f in scan(source, "NETWORK")} == {"env-read"}
+
+
+HONEST_ANNOTATIONS = """
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Callable, ClassVar, Literal, Optional, TypeVar
+
+from pydantic import BaseModel, Field, RootModel, TypeAdapter
+
+T = TypeVar("T", bound="BaseModel")
+Vector = list[float]
+
+
+class Input(BaseModel):
+    a: Annotated[int, Field(gt=0, description="x.y")]
+    b: Literal["a", "b.c()"]
+    c: Optional[str] = None
+    d: list[int] | None = None
+    e: Callable[[int, str], bool] | None = None
+    f: ClassVar[str] = "x"
+    g: tuple[int, ...] = ()
+    h: Vector = []
+    i: "Input | None" = None
+    j: datetime.datetime | None = None
+
+
+class Inputs(RootModel[list[Input]]):
+    pass
+
+
+ADAPTER = TypeAdapter(list[Input])
+
+
+def first(items: list[T], *rest: str, **options: object) -> T | None:
+    return items[0] if items else None
+"""
+
+
+def test_honest_annotations_pass() -> None:
+    assert scan(HONEST_ANNOTATIONS) == []
+
+
+def test_a_test_file_may_annotate_with_the_skills_types_only(tmp_path: Path) -> None:
+    skill = "from pydantic import BaseModel\nT = str(1)\nclass Input(BaseModel):\n    x: int\n"
+    tests = (
+        "from skills.word_count import Input, T\n"
+        "def make() -> Input:\n"
+        "    return Input(x=1)\n"
+        "def bad() -> T:\n"
+        "    return 1\n"
+    )
+    result = PolicyGate().run(make_context(tmp_path, skill, tests))
+    assert result.status is GateStatus.FAIL
+    assert [(f["rule"], f["line"]) for f in result.facts["findings"]] == [("annotation", 4)]
+
+
+def test_deep_nesting_is_a_finding_not_a_crash() -> None:
+    (finding,) = scan("x = a" + ".b" * 200_000)
+    assert finding.rule == "syntax-error"
+
+
+def test_a_lone_carriage_return_ends_a_comment_as_python_reads_it() -> None:
+    assert ("subprocess", 2) in hits(scan("x = 1  # note\rimport subprocess\r"))
 
 
 def test_syntax_error_is_a_finding() -> None:
@@ -303,6 +396,8 @@ def test_every_module_reachable_from_an_allowed_module_is_judged() -> None:
                 continue
             findings = scan(f"import {key}\nx = {key}.{attr}.member\n")
             assert findings, f"{key}.{attr} reaches {value.__name__} unjudged"
+            passed_around = scan(f"def f(m):\n    return m.{attr}.member\n")
+            assert passed_around, f"m.{attr} (a module value) reaches {value.__name__} unjudged"
 
 
 # -- the gate --------------------------------------------------------------------------------------

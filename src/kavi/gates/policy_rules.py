@@ -84,7 +84,7 @@ def _effect(
 
 
 _PURE_MODULES = """
-__future__ abc annotated_types array base64 binascii bisect calendar cmath collections colorsys
+__future__ _hashlib abc annotated_types array base64 binascii bisect calendar cmath collections colorsys
 contextlib contextvars copy csv dataclasses datetime decimal difflib email enum errno fnmatch
 fractions functools glob graphlib hashlib heapq hmac html ipaddress itertools json keyword math
 numbers operator pathlib pprint pydantic random re secrets shlex stat statistics string struct
@@ -374,8 +374,11 @@ GATEWAY_MODULES = _names(
     bltns socket _socket ssl _ssl importlib _imp _frozen_importlib _frozen_importlib_external
     zipimport pkgutil ctypes _ctypes shutil io _io codecs _codecs pathlib tempfile signal _signal
     pickle _pickle marshal inspect gc threading _thread multiprocessing asyncio runpy pty code
-    codeop urllib http requests httpx logging dotenv sysconfig site platform"""
+    codeop urllib http requests httpx logging dotenv sysconfig site platform types _types copyreg"""
 )
+
+#: The private C modules behind the standard library (``_locale``, ``_socket``) count as well.
+GATEWAY_MODULES |= {name for name in sys.stdlib_module_names if name.startswith("_")}
 
 #: Attribute names that, on a module chain, re-root the chain (``json.codecs`` is ``codecs``).
 MODULE_NAMES = (
@@ -401,6 +404,7 @@ MODULE_ALIASES = {
     "_io": "io",
     "_codecs": "codecs",
     "_signal": "signal",
+    "_types": "types",
 }
 
 
