@@ -86,10 +86,10 @@ def _effect(
 _PURE_MODULES = """
 __future__ _hashlib abc annotated_types array base64 binascii bisect calendar cmath collections
 colorsys contextlib contextvars copy csv dataclasses datetime decimal difflib email enum errno
-fnmatch fractions functools glob graphlib hashlib heapq hmac html ipaddress itertools json keyword math
-numbers operator pathlib pprint pydantic random re secrets shlex stat statistics string struct
-textwrap time typing typing_extensions unicodedata uuid warnings zoneinfo zlib gzip bz2 lzma io
-codecs urllib.parse kavi.skill kavi.side_effects
+fnmatch fractions functools glob graphlib hashlib heapq hmac html ipaddress itertools json
+keyword math numbers operator pathlib pprint pydantic random re secrets shlex stat statistics
+string struct textwrap time typing typing_extensions unicodedata uuid warnings zoneinfo zlib
+gzip bz2 lzma io codecs urllib.parse kavi.skill kavi.side_effects
 """
 
 _OS_MEMBERS = _names(
