@@ -116,6 +116,12 @@ def test_an_honest_skill_fails_under_any_other_class(side_effect: str) -> None:
         "X = getattr(object(), 'name', None)\n",
         "from kavi import skill\nfrom kavi.side_effects import SideEffect\n",
         "DOC = 'Run os.system(cmd) never.'\n",
+        "NAME = type(x).__name__\nSAME = type(x) is int\nOK = isinstance(x, type)\n",
+        "class A(dict):\n    def f(self):\n        return self._x, type(self)(), super().__len__()",
+        "from collections import namedtuple\nP = namedtuple('P', 'x')\nQ = P(1)._replace(x=2)\n",
+        "class A:\n    def __eq__(self, other):\n        return self.x == other.x\n",
+        "import logging\nLOG = logging.getLogger(__name__)\nLOG.info('x %s', 1)\n",
+        "MESSAGE = '{name}: {n}'.format(name='a', n=1)\n",
     ],
 )
 def test_everyday_code_passes_read_only(source: str) -> None:
@@ -231,20 +237,44 @@ EVASIONS: list[tuple[str, str, str, int, str]] = [
      "from pydantic import BaseModel\ndef f(T):\n    class M(BaseModel):\n        x: T"),
     ("annotation-docstring", "READ_ONLY", "annotation", 3,
      "from pydantic import BaseModel\nclass M(BaseModel):\n    x: __doc__"),
+    ("annotation-class-attribute", "READ_ONLY", "annotation", 5,
+     "from pydantic import BaseModel\nclass A:\n    B = str(1)\nclass M(BaseModel):\n    x: A.B"),
     ("generic-base", "READ_ONLY", "annotation", 3,
      "from pydantic import RootModel\nT = ''.join(['a'])\nclass M(RootModel[T]):\n    pass"),
     ("type-adapter", "READ_ONLY", "annotation", 3,
      "from pydantic import TypeAdapter\nT = str(1)\nTypeAdapter(T)"),
+    ("validate-call", "READ_ONLY", "annotation", 4,
+     "from pydantic import validate_call\nT = str(1)\n@validate_call\ndef f(x: T): pass"),
     ("model-rebuild", "READ_ONLY", "annotation", 1, "M.model_rebuild(_types_namespace={'T': t})"),
     ("create-model", "READ_ONLY", "annotation", 1, "from pydantic import create_model"),
     ("coding-utf7", "READ_ONLY", "source-encoding", 1, "# coding: utf-7\nx = 1 #+AAo-import os"),
     ("module-patch", "READ_ONLY", "module-patch", 2, "import json\njson.loads = eval_like"),
+    ("module-del", "READ_ONLY", "module-patch", 2, "import json\ndel json.loads"),
     ("methodcaller-format", "READ_ONLY", "format-string", 2,
      "import operator\nf = operator.methodcaller('format', obj)"),
     ("format-as-value", "READ_ONLY", "format-string", 1, "f = str.format"),
     ("cli-entry-point", "READ_ONLY", "forbidden-member", 2, "import gzip\ngzip.main()"),
     ("logging-formatter", "READ_ONLY", "forbidden-member", 2,
      "import logging\nf = logging.Formatter('{x}', style='{')"),
+    ("type-rebuilds-fileio", "READ_ONLY", "introspection", 2,
+     "f = open('x')\ntype(f.buffer.raw)('y', 'w')"),
+    ("type-as-value", "READ_ONLY", "introspection", 1, "m = list(map(type, xs))"),
+    ("init-reopens-file", "READ_ONLY", "dunder-access", 2,
+     "f = open('x')\nf.buffer.raw.__init__('y', 'w')"),
+    ("private-of-object", "READ_ONLY", "private-access", 3,
+     "import logging\nh = logging.getLogger().handlers[0]\ns = h.formatter._style"),
+    ("help-pager", "READ_ONLY", "subprocess", 1, "help(1)"),
+    ("getattr-gateway", "READ_ONLY", "module-value", 1, "x = getattr(obj, 'os')"),
+    ("attrgetter-dotted", "READ_ONLY", "subprocess", 2,
+     "import operator\nf = operator.attrgetter('os.system')"),
+    ("class-pattern-gateway", "READ_ONLY", "subprocess", 3,
+     "match x:\n    case C(os=o):\n        o.system('x')"),
+    ("posix-alias", "READ_ONLY", "env-read", 2, "import posix\nt = posix.environ"),
+    ("open-kwargs", "READ_ONLY", "file-write", 2, "kw = {'mode': 'w'}\nopen('x', **kw)"),
+    ("partial-open", "READ_ONLY", "file-write", 2,
+     "import functools\nw = functools.partial(open, mode='w')"),
+    ("gzip-write", "READ_ONLY", "file-write", 2, "import gzip\ngzip.open('x', 'wb')"),
+    ("unicode-eval", "READ_ONLY", "eval-exec", 1, "\uff45\uff56\uff41\uff4c('1')"),
 ]
 # fmt: on
 
@@ -360,6 +390,17 @@ def test_a_test_file_may_annotate_with_the_skills_types_only(tmp_path: Path) -> 
     result = PolicyGate().run(make_context(tmp_path, skill, tests))
     assert result.status is GateStatus.FAIL
     assert [(f["rule"], f["line"]) for f in result.facts["findings"]] == [("annotation", 4)]
+
+
+def test_scanning_real_code_never_raises() -> None:
+    """The standard library's json and email packages exercise most of the grammar."""
+    import email
+    import json
+
+    for package in (json, email):
+        for path in sorted(Path(str(package.__file__)).parent.glob("*.py")):
+            findings = scan_source(path.read_text(), filename=path.name, spec=SPECS["READ_ONLY"])
+            assert all(isinstance(f, Finding) for f in findings)
 
 
 def test_deep_nesting_is_a_finding_not_a_crash() -> None:

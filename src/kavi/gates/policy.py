@@ -48,12 +48,14 @@ from kavi.gates.policy_rules import (
     BUILTIN_RULES,
     DEVICE_PREFIXES,
     DUNDER_ALLOWED,
+    DUNDER_DATA,
     FIXTURE_RULES,
     GATEWAY_MODULES,
     INTROSPECTION_ATTRIBUTES,
     METHOD_RULES,
     MODULE_NAMES,
     MODULE_RULES,
+    PUBLIC_SUNDERS,
     TEST_MODULE_RULES,
     Allow,
     Effect,
@@ -325,6 +327,8 @@ class _PolicyVisitor(ast.NodeVisitor):
                 "dunder-access",
                 f"{name} reaches interpreter internals; no side-effect class allows it",
             )
+        if name == "type" and isinstance(node.ctx, ast.Load):
+            self._check_type_name(node)
         builtin = BUILTIN_RULES.get(name)
         if builtin is not None and isinstance(node.ctx, ast.Load):
             self._judge_reference(node, name, builtin, name)
@@ -335,12 +339,26 @@ class _PolicyVisitor(ast.NodeVisitor):
     def visit_Attribute(self, node: ast.Attribute) -> None:
         attr = node.attr
         self._check_attribute_name(node, attr)
-        if attr.startswith("_") and not _is_dunder(attr) and self._resolve(node.value):
+        private = attr.startswith("_") and not _is_dunder(attr) and attr not in PUBLIC_SUNDERS
+        if private and (self._resolve(node.value) or not self._is_own_receiver(node.value)):
             self._report(
                 node,
                 "private-access",
-                f"{self._subject(node)} is a private member of a module; "
-                "no side-effect class allows it",
+                f"{self._subject(node)} is a private member of a module or of an object this "
+                "file did not define (a common way to smuggle a module or a class out); no "
+                "side-effect class allows it (use self._name, or a public accessor)",
+            )
+        if (
+            attr in DUNDER_ALLOWED
+            and attr not in DUNDER_DATA
+            and not self._is_own_receiver(node.value, classes_too=True)
+        ):
+            self._report(
+                node,
+                "dunder-access",
+                f"{self._subject(node)} calls a special method on an object this file did not "
+                "define (``file.__init__('x', 'w')`` reopens a file); no side-effect class allows "
+                "it (call it on super(), self, cls or a class)",
             )
         if not isinstance(node.ctx, ast.Load) and self._resolve(node.value):
             self._report(
@@ -362,6 +380,66 @@ class _PolicyVisitor(ast.NodeVisitor):
                 node, f"{self._subject(node)} used as a value (its mode is unknown)", _FILE_WRITE
             )
         self.generic_visit(node)
+
+    def _is_own_receiver(self, node: ast.expr, *, classes_too: bool = False) -> bool:
+        """``self``, ``cls``, ``super()``, or (``classes_too``) a class this file defines or
+        imports: receivers whose private and special members are the file's own business."""
+        if isinstance(node, ast.Call):
+            return isinstance(node.func, ast.Name) and node.func.id == "super"
+        if not isinstance(node, ast.Name):
+            return False
+        if node.id in ("self", "cls"):
+            return True
+        sites = self.name_sites.get(node.id, [])
+        return (
+            classes_too
+            and bool(sites)
+            and all(isinstance(site, ast.ClassDef | ast.alias) for _, site in sites)
+        )
+
+    def _check_type_call(self, node: ast.Call) -> None:
+        """``type(x)`` hands out the class of any object, and calling a class rebuilds what the
+        policy refuses (``type(f.buffer.raw)('x', 'w')`` is ``io.FileIO``). It may be compared,
+        named (``.__name__``) or applied to ``self``/``cls``; the 3-argument form makes a class."""
+        if len(node.args) != 1 or node.keywords or self._is_own_receiver(node.args[0]):
+            return
+        parent = self._parent(node)
+        if isinstance(parent, ast.Compare) or (
+            isinstance(parent, ast.Attribute) and parent.attr in DUNDER_DATA
+        ):
+            return
+        self._report(
+            node,
+            "introspection",
+            f"{self._subject(node)} hands out the class of an object, and calling it can rebuild "
+            "what the policy refuses; no side-effect class allows it (use isinstance, or "
+            "type(x).__name__)",
+        )
+
+    def _check_type_name(self, node: ast.Name) -> None:
+        """The builtin ``type`` passed around as a value would escape :meth:`_check_type_call`."""
+        parent = self._parent(node)
+        if self._is_callee(node) or isinstance(
+            parent, ast.Subscript | ast.Compare | ast.BinOp | ast.arg | ast.AnnAssign
+        ):
+            return
+        if isinstance(parent, ast.Tuple):
+            parent = self._parent(parent)
+        if (
+            isinstance(parent, ast.Call)
+            and isinstance(parent.func, ast.Name)
+            and parent.func.id in ("isinstance", "issubclass")
+            and node not in parent.args[:1]
+        ):
+            return
+        if isinstance(parent, ast.FunctionDef | ast.AsyncFunctionDef) and parent.returns is node:
+            return
+        self._report(
+            node,
+            "introspection",
+            "type used as a value can hand out the class of any object; no side-effect class "
+            "allows it (use isinstance, or call type(x) where it is compared)",
+        )
 
     def _check_attribute_name(self, node: ast.AST, attr: str) -> None:
         """Rules that hold for an attribute whatever its receiver."""
@@ -433,6 +511,8 @@ class _PolicyVisitor(ast.NodeVisitor):
         elif isinstance(node.func, ast.Attribute):
             self._check_method_call(node, node.func)
         self._check_type_arguments(node)
+        if isinstance(node.func, ast.Name) and node.func.id == "type":
+            self._check_type_call(node)
         self.generic_visit(node)
 
     def _call_rule(self, func: ast.expr) -> Rule | None:

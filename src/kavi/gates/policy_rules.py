@@ -266,11 +266,8 @@ TEST_MODULE_RULES: dict[str, Rule] = {
 BUILTIN_RULES: dict[str, Rule] = {
     **_effect("eval exec compile", "eval-exec", "evaluates or compiles code"),
     **_effect("__import__ breakpoint", "dynamic-import", "imports a module chosen at run time"),
-    **_effect(
-        "globals locals vars help",
-        "introspection",
-        "exposes a namespace dictionary (or starts the pager)",
-    ),
+    **_effect("globals locals vars", "introspection", "exposes a namespace dictionary"),
+    **_effect("help", "subprocess", "starts the pydoc pager (a subprocess)"),
     "open": OpenLike(1),
     **{name: NameLookup(1) for name in ("getattr", "setattr", "delattr", "hasattr")},
 }
@@ -356,6 +353,19 @@ DUNDER_ALLOWED = _names(
     __lt__ __le__ __gt__ __ge__ __hash__ __repr__ __str__ __format__ __bool__ __contains__
     __getitem__ __setitem__ __delitem__ __call__ __add__ __sub__ __mul__ __truediv__ __floordiv__
     __mod__ __neg__ __abs__ __round__ __sizeof__"""
+)
+
+#: The allowed dunders that are plain data (names, docs), harmless on any receiver. The others
+#: in :data:`DUNDER_ALLOWED` are methods, and may only be reached on ``self``, ``cls``, ``super()``
+#: or a class: ``file.__init__("x", "w")`` would reopen a read-only file for writing.
+DUNDER_DATA = _names(
+    "__name__ __qualname__ __doc__ __module__ __file__ __all__ __version__ __slots__ "
+    "__match_args__ __annotations__ __debug__"
+)
+
+#: Underscore names that are public API by convention (namedtuple, enum).
+PUBLIC_SUNDERS = _names(
+    "_replace _asdict _fields _make _field_defaults _value_ _name_ _missing_ _generate_next_value_"
 )
 
 #: Non-dunder attributes that reach frames, code objects and closures (``gen.gi_frame.f_globals``).
