@@ -327,6 +327,13 @@ class _PolicyVisitor(ast.NodeVisitor):
                 "dunder-access",
                 f"{name} reaches interpreter internals; no side-effect class allows it",
             )
+        if name in ("pytest_plugins", "conftest") and not isinstance(node.ctx, ast.Load):
+            self._report(
+                node,
+                "dynamic-import",
+                f"{name} makes pytest import plugins named by strings; no side-effect class "
+                "allows it",
+            )
         if name == "type" and isinstance(node.ctx, ast.Load):
             self._check_type_name(node)
         builtin = BUILTIN_RULES.get(name)
@@ -643,8 +650,39 @@ class _PolicyVisitor(ast.NodeVisitor):
                 f"{self._subject(node)} patches a target named by a "
                 "string, which imports it; no side-effect class allows it (pass the object)",
             )
+        elif attr in ("setattr", "delattr") and args and self._resolve(args[0]):
+            if attr == "delattr" or len(args) < 3 or not self._is_own_callable(args[2]):
+                self._report(
+                    node,
+                    "module-patch",
+                    f"{self._subject(node)} changes an attribute of a module or library class to "
+                    "something other than a function of this file; no side-effect class allows it "
+                    "(patch it with a def or lambda)",
+                )
+        elif attr == "getfixturevalue":
+            fixture = _literal_str(args[0]) if args else None
+            effect = FIXTURE_RULES.get(fixture or "")
+            if fixture is None:
+                self._report(
+                    node,
+                    "getattr-string",
+                    f"{self._subject(node)} requests a fixture by a non-literal name; no "
+                    "side-effect class allows it (take the fixture as a parameter)",
+                )
+            elif effect is not None:
+                self._report_effect(node, f"the fixture {fixture}", effect)
         elif attr in ("format", "format_map"):
             self._check_format(node, func.value)
+
+    def _is_own_callable(self, node: ast.expr) -> bool:
+        """A lambda, or a name bound only to functions or classes of this file: a fake that a test
+        may put into a module (``monkeypatch.setattr(urllib.request, "urlopen", fake)``)."""
+        if isinstance(node, ast.Lambda):
+            return True
+        sites = self.name_sites.get(node.id, []) if isinstance(node, ast.Name) else []
+        return bool(sites) and all(
+            kind == "type" and not isinstance(site, ast.alias) for kind, site in sites
+        )
 
     def _check_format(self, node: ast.expr, template: ast.expr) -> None:
         text = _literal_str(template)
@@ -695,10 +733,11 @@ class _PolicyVisitor(ast.NodeVisitor):
             root: ast.expr = node
             while isinstance(root, ast.Attribute):
                 root = root.value
-            return (
-                isinstance(root, ast.Name)
-                and bool(self.bindings.names.get(root.id))
-                and self._is_type_name(root.id, seen)
+            if not isinstance(root, ast.Name) or not self.bindings.names.get(root.id):
+                return False  # own classes' attributes may hold strings: only library chains
+            return all(
+                isinstance(site, ast.alias) and not self._from_skill_module(site)
+                for _, site in self.name_sites.get(root.id, [])
             )
         if isinstance(node, ast.Subscript):
             return self._is_type_subscript(node, seen)
@@ -717,7 +756,11 @@ class _PolicyVisitor(ast.NodeVisitor):
     def _is_type_subscript(self, node: ast.Subscript, seen: frozenset[str]) -> bool:
         if not self._is_type_expression(node.value, seen):
             return False
-        kinds = {q.rsplit(".", 1)[-1] for q in self._resolve(node.value)}
+        kinds = {
+            q.rsplit(".", 1)[-1]
+            for q in self._resolve(node.value)
+            if q.startswith(("typing.", "typing_extensions."))
+        }
         if "Literal" in kinds:
             return True  # Literal's arguments are values, never evaluated as types
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
