@@ -307,6 +307,14 @@ def test_there_are_at_least_forty_distinct_evasions() -> None:
         ("from skills.other_skill import Other", "forbidden-import", 1),
         ("def test_x(tmpdir):\n    tmpdir.join('a').write('x')", "file-write", 1),
         ("def test_x(pytester):\n    pytester.runpytest_subprocess()", "subprocess", 1),
+        ("pytest_plugins = ['pytester']", "dynamic-import", 1),
+        ("def test_x(request):\n    t = request.getfixturevalue('tmpdir')", "file-write", 2),
+        (
+            "import json\ndef test_x(monkeypatch):\n    monkeypatch.setattr(json, 'x', 'p()')",
+            "module-patch",
+            3,
+        ),
+        ("from skills.word_count import Input\nclass M(Input):\n    y: Input.zz", "annotation", 3),
         (
             "def test_x(request):\n    request.config.pluginmanager.import_plugin('x')",
             "dynamic-import",
