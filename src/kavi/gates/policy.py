@@ -4,7 +4,7 @@ The scanner walks the whole syntax tree of the skill file **and of its test file
 obeys the same side-effect class as the skill: a READ_ONLY skill's tests may not write files either
 (not even under pytest's ``tmp_path``), because generated tests run with the power the class
 declares and no more. This is the simplest rule that is safe; a FILE_WRITE skill's tests may of
-course write.
+course write. A test file may also import pytest and the skill's own module, nothing else extra.
 
 How the scan resists evasion
 ----------------------------
@@ -13,19 +13,36 @@ How the scan resists evasion
   ``os.system``); an attribute chain on a bound name resolves to ``os.system`` whatever the alias.
   Bindings are file-wide and never forgotten, so a name bound to two modules is judged as both.
 * **Every reference is judged, not only calls.** ``x = os.system; x()`` fails at ``os.system``.
-* **Modules may not travel as values.** ``f(os)``, ``[os]``, ``x = sys`` are refused for modules
-  with effects (:data:`~kavi.gates.policy_rules.GATEWAY_MODULES`), so a module cannot reach a place
-  where its name is unknown. An attribute named like such a module is re-rooted there on *any*
-  receiver: ``os.path.os.system`` and ``whatever.os.system`` are both ``os.system``.
-* **Imports are deny-by-default** (see :mod:`kavi.gates.policy_rules`), and private members of
-  modules (``tempfile._os``) are refused.
-* **No string becomes a name.** ``__import__``, importlib, ``eval``/``exec``/``compile``,
+* **Modules may not travel as values, nor be changed.** ``f(os)``, ``[os]``, ``x = sys`` are
+  refused for modules with effects (:data:`~kavi.gates.policy_rules.GATEWAY_MODULES`), so a module
+  cannot reach a place where its name is unknown; ``json.loads = ...`` is refused for every module.
+  An attribute named like such a module is re-rooted there on *any* receiver:
+  ``os.path.os.system`` and ``whatever.os.system`` are both ``os.system``.
+* **Imports are deny-by-default** (see :mod:`kavi.gates.policy_rules`). Private members of modules
+  and of objects the file did not define (``tempfile._os``, ``handler._style``) are refused, and so
+  are special methods on foreign objects (``f.__init__("x", "w")`` reopens a file).
+* **No string becomes a name or code.** ``__import__``, importlib, ``eval``/``exec``/``compile``,
   ``getattr``-family calls with a non-literal name, ``globals()``/``vars()``, ``str.format`` on a
   non-literal template, and dunder or frame attributes are refused whatever the class. String
-  constants that parse as expressions are scanned too, because pydantic evaluates string
-  annotations.
+  constants that parse as expressions are scanned too.
+* **Annotations are code.** pydantic evaluates annotations, and a *string* reaching one (through a
+  name, a concatenation, a class attribute) is evaluated as Python. Every annotation, generic base
+  (``RootModel[T]``) and type argument (``TypeAdapter(T)``) must therefore be a plain type
+  expression: classes, imports, builtin types, aliases of those, subscripts, ``|`` unions and string
+  forward references that parse as such (rule ``annotation``).
+* **No class factories.** ``type(x)`` may be compared or named (``type(x).__name__``), not called:
+  ``type(f.buffer.raw)("x", "w")`` would be ``io.FileIO`` opened for writing.
 * **Methods of unknown receivers are judged by name** (``Path(p).write_text``,
   ``loop.subprocess_exec``), since the receiver's type is unknown statically.
+* **The scan sees what Python runs.** A coding declaration other than UTF-8 is refused (``utf-7``
+  can hide a line inside a comment); a file that does not parse, or is nested too deeply to walk, is
+  a ``syntax-error`` finding, never a crash.
+
+Local names that shadow a refused builtin (a function named ``compile``) are refused too: rename
+them. Rule ids: forbidden-import, kavi-internal, dynamic-import, eval-exec, introspection,
+dunder-access, private-access, getattr-string, format-string, module-value, module-patch,
+annotation, file-write, env-read, network, subprocess, process-control, ctypes, pickle,
+device-file, forbidden-member, source-encoding, syntax-error, missing-file.
 
 What it cannot see: values computed at run time (a path built by concatenation, a write root
 escaped with ``..``). Those are the run-time enforcement's job (audit hook, sandbox); this gate
