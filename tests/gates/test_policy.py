@@ -289,6 +289,14 @@ def test_evasion_is_caught(side_effect: str, rule: str, line: int, source: str) 
     assert (rule, line) in hits(findings), [f.message for f in findings]
 
 
+def test_every_message_names_the_class_and_ends_with_the_fix() -> None:
+    for _, side_effect, _, _, source in EVASIONS:
+        for finding in scan(source, side_effect):
+            assert side_effect in finding.message, finding.message
+            assert finding.message.endswith(")"), finding.message
+            assert finding.message.startswith(f"line {finding.line}: ")
+
+
 def test_there_are_at_least_forty_distinct_evasions() -> None:
     assert len({case[0] for case in EVASIONS}) == len(EVASIONS) >= 40
 

@@ -216,7 +216,10 @@ class _PolicyVisitor(ast.NodeVisitor):
         line = getattr(node, "lineno", 0)
         col = getattr(node, "col_offset", 0)
         never = "no side-effect class allows it"
-        text = text.replace(never, f"{never}, {self.side_effect} included", 1)
+        if f"{never}, " not in text:
+            text = text.replace(never, f"{never}, {self.side_effect} included", 1)
+        if not text.endswith(")"):
+            text += " (remove it)"
         self.findings.append(Finding(rule, f"line {line}: {text}", self.filename, line, col))
 
     def _report_effect(self, node: ast.AST, subject: str, effect: Effect) -> None:
@@ -942,7 +945,8 @@ def scan_source(
     if cookie is not None:
         message = (
             f"line {cookie[0]}: the coding declaration {cookie[1]!r} makes Python read other "
-            "code than this scan sees; no side-effect class allows it (use UTF-8, no declaration)"
+            f"code than this scan sees; no side-effect class allows it, {spec.side_effect} "
+            "included (use UTF-8, no declaration)"
         )
         return [Finding("source-encoding", message, filename, cookie[0], 0)]
     try:
