@@ -274,6 +274,7 @@ EVASIONS: list[tuple[str, str, str, int, str]] = [
     ("partial-open", "READ_ONLY", "file-write", 2,
      "import functools\nw = functools.partial(open, mode='w')"),
     ("gzip-write", "READ_ONLY", "file-write", 2, "import gzip\ngzip.open('x', 'wb')"),
+    ("from-effect-module", "READ_ONLY", "subprocess", 1, "from subprocess import os"),
     ("unicode-eval", "READ_ONLY", "eval-exec", 1, "\uff45\uff56\uff41\uff4c('1')"),
 ]
 # fmt: on

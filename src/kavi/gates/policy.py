@@ -316,8 +316,12 @@ class _PolicyVisitor(ast.NodeVisitor):
                 )
                 self._check_module(node, module, f"from {module} import *")
                 continue
+            subject = f"from {module} import {alias.name}"
+            submodule = f"{module}.{alias.name}"
+            if submodule not in MODULE_RULES and submodule not in self.extra_rules:
+                self._check_module(node, module, subject)  # importing from it runs it
             for qualname in self._extend({module}, alias.name):
-                self._check_module(node, qualname, f"from {module} import {alias.name}")
+                self._check_module(node, qualname, subject)
 
     def _check_module(self, node: ast.AST, qualname: str, subject: str) -> None:
         rule = self._classify(qualname)

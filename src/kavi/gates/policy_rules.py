@@ -384,7 +384,8 @@ GATEWAY_MODULES = _names(
     bltns socket _socket ssl _ssl importlib _imp _frozen_importlib _frozen_importlib_external
     zipimport pkgutil ctypes _ctypes shutil io _io codecs _codecs pathlib tempfile signal _signal
     pickle _pickle marshal inspect gc threading _thread multiprocessing asyncio runpy pty code
-    codeop urllib http requests httpx logging dotenv sysconfig site platform types _types copyreg"""
+    codeop urllib http requests httpx logging dotenv sysconfig site platform types _types copyreg
+    kavi"""
 )
 
 #: The private C modules behind the standard library (``_locale``, ``_socket``) count as well.
