@@ -275,6 +275,9 @@ EVASIONS: list[tuple[str, str, str, int, str]] = [
      "import functools\nw = functools.partial(open, mode='w')"),
     ("gzip-write", "READ_ONLY", "file-write", 2, "import gzip\ngzip.open('x', 'wb')"),
     ("from-effect-module", "READ_ONLY", "subprocess", 1, "from subprocess import os"),
+    ("opener-internals", "READ_ONLY", "file-write", 2,
+     "import io\nio.FileIO.__init__(open('x').buffer.raw, 'y', 'w')"),
+    ("super-foreign", "READ_ONLY", "dunder-access", 1, "super(A, raw).__init__('y', 'w')"),
     ("unicode-eval", "READ_ONLY", "eval-exec", 1, "\uff45\uff56\uff41\uff4c('1')"),
 ]
 # fmt: on

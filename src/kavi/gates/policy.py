@@ -415,8 +415,8 @@ class _PolicyVisitor(ast.NodeVisitor):
     def _is_own_receiver(self, node: ast.expr, *, classes_too: bool = False) -> bool:
         """``self``, ``cls``, ``super()``, or (``classes_too``) a class this file defines or
         imports: receivers whose private and special members are the file's own business."""
-        if isinstance(node, ast.Call):
-            return isinstance(node.func, ast.Name) and node.func.id == "super"
+        if isinstance(node, ast.Call):  # super(), not super(C, foreign_object)
+            return isinstance(node.func, ast.Name) and node.func.id == "super" and not node.args
         if not isinstance(node, ast.Name):
             return False
         if node.id in ("self", "cls"):

@@ -429,6 +429,10 @@ def classify(qualname: str, extra: dict[str, Rule]) -> Rule | None:
         rule = extra.get(key) or MODULE_RULES.get(key)
         if rule is None:
             continue
+        if isinstance(rule, OpenLike) and end < len(parts):  # io.FileIO.__init__ opens files too
+            return Effect("file-write", "reaches inside a file opener (its mode is unknown)", _FILE)
+        if isinstance(rule, NameLookup) and end < len(parts):
+            return Effect("getattr-string", "reaches inside an attribute lookup by name")
         members = rule.members if isinstance(rule, Allow) else None
         if members is not None and end < len(parts) and parts[end] not in members:
             return Effect("forbidden-member", f"is not on the allowlist of {key} members")
