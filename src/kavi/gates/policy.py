@@ -593,9 +593,8 @@ class _PolicyVisitor(ast.NodeVisitor):
                 "no side-effect class allows it (write obj.name)",
             )
             return
-        if (
-            name_index == 0
-        ):  # attrgetter("a", "b.c") looks every argument up; methodcaller the first
+        if name_index == 0:
+            # attrgetter("a", "b.c") looks every argument up; methodcaller only the first
             looked_up = names if _is_attrgetter(node) else names[:1]
             if any(name is None for name in looked_up):
                 self._report(
