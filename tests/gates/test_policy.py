@@ -278,6 +278,12 @@ EVASIONS: list[tuple[str, str, str, int, str]] = [
     ("opener-internals", "READ_ONLY", "file-write", 2,
      "import io\nio.FileIO.__init__(open('x').buffer.raw, 'y', 'w')"),
     ("super-foreign", "READ_ONLY", "dunder-access", 1, "super(A, raw).__init__('y', 'w')"),
+    ("computed-field", "READ_ONLY", "annotation", 3,
+     "from pydantic import computed_field\nT = str(1)\nf = computed_field(return_type=T)"),
+    ("namedtuple-functional", "READ_ONLY", "annotation", 3,
+     "from typing import NamedTuple\nT = str(1)\nP = NamedTuple('P', [('a', T)])"),
+    ("typeddict-functional", "READ_ONLY", "annotation", 3,
+     "from typing import TypedDict\nT = str(1)\nD = TypedDict('D', {'a': T})"),
     ("unicode-eval", "READ_ONLY", "eval-exec", 1, "\uff45\uff56\uff41\uff4c('1')"),
 ]
 # fmt: on
@@ -361,7 +367,7 @@ HONEST_ANNOTATIONS = """
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Callable, ClassVar, Literal, Optional, TypeVar
+from typing import Annotated, Callable, ClassVar, Literal, NamedTuple, Optional, TypedDict, TypeVar
 
 from pydantic import BaseModel, Field, RootModel, TypeAdapter
 
@@ -387,6 +393,8 @@ class Inputs(RootModel[list[Input]]):
 
 
 ADAPTER = TypeAdapter(list[Input])
+Point = NamedTuple("Point", [("x", int), ("y", float)])
+Movie = TypedDict("Movie", {"title": str, "year": int})
 
 
 def first(items: list[T], *rest: str, **options: object) -> T | None:

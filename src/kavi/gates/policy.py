@@ -812,18 +812,21 @@ class _PolicyVisitor(ast.NodeVisitor):
         )
 
     def _check_type_arguments(self, node: ast.Call) -> None:
-        """Calls that turn their arguments into types: ``TypeAdapter(T)``, ``cast(T, x)``,
-        ``NewType("N", T)``, ``TypeVar("T", A, B, bound=C)``."""
+        """Arguments that calls turn into types: ``TypeAdapter(T)``, ``cast(T, x)``,
+        ``NewType("N", T)``, ``TypeVar("T", A, bound=B)``, ``TypeAliasType("A", T)``, the fields of
+        ``NamedTuple("N", [("a", T)])`` and ``TypedDict("D", {"a": T})``, and any ``bound=``,
+        ``return_type=`` (``computed_field``) or ``annotation=`` keyword."""
         kinds = {q.rsplit(".", 1)[-1] for q in self._resolve(node.func)}
-        if isinstance(node.func, ast.Name) and not kinds:
-            return
-        args: list[ast.expr] = []
-        if kinds & {"TypeAdapter", "cast"}:
-            args = node.args[:1]
-        elif kinds & {"NewType"}:
-            args = node.args[1:2]
+        args = [k.value for k in node.keywords if k.arg in ("bound", "return_type", "annotation")]
+        if kinds & {"TypeAdapter", "cast", "from_annotation"}:
+            args += node.args[:1]
+        elif kinds & {"NewType", "TypeAliasType"}:
+            args += node.args[1:2]
         elif kinds & {"TypeVar"}:
-            args = node.args[1:] + [k.value for k in node.keywords if k.arg == "bound"]
+            args += node.args[1:]
+        elif kinds & {"NamedTuple", "TypedDict"}:
+            args += [_field_types(arg) for arg in node.args[1:]]
+            args += [k.value for k in node.keywords if k.arg not in ("total", "bound")]
         for arg in args:
             self._check_annotation(arg)
 
@@ -896,6 +899,19 @@ class _PolicyVisitor(ast.NodeVisitor):
         for finding in inner.scan(tree):
             text_after = finding.message.split(": ", 1)[-1]
             self._report(node, finding.rule, f"in a string that Python may evaluate: {text_after}")
+
+
+def _field_types(node: ast.expr) -> ast.expr:
+    """The types of a functional NamedTuple/TypedDict definition, as one tuple to judge: the second
+    items of ``[("a", T), ...]`` or the values of ``{"a": T}``; anything else is judged as is."""
+    if isinstance(node, ast.List | ast.Tuple) and all(
+        isinstance(item, ast.Tuple) and len(item.elts) == 2 for item in node.elts
+    ):
+        types = [item.elts[1] for item in node.elts if isinstance(item, ast.Tuple)]
+        return ast.copy_location(ast.Tuple(elts=types, ctx=ast.Load()), node)
+    if isinstance(node, ast.Dict) and all(key is not None for key in node.keys):
+        return ast.copy_location(ast.Tuple(elts=list(node.values), ctx=ast.Load()), node)
+    return node
 
 
 def _is_attrgetter(node: ast.Call) -> bool:
