@@ -284,6 +284,7 @@ EVASIONS: list[tuple[str, str, str, int, str]] = [
      "from typing import NamedTuple\nT = str(1)\nP = NamedTuple('P', [('a', T)])"),
     ("typeddict-functional", "READ_ONLY", "annotation", 3,
      "from typing import TypedDict\nT = str(1)\nD = TypedDict('D', {'a': T})"),
+    ("pydantic-mypy", "READ_ONLY", "forbidden-import", 1, "import pydantic.mypy"),
     ("unicode-eval", "READ_ONLY", "eval-exec", 1, "\uff45\uff56\uff41\uff4c('1')"),
 ]
 # fmt: on
@@ -326,6 +327,7 @@ def test_there_are_at_least_forty_distinct_evasions() -> None:
         ("def test_x(tmpdir):\n    tmpdir.join('a').write('x')", "file-write", 1),
         ("def test_x(pytester):\n    pytester.runpytest_subprocess()", "subprocess", 1),
         ("pytest_plugins = ['pytester']", "dynamic-import", 1),
+        ("import pytest\npytest.console_main()", "forbidden-member", 2),
         ("def test_x(request):\n    t = request.getfixturevalue('tmpdir')", "file-write", 2),
         (
             "import json\ndef test_x(monkeypatch):\n    monkeypatch.setattr(json, 'x', 'p()')",

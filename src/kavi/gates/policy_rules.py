@@ -184,7 +184,8 @@ MODULE_RULES: dict[str, Rule] = {
         "is kavi's own machinery (a skill may import kavi.skill and kavi.side_effects only)",
     ),
     **_effect(
-        "pydantic.v1 logging.handlers string.Formatter",
+        "pydantic.v1 pydantic.mypy pydantic.plugin pydantic.deprecated pydantic.experimental "
+        "logging.handlers string.Formatter",
         "forbidden-import",
         "is not on the import allowlist (it reads settings, opens sockets or formats attributes)",
     ),
@@ -251,7 +252,14 @@ MODULE_RULES: dict[str, Rule] = {
 
 #: Extra modules a test file may import (a skill file may not: it has no business running pytest).
 TEST_MODULE_RULES: dict[str, Rule] = {
-    "pytest": _ALLOW,
+    "pytest": Allow(
+        _names(
+            """raises warns deprecated_call approx mark param fixture fail skip xfail MonkeyPatch
+            CaptureFixture LogCaptureFixture FixtureRequest TempPathFactory ExceptionInfo
+            PytestWarning WarningsRecorder RecordedHookCall importorskip main
+            register_assert_rewrite Pytester"""
+        )
+    ),
     **_effect(
         "pytest.main pytest.importorskip pytest.register_assert_rewrite pytest.Pytester",
         "dynamic-import",
@@ -260,9 +268,8 @@ TEST_MODULE_RULES: dict[str, Rule] = {
 }
 
 #: Builtins that are refused or checked wherever their name is used (even if a local name shadows
-#: one: rename the local instead). ``type`` is allowed: what it returns is a class, and every
-#: dangerous thing a class offers (``__subclasses__``, ``__mro__``, ``mro()``) is refused by the
-#: attribute rules.
+#: one: rename the local instead). ``type`` has its own rule in the visitor: ``type(x)`` may be
+#: compared or named, not called.
 BUILTIN_RULES: dict[str, Rule] = {
     **_effect("eval exec compile", "eval-exec", "evaluates or compiles code"),
     **_effect("__import__ breakpoint", "dynamic-import", "imports a module chosen at run time"),
