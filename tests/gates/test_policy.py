@@ -495,6 +495,21 @@ def test_gate_passes_an_honest_candidate(tmp_path: Path) -> None:
     assert "READ_ONLY" in result.summary
 
 
+def test_gate_passes_a_realistic_skill_with_pydantic_validators_and_fixtures(
+    tmp_path: Path,
+) -> None:
+    spec = make_spec(
+        name="text_stats", description="text statistics", side_effect="READ_ONLY", io_schema=IO
+    )
+    (tmp_path / "skills").mkdir()
+    (tmp_path / spec.skill_path).write_bytes((FIXTURES / "rich_read_only_skill.py").read_bytes())
+    (tmp_path / spec.test_path).write_bytes((FIXTURES / "rich_read_only_tests.py").read_bytes())
+    context = GateContext(spec=spec, sandbox=tmp_path, cache_dir=tmp_path / "cache")
+    result = PolicyGate().run(context)
+    assert result.status is GateStatus.PASS, result.report
+    assert result.duration_s < 2.0
+
+
 def test_gate_fails_on_a_syntax_error_without_raising(tmp_path: Path) -> None:
     result = PolicyGate().run(make_context(tmp_path, "def broken(:\n", "x = 1\n"))
     assert result.status is GateStatus.FAIL
