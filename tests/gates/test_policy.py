@@ -285,6 +285,12 @@ EVASIONS: list[tuple[str, str, str, int, str]] = [
     ("typeddict-functional", "READ_ONLY", "annotation", 3,
      "from typing import TypedDict\nT = str(1)\nD = TypedDict('D', {'a': T})"),
     ("pydantic-mypy", "READ_ONLY", "forbidden-import", 1, "import pydantic.mypy"),
+    ("shell-true", "SUBPROCESS", "subprocess", 2,
+     "import subprocess\nsubprocess.run('echo hi', shell=True)"),
+    ("undeclared-program", "SUBPROCESS", "subprocess", 2,
+     "import subprocess\nsubprocess.run(['/bin/rm', '-rf', 'x'])"),
+    ("undeclared-host", "NETWORK", "network", 2,
+     "import urllib.request\nurllib.request.urlopen('https://evil.example.org/x')"),
     ("unicode-eval", "READ_ONLY", "eval-exec", 1, "\uff45\uff56\uff41\uff4c('1')"),
 ]
 # fmt: on
@@ -357,6 +363,12 @@ def test_message_names_the_effect_the_class_and_the_fix() -> None:
     never = next(f for f in scan("import os\nos.system('x')") if f.rule == "subprocess")
     assert "no side-effect class allows it, READ_ONLY included" in never.message
     assert (never.filename, never.line, never.col) == ("skills/word_count.py", 2, 0)
+
+
+def test_declared_programs_and_hosts_pass() -> None:
+    assert scan("import subprocess\nsubprocess.run(['echo', 'hi'], check=True)", "SUBPROCESS") == []
+    source = "import urllib.request\nurllib.request.urlopen('https://api.example.com/x')"
+    assert scan(source, "NETWORK") == []
 
 
 def test_the_declared_class_allows_its_own_effect_only() -> None:

@@ -59,6 +59,7 @@ import string
 from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from kavi.gates.base import GateContext, GateResult, GateStatus, timed
 from kavi.gates.policy_rules import (
@@ -72,8 +73,11 @@ from kavi.gates.policy_rules import (
     METHOD_RULES,
     MODULE_NAMES,
     MODULE_RULES,
+    PROCESS_CALLS,
     PUBLIC_SUNDERS,
+    SHELL_CALLS,
     TEST_MODULE_RULES,
+    URL_CALLS,
     Allow,
     Effect,
     NameLookup,
@@ -544,7 +548,45 @@ class _PolicyVisitor(ast.NodeVisitor):
         self._check_type_arguments(node)
         if isinstance(node.func, ast.Name) and node.func.id == "type":
             self._check_type_call(node)
+        self._check_declared_targets(node)
         self.generic_visit(node)
+
+    def _check_declared_targets(self, node: ast.Call) -> None:
+        """Where a call names its target literally, it must be one the spec declares: a program in
+        ``executables`` (and never a shell), a host in ``allow_hosts``. Computed targets are left
+        to the run-time enforcement."""
+        names = {q.rsplit(".", 1)[-1] for q in self._resolve(node.func)}
+        if isinstance(node.func, ast.Attribute):
+            names.add(node.func.attr)
+        if self.side_effect is SideEffect.SUBPROCESS and names & PROCESS_CALLS:
+            shell = next((k.value for k in node.keywords if k.arg == "shell"), None)
+            if names & SHELL_CALLS or not (shell is None or _is_false(shell)):
+                self._report(
+                    node,
+                    "subprocess",
+                    f"{self._subject(node)} runs a shell, which can start any program; no "
+                    "side-effect class allows it (pass an argument list, shell=False)",
+                )
+            program = _literal_program(node.args[0]) if node.args else None
+            if program is not None and program not in self.spec.executables:
+                self._report(
+                    node,
+                    "subprocess",
+                    f"{self._subject(node)} runs {program!r}, which the spec does not declare; "
+                    f"SUBPROCESS skills may run only {list(self.spec.executables)} (propose "
+                    f"with --allow-exec {program})",
+                )
+        if self.side_effect is SideEffect.NETWORK and names & URL_CALLS and node.args:
+            host = _literal_host(node.args[0])
+            allowed = self.spec.allow_hosts
+            if host is not None and host not in allowed and host.split(":")[0] not in allowed:
+                self._report(
+                    node,
+                    "network",
+                    f"{self._subject(node)} connects to {host!r}, which the spec does not "
+                    f"declare; NETWORK skills may reach only {list(self.spec.allow_hosts)} "
+                    f"(propose with --allow-host {host})",
+                )
 
     def _call_rule(self, func: ast.expr) -> Rule | None:
         if isinstance(func, ast.Name) and func.id in BUILTIN_RULES:
@@ -899,6 +941,35 @@ class _PolicyVisitor(ast.NodeVisitor):
         for finding in inner.scan(tree):
             text_after = finding.message.split(": ", 1)[-1]
             self._report(node, finding.rule, f"in a string that Python may evaluate: {text_after}")
+
+
+def _is_false(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value in (False, 0, None)
+
+
+def _literal_program(node: ast.expr) -> str | None:
+    """The program a literal command names: ``["git", ...]`` or ``"git"`` gives ``git``."""
+    if isinstance(node, ast.List | ast.Tuple) and node.elts:
+        node = node.elts[0]
+    text = _literal_str(node)
+    if text is None or not text.strip():
+        return None
+    return text.split()[0].rsplit("/", 1)[-1]
+
+
+def _literal_host(node: ast.expr) -> str | None:
+    """The host of a literal URL (``"https://api.example.com/x"``), or a bare literal host."""
+    text = _literal_str(node)
+    if text is None:
+        return None
+    if "://" in text:
+        try:
+            parts = urlsplit(text)
+            host = parts.hostname or ""
+            return f"{host}:{parts.port}" if parts.port else host
+        except ValueError:
+            return text
+    return None
 
 
 def _field_types(node: ast.expr) -> ast.expr:

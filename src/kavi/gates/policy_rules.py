@@ -347,6 +347,19 @@ FIXTURE_RULES: dict[str, Effect] = {
     },
 }
 
+#: Calls whose first argument names the program they run (judged against ``spec.executables``),
+#: those that always run a shell, and those whose first argument is a URL (against
+#: ``spec.allow_hosts``).
+PROCESS_CALLS = _names(
+    """run Popen call check_call check_output getoutput getstatusoutput create_subprocess_exec
+    create_subprocess_shell subprocess_exec subprocess_shell"""
+)
+SHELL_CALLS = _names("getoutput getstatusoutput create_subprocess_shell subprocess_shell")
+URL_CALLS = _names(
+    """urlopen urlretrieve Request get post put patch delete head options request stream
+    HTTPConnection HTTPSConnection create_connection open_connection"""
+)
+
 #: Dunder attributes that are harmless on any object: names, docs, the protocol methods that a
 #: subclass calls on ``super()``. Everything else (``__class__``, ``__dict__``, ``__globals__``,
 #: ``__subclasses__``, ``__self__``, ``__getattribute__``, ``__reduce__``, ``__setattr__`` ...)
