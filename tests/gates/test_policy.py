@@ -291,6 +291,12 @@ EVASIONS: list[tuple[str, str, str, int, str]] = [
      "import subprocess\nsubprocess.run(['/bin/rm', '-rf', 'x'])"),
     ("undeclared-host", "NETWORK", "network", 2,
      "import urllib.request\nurllib.request.urlopen('https://evil.example.org/x')"),
+    ("write-outside-root", "FILE_WRITE", "file-write", 1, "open('/etc/passwd', 'a')"),
+    ("write-dotdot", "FILE_WRITE", "file-write", 1, "open('notes/../../x', 'w')"),
+    ("path-outside-root", "FILE_WRITE", "file-write", 2,
+     "from pathlib import Path\n(Path('out') / 'a.md').write_text('x')"),
+    ("shutil-outside-root", "FILE_WRITE", "file-write", 2,
+     "import shutil\nshutil.copy('notes/a', '/tmp/b')"),
     ("unicode-eval", "READ_ONLY", "eval-exec", 1, "\uff45\uff56\uff41\uff4c('1')"),
 ]
 # fmt: on
@@ -369,6 +375,16 @@ def test_declared_programs_and_hosts_pass() -> None:
     assert scan("import subprocess\nsubprocess.run(['echo', 'hi'], check=True)", "SUBPROCESS") == []
     source = "import urllib.request\nurllib.request.urlopen('https://api.example.com/x')"
     assert scan(source, "NETWORK") == []
+
+
+def test_literal_writes_under_the_write_root_pass() -> None:
+    source = (
+        "from pathlib import Path\n"
+        "open('notes/a.md', 'w')\n"
+        "Path('notes', 'b.md').write_text('x')\n"
+        "(Path('notes') / 'c.md').open('a')\n"
+    )
+    assert scan(source, "FILE_WRITE") == []
 
 
 def test_the_declared_class_allows_its_own_effect_only() -> None:

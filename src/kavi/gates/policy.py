@@ -58,7 +58,7 @@ import re
 import string
 from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from kavi.gates.base import GateContext, GateResult, GateStatus, timed
@@ -410,6 +410,8 @@ class _PolicyVisitor(ast.NodeVisitor):
         method = METHOD_RULES.get(attr)
         if method is not None and (self._is_callee(node) or not method.calls_only):
             self._report_effect(node, self._subject(node), method.effect)
+            if method.effect.rule == "file-write" and self._is_callee(node):
+                self._check_write_target(node, node.value)
         if attr == "open" and not self._is_callee(node):
             self._report_effect(
                 node, f"{self._subject(node)} used as a value (its mode is unknown)", _FILE_WRITE
@@ -506,6 +508,17 @@ class _PolicyVisitor(ast.NodeVisitor):
             return
         if isinstance(rule, Effect):
             self._report_effect(node, self._subject(node, qualname), rule)
+            parent = self._parent(node)
+            if rule.rule == "file-write" and isinstance(parent, ast.Call) and parent.func is node:
+                index = (
+                    1
+                    if qualname.rsplit(".", 1)[-1]
+                    in ("copy", "copy2", "copyfile", "copytree", "move")
+                    else 0
+                )
+                self._check_write_target(
+                    parent, parent.args[index] if len(parent.args) > index else None
+                )
         elif isinstance(rule, OpenLike | NameLookup):
             self._judge_reference(node, qualname, rule, self._subject(node, qualname))
         if qualname in GATEWAY_MODULES and not self._is_attribute_base(node):
@@ -597,7 +610,13 @@ class _PolicyVisitor(ast.NodeVisitor):
                 return rule
         return None
 
-    def _check_open(self, node: ast.Call, args: list[ast.expr], mode_index: int) -> None:
+    def _check_open(
+        self,
+        node: ast.Call,
+        args: list[ast.expr],
+        mode_index: int,
+        target: ast.expr | None = None,
+    ) -> None:
         mode_node: ast.expr | None = next((k.value for k in node.keywords if k.arg == "mode"), None)
         if mode_node is None and len(args) > mode_index:
             mode_node = args[mode_index]
@@ -616,6 +635,54 @@ class _PolicyVisitor(ast.NodeVisitor):
             )
         elif _WRITE_MODE_CHARS & set(mode):
             self._report_effect(node, f"{self._subject(node)} (mode {mode!r})", _FILE_WRITE)
+        else:
+            return
+        if target is None and mode_index > 0 and args:
+            target = args[0]
+        self._check_write_target(node, target)
+
+    def _check_write_target(self, node: ast.AST, target: ast.expr | None) -> None:
+        """A FILE_WRITE skill's literal write target must lie under a declared write root."""
+        if self.side_effect is not SideEffect.FILE_WRITE or target is None:
+            return
+        path = self._literal_path(target)
+        if path is None:
+            return  # computed: the run-time enforcement checks it
+        roots = self.spec.write_roots
+        parts = PurePosixPath(path).parts
+        inside = (
+            not PurePosixPath(path).is_absolute()
+            and ".." not in parts
+            and any(
+                parts[: len(PurePosixPath(root).parts)] == PurePosixPath(root).parts
+                for root in roots
+            )
+        )
+        if not inside:
+            self._report(
+                node,
+                "file-write",
+                f"{self._subject(node)} writes to {path!r}, outside the declared write roots "
+                f"{list(roots)}; FILE_WRITE skills may write only there (write under a root, or "
+                "propose with another --write-root)",
+            )
+
+    def _literal_path(self, node: ast.expr) -> str | None:
+        """A path spelled out literally: ``"notes/a.md"``, ``Path("notes", "a.md")``,
+        ``Path("notes") / "a.md"``; ``None`` when any part is computed."""
+        text = _literal_str(node)
+        if text is not None:
+            return text
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            left, right = self._literal_path(node.left), self._literal_path(node.right)
+            return None if left is None or right is None else str(PurePosixPath(left, right))
+        if isinstance(node, ast.Call) and not node.keywords and node.args:
+            kinds = {q.rsplit(".", 1)[-1] for q in self._resolve(node.func)}
+            if kinds & {"Path", "PurePath", "PosixPath", "PurePosixPath"}:
+                parts = [self._literal_path(arg) for arg in node.args]
+                if all(part is not None for part in parts):
+                    return str(PurePosixPath(*[str(part) for part in parts]))
+        return None
 
     def _check_name_lookup(self, node: ast.Call, name_index: int) -> None:
         """``getattr(obj, "name")`` is judged as ``obj.name``; ``attrgetter("a.b")`` as ``.a.b``. A
@@ -693,7 +760,10 @@ class _PolicyVisitor(ast.NodeVisitor):
         if attr == "open":
             first = _literal_str(args[0]) if args else None
             is_mode = first is not None and set(first) <= set("rwxabtU+")
-            self._check_open(node, args, 0 if (not args or is_mode or first is None) else 1)
+            method_style = not args or is_mode or first is None
+            self._check_open(
+                node, args, 0 if method_style else 1, func.value if method_style else None
+            )
         elif attr == "replace" and len(args) == 1 and not node.keywords:
             self._report_effect(
                 node,
