@@ -32,6 +32,10 @@ How the scan resists evasion
   forward references that parse as such (rule ``annotation``).
 * **No class factories.** ``type(x)`` may be compared or named (``type(x).__name__``), not called:
   ``type(f.buffer.raw)("x", "w")`` would be ``io.FileIO`` opened for writing.
+* **Literal targets must be declared.** A literal program (``["git", ...]``) must be one of the
+  spec's ``executables`` and never a shell (``shell=True``); a literal URL's host one of its
+  ``allow_hosts``; a literal write target (``open("notes/a.md", "w")``, ``Path("notes") / "a"``)
+  must lie under a ``write_roots`` folder, without ``..``.
 * **Methods of unknown receivers are judged by name** (``Path(p).write_text``,
   ``loop.subprocess_exec``), since the receiver's type is unknown statically.
 * **The scan sees what Python runs.** A coding declaration other than UTF-8 is refused (``utf-7``
