@@ -514,15 +514,7 @@ class _PolicyVisitor(ast.NodeVisitor):
             self._report_effect(node, self._subject(node, qualname), rule)
             parent = self._parent(node)
             if rule.rule == "file-write" and isinstance(parent, ast.Call) and parent.func is node:
-                index = (
-                    1
-                    if qualname.rsplit(".", 1)[-1]
-                    in ("copy", "copy2", "copyfile", "copytree", "move")
-                    else 0
-                )
-                self._check_write_target(
-                    parent, parent.args[index] if len(parent.args) > index else None
-                )
+                self._check_write_target(parent, _write_target(qualname, parent.args))
         elif isinstance(rule, OpenLike | NameLookup):
             self._judge_reference(node, qualname, rule, self._subject(node, qualname))
         if qualname in GATEWAY_MODULES and not self._is_attribute_base(node):
@@ -1015,6 +1007,15 @@ class _PolicyVisitor(ast.NodeVisitor):
         for finding in inner.scan(tree):
             text_after = finding.message.split(": ", 1)[-1]
             self._report(node, finding.rule, f"in a string that Python may evaluate: {text_after}")
+
+
+def _write_target(qualname: str, args: list[ast.expr]) -> ast.expr | None:
+    """The argument a file-system function writes to: the destination of a copy or move, the first
+    argument of anything else (``os.remove(path)``)."""
+    index = (
+        1 if qualname.rsplit(".", 1)[-1] in ("copy", "copy2", "copyfile", "copytree", "move") else 0
+    )
+    return args[index] if len(args) > index else None
 
 
 def _is_false(node: ast.expr) -> bool:
