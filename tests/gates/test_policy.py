@@ -297,6 +297,9 @@ EVASIONS: list[tuple[str, str, str, int, str]] = [
      "from pathlib import Path\n(Path('out') / 'a.md').write_text('x')"),
     ("shutil-outside-root", "FILE_WRITE", "file-write", 2,
      "import shutil\nshutil.copy('notes/a', '/tmp/b')"),
+    ("undeclared-secret", "SECRET_READ", "env-read", 2, "import os\nt = os.environ['AWS_KEY']"),
+    ("whole-environment", "SECRET_READ", "env-read", 2, "import os\nenv = dict(os.environ)"),
+    ("computed-secret", "SECRET_READ", "env-read", 2, "import os\nt = os.getenv(name)"),
     ("unicode-eval", "READ_ONLY", "eval-exec", 1, "\uff45\uff56\uff41\uff4c('1')"),
 ]
 # fmt: on
@@ -375,6 +378,16 @@ def test_declared_programs_and_hosts_pass() -> None:
     assert scan("import subprocess\nsubprocess.run(['echo', 'hi'], check=True)", "SUBPROCESS") == []
     source = "import urllib.request\nurllib.request.urlopen('https://api.example.com/x')"
     assert scan(source, "NETWORK") == []
+
+
+def test_declared_secrets_by_name_pass() -> None:
+    source = (
+        "import os\n"
+        "a = os.environ['API_TOKEN']\n"
+        "b = os.environ.get('API_TOKEN')\n"
+        "c = os.getenv('API_TOKEN', '')\n"
+    )
+    assert scan(source, "SECRET_READ") == []
 
 
 def test_literal_writes_under_the_write_root_pass() -> None:

@@ -35,7 +35,8 @@ How the scan resists evasion
 * **Literal targets must be declared.** A literal program (``["git", ...]``) must be one of the
   spec's ``executables`` and never a shell (``shell=True``); a literal URL's host one of its
   ``allow_hosts``; a literal write target (``open("notes/a.md", "w")``, ``Path("notes") / "a"``)
-  must lie under a ``write_roots`` folder, without ``..``.
+  must lie under a ``write_roots`` folder, without ``..``; a SECRET_READ skill reads only its
+  declared ``secrets``, by literal name (``os.environ["API_TOKEN"]``), never the whole environment.
 * **Methods of unknown receivers are judged by name** (``Path(p).write_text``,
   ``loop.subprocess_exec``), since the receiver's type is unknown statically.
 * **The scan sees what Python runs.** A coding declaration other than UTF-8 is refused (``utf-7``
@@ -512,6 +513,8 @@ class _PolicyVisitor(ast.NodeVisitor):
             return
         if isinstance(rule, Effect):
             self._report_effect(node, self._subject(node, qualname), rule)
+            if rule.rule == "env-read" and self.side_effect is SideEffect.SECRET_READ:
+                self._check_secret_name(node, qualname)
             parent = self._parent(node)
             if rule.rule == "file-write" and isinstance(parent, ast.Call) and parent.func is node:
                 self._check_write_target(parent, _write_target(qualname, parent.args))
@@ -524,6 +527,32 @@ class _PolicyVisitor(ast.NodeVisitor):
                 f"{self._subject(node, qualname)} passes a module with "
                 "effects around as a value; no side-effect class allows it (call its functions "
                 "directly)",
+            )
+
+    def _check_secret_name(self, node: ast.AST, qualname: str) -> None:
+        """A SECRET_READ skill reads its declared secrets by literal name, nothing else:
+        ``os.environ["TOKEN"]``, ``os.environ.get("TOKEN")``, ``os.getenv("TOKEN")``."""
+        parent = self._parent(node)
+        key: ast.expr | None = None
+        if qualname in ("os.environ", "os.environb"):
+            if isinstance(parent, ast.Subscript) and parent.value is node:
+                key = parent.slice
+            elif isinstance(parent, ast.Attribute) and parent.attr == "get":
+                call = self._parent(parent)
+                if isinstance(call, ast.Call) and call.func is parent and call.args:
+                    key = call.args[0]
+        elif qualname in ("os.getenv", "os.getenvb") and isinstance(parent, ast.Call):
+            key = parent.args[0] if parent.func is node and parent.args else None
+        else:
+            return  # putenv, dotenv ...: the class allows them
+        name = _literal_str(key)
+        if name is None or name not in self.spec.secrets:
+            what = f"the secret {name!r}" if name else "the environment by a computed name or whole"
+            self._report(
+                node,
+                "env-read",
+                f"{self._subject(node)} reads {what}; SECRET_READ skills may read only "
+                f"{list(self.spec.secrets)}, by literal name (os.environ['NAME'])",
             )
 
     def _judge_reference(self, node: ast.AST, name: str, rule: Rule, subject: str) -> None:
