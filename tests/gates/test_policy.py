@@ -117,7 +117,7 @@ def test_an_honest_skill_fails_under_any_other_class(side_effect: str) -> None:
         "from kavi import skill\nfrom kavi.side_effects import SideEffect\n",
         "DOC = 'Run os.system(cmd) never.'\n",
         "NAME = type(x).__name__\nSAME = type(x) is int\nOK = isinstance(x, type)\n",
-        "class A(dict):\n    def f(self):\n        return self._x, type(self)(), super().__len__()",
+        "class A(dict):\n    def f(self):\n        return self._x, super().__len__()",
         "from collections import namedtuple\nP = namedtuple('P', 'x')\nQ = P(1)._replace(x=2)\n",
         "class A:\n    def __eq__(self, other):\n        return self.x == other.x\n",
         "import logging\nLOG = logging.getLogger(__name__)\nLOG.info('x %s', 1)\n",
@@ -300,6 +300,10 @@ EVASIONS: list[tuple[str, str, str, int, str]] = [
     ("undeclared-secret", "SECRET_READ", "env-read", 2, "import os\nt = os.environ['AWS_KEY']"),
     ("whole-environment", "SECRET_READ", "env-read", 2, "import os\nenv = dict(os.environ)"),
     ("computed-secret", "SECRET_READ", "env-read", 2, "import os\nt = os.getenv(name)"),
+    ("foreign-self-init", "READ_ONLY", "dunder-access", 2,
+     "def reopen(self):\n    self.__init__('y', 'w')\nreopen(open('x').buffer.raw)"),
+    ("foreign-self-type", "READ_ONLY", "introspection", 2,
+     "def clone(self):\n    return type(self)('y', 'w')\nclone(open('x').buffer.raw)"),
     ("unicode-eval", "READ_ONLY", "eval-exec", 1, "\uff45\uff56\uff41\uff4c('1')"),
 ]
 # fmt: on

@@ -424,26 +424,30 @@ class _PolicyVisitor(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _is_own_receiver(self, node: ast.expr, *, classes_too: bool = False) -> bool:
-        """``self``, ``cls``, ``super()``, or (``classes_too``) a class this file defines or
-        imports: receivers whose private and special members are the file's own business."""
+        """Receivers whose private or special members are the file's own business.
+
+        Private members: ``self``, ``cls`` and ``super()``. Special methods (``classes_too``):
+        ``super()``, a class this file defines or imports, or a builtin type, but *not* ``self``:
+        any function can be called with a foreign object as ``self`` (``A.f(raw_file)``), and
+        ``self.__init__("x", "w")`` would then reopen that file. ``super()`` is safe, as it checks
+        that ``self`` is an instance of the class."""
         if isinstance(node, ast.Call):  # super(), not super(C, foreign_object)
             return isinstance(node.func, ast.Name) and node.func.id == "super" and not node.args
         if not isinstance(node, ast.Name):
             return False
-        if node.id in ("self", "cls"):
-            return True
+        if not classes_too:
+            return node.id in ("self", "cls")
         sites = self.name_sites.get(node.id, [])
-        return (
-            classes_too
-            and bool(sites)
-            and all(isinstance(site, ast.ClassDef | ast.alias) for _, site in sites)
-        )
+        if not sites:
+            return node.id in _BUILTIN_TYPES
+        return all(isinstance(site, ast.ClassDef | ast.alias) for _, site in sites)
 
     def _check_type_call(self, node: ast.Call) -> None:
         """``type(x)`` hands out the class of any object, and calling a class rebuilds what the
-        policy refuses (``type(f.buffer.raw)('x', 'w')`` is ``io.FileIO``). It may be compared,
-        named (``.__name__``) or applied to ``self``/``cls``; the 3-argument form makes a class."""
-        if len(node.args) != 1 or node.keywords or self._is_own_receiver(node.args[0]):
+        policy refuses (``type(f.buffer.raw)('x', 'w')`` is ``io.FileIO``). It may be compared or
+        named (``.__name__``), not called, even on ``self`` (a function can be called with a foreign
+        ``self``); the 3-argument form makes a class."""
+        if len(node.args) != 1 or node.keywords:
             return
         parent = self._parent(node)
         if isinstance(parent, ast.Compare) or (
