@@ -304,6 +304,8 @@ EVASIONS: list[tuple[str, str, str, int, str]] = [
      "def reopen(self):\n    self.__init__('y', 'w')\nreopen(open('x').buffer.raw)"),
     ("foreign-self-type", "READ_ONLY", "introspection", 2,
      "def clone(self):\n    return type(self)('y', 'w')\nclone(open('x').buffer.raw)"),
+    ("smuggled-expandvars", "READ_ONLY", "env-read", 2,
+     "def flavour(self):\n    return self._flavour.expandvars('$API_TOKEN')"),
     ("unicode-eval", "READ_ONLY", "eval-exec", 1, "\uff45\uff56\uff41\uff4c('1')"),
 ]
 # fmt: on

@@ -322,6 +322,15 @@ METHOD_RULES: dict[str, MethodRule] = {
     ),
     **_methods("mro", Effect("introspection", "walks the class hierarchy")),
     **_methods(
+        "environ environb getenv getenvb putenv unsetenv expandvars",
+        Effect("env-read", "reads or changes environment variables", _SECRET),
+    ),
+    **_methods(
+        "fork forkpty execv execve execvp execvpe spawnv spawnve posix_spawn posix_spawnp",
+        Effect("process-control", "forks or replaces the process"),
+        calls_only=True,
+    ),
+    **_methods(
         "model_rebuild update_forward_refs",
         Effect("annotation", "re-evaluates annotations against a namespace you pass"),
     ),
