@@ -301,7 +301,8 @@ METHOD_RULES: dict[str, MethodRule] = {
         Effect("file-write", "writes to the file system", _FILE),
     ),
     **_methods(
-        "subprocess_exec subprocess_shell create_subprocess_exec create_subprocess_shell",
+        "subprocess_exec subprocess_shell create_subprocess_exec create_subprocess_shell "
+        "posix_spawn posix_spawnp",
         Effect("subprocess", "spawns a process", _PROC),
     ),
     **_methods(
@@ -326,7 +327,7 @@ METHOD_RULES: dict[str, MethodRule] = {
         Effect("env-read", "reads or changes environment variables", _SECRET),
     ),
     **_methods(
-        "fork forkpty execv execve execvp execvpe spawnv spawnve posix_spawn posix_spawnp",
+        "fork forkpty execv execve execvp execvpe spawnv spawnve",
         Effect("process-control", "forks or replaces the process"),
         calls_only=True,
     ),
