@@ -362,7 +362,7 @@ FIXTURE_RULES: dict[str, Effect] = {
 #: ``spec.allow_hosts``).
 PROCESS_CALLS = _names(
     """run Popen call check_call check_output getoutput getstatusoutput create_subprocess_exec
-    create_subprocess_shell subprocess_exec subprocess_shell"""
+    create_subprocess_shell subprocess_exec subprocess_shell posix_spawn posix_spawnp"""
 )
 SHELL_CALLS = _names("getoutput getstatusoutput create_subprocess_shell subprocess_shell")
 URL_CALLS = _names(
