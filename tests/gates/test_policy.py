@@ -1,0 +1,599 @@
+"""The policy gate: honest skills of every class pass; each evasion attempt fails with its rule."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+
+from kavi.gates.base import GateContext, GateStatus
+from kavi.gates.policy import Finding, PolicyGate, scan_source
+from kavi.gates.policy_rules import MODULE_RULES, Allow, classify
+from kavi.spec import SkillSpec, make_spec
+
+FIXTURES = Path(__file__).parent / "fixtures" / "policy"
+IO = {"input": {"text": "str"}, "output": {"count": "int"}}
+
+SPECS: dict[str, SkillSpec] = {
+    "READ_ONLY": make_spec(
+        name="word_count", description="count words", side_effect="READ_ONLY", io_schema=IO
+    ),
+    "FILE_WRITE": make_spec(
+        name="save_note",
+        description="save a note",
+        side_effect="FILE_WRITE",
+        io_schema=IO,
+        write_roots=("notes",),
+    ),
+    "NETWORK": make_spec(
+        name="fetch_weather",
+        description="fetch the weather",
+        side_effect="NETWORK",
+        io_schema=IO,
+        allow_hosts=("api.example.com",),
+    ),
+    "SECRET_READ": make_spec(
+        name="sign_message",
+        description="sign a message",
+        side_effect="SECRET_READ",
+        io_schema=IO,
+        secrets=("API_TOKEN",),
+    ),
+    "SUBPROCESS": make_spec(
+        name="echo_text",
+        description="echo text",
+        side_effect="SUBPROCESS",
+        io_schema=IO,
+        executables=("echo",),
+    ),
+}
+FIXTURE_PREFIX = {
+    "READ_ONLY": "read_only",
+    "FILE_WRITE": "file_write",
+    "NETWORK": "network",
+    "SECRET_READ": "secret_read",
+    "SUBPROCESS": "subprocess",
+}
+
+
+def scan(source: str, side_effect: str = "READ_ONLY", *, test_file: bool = False) -> list[Finding]:
+    spec = SPECS[side_effect]
+    filename = spec.test_path if test_file else spec.skill_path
+    return scan_source(textwrap.dedent(source), filename=filename, spec=spec)
+
+
+def hits(findings: list[Finding]) -> set[tuple[str, int]]:
+    return {(finding.rule, finding.line) for finding in findings}
+
+
+# -- honest skills pass ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("side_effect", sorted(SPECS))
+def test_honest_skill_and_tests_of_each_class_pass(side_effect: str) -> None:
+    spec = SPECS[side_effect]
+    prefix = FIXTURE_PREFIX[side_effect]
+    skill = (FIXTURES / f"{prefix}_skill.py").read_text()
+    tests = (FIXTURES / f"{prefix}_tests.py").read_text()
+    assert scan_source(skill, filename=spec.skill_path, spec=spec) == []
+    assert scan_source(tests, filename=spec.test_path, spec=spec) == []
+
+
+@pytest.mark.parametrize("side_effect", ["FILE_WRITE", "NETWORK", "SECRET_READ", "SUBPROCESS"])
+def test_an_honest_skill_fails_under_any_other_class(side_effect: str) -> None:
+    skill = (FIXTURES / f"{FIXTURE_PREFIX[side_effect]}_skill.py").read_text()
+    for other, spec in SPECS.items():
+        if other != side_effect:
+            findings = scan_source(skill, filename=spec.skill_path, spec=spec)
+            assert findings, f"a {side_effect} skill passed as {other}"
+            assert all(other in finding.message for finding in findings)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import re\nPATTERN = re.compile(r'a+')\n",
+        "import os\nPATH = os.path.join('a', 'b')\n",
+        "import os.path\nPATH = os.path.join('a', 'b')\n",
+        "import json\nDATA = json.loads('{}')\n",
+        "from os import path\nX = path.basename('a/b')\n",
+        "TEXT = 'a-b'.replace('-', ' ')\n",
+        "from pathlib import Path\nTEXT = Path('a').read_text()\n",
+        "with open('a.txt', encoding='utf-8') as f:\n    f.read()\n",
+        "with open('a.txt', 'rb') as f:\n    f.read()\n",
+        "class A:\n    def __init__(self) -> None:\n        super().__init__()\n",
+        "NAME = type(1).__name__\n",
+        "MESSAGE = f'{1 + 1} items'\n",
+        "import datetime\nNOW = datetime.datetime.now\n",
+        "import urllib.parse\nQ = urllib.parse.quote('a b')\n",
+        "import shutil\nW = shutil.which('ls')\n",
+        "from collections.abc import Mapping\nM: Mapping[str, int] = {}\n",
+        "import operator\nG = operator.attrgetter('name')\n",
+        "X = getattr(object(), 'name', None)\n",
+        "from kavi import skill\nfrom kavi.side_effects import SideEffect\n",
+        "DOC = 'Run os.system(cmd) never.'\n",
+        "NAME = type(x).__name__\nSAME = type(x) is int\nOK = isinstance(x, type)\n",
+        "class A(dict):\n    def f(self):\n        return self._x, super().__len__()",
+        "from collections import namedtuple\nP = namedtuple('P', 'x')\nQ = P(1)._replace(x=2)\n",
+        "class A:\n    def __eq__(self, other):\n        return self.x == other.x\n",
+        "import logging\nLOG = logging.getLogger(__name__)\nLOG.info('x %s', 1)\n",
+        "MESSAGE = '{name}: {n}'.format(name='a', n=1)\n",
+    ],
+)
+def test_everyday_code_passes_read_only(source: str) -> None:
+    assert scan(source) == []
+
+
+# -- evasion attempts fail with the right rule on the right line -----------------------------------
+
+# (id, side-effect class, rule that must fire, its line, source)
+# fmt: off
+EVASIONS: list[tuple[str, str, str, int, str]] = [
+    ("alias", "READ_ONLY", "subprocess", 2, "import os as o\no.system('ls')"),
+    ("from-import-as", "READ_ONLY", "subprocess", 1, "from os import system as s\ns('ls')"),
+    ("from-import-as-use", "READ_ONLY", "subprocess", 2, "from os import system as s\ns('ls')"),
+    ("star-import", "READ_ONLY", "forbidden-import", 1, "from subprocess import *\nrun(['ls'])"),
+    ("star-import-effect", "READ_ONLY", "subprocess", 1, "from subprocess import *"),
+    ("rebinding", "READ_ONLY", "subprocess", 2, "import os\nx = os.system\nx('ls')"),
+    ("dunder-import", "READ_ONLY", "dynamic-import", 1, "m = __import__('o' + 's')"),
+    ("importlib", "READ_ONLY", "dynamic-import", 2,
+     "import importlib\nimportlib.import_module('os')"),
+    ("importlib-from", "READ_ONLY", "dynamic-import", 1,
+     "from importlib import import_module as im"),
+    ("getattr-concat", "READ_ONLY", "getattr-string", 2,
+     "import os\ngetattr(os, 'sys' + 'tem')('ls')"),
+    ("getattr-module", "READ_ONLY", "getattr-string", 2, "import os\ngetattr(os, 'system')('ls')"),
+    ("getattr-module-effect", "READ_ONLY", "subprocess", 2, "import os\ngetattr(os, 'system')"),
+    ("getattr-as-value", "READ_ONLY", "getattr-string", 1, "g = getattr\ng(object(), 'x')"),
+    ("hasattr-non-literal", "READ_ONLY", "getattr-string", 2, "n = 'x'\nhasattr(object(), n)"),
+    ("setattr-dunder", "READ_ONLY", "dunder-access", 1, "setattr(x, '__class__', int)"),
+    ("builtins-eval", "READ_ONLY", "eval-exec", 2, "import builtins\nbuiltins.eval('1')"),
+    ("enum-bltns", "READ_ONLY", "eval-exec", 2, "import enum\nenum.bltns.eval('1')"),
+    ("exec-string", "READ_ONLY", "eval-exec", 1, "exec('import os')"),
+    ("compile-builtin", "READ_ONLY", "eval-exec", 1, "c = compile('1', 'f', 'eval')"),
+    ("lambda-eval", "READ_ONLY", "eval-exec", 1, "f = lambda s: eval(s)"),
+    ("decorator-exec", "READ_ONLY", "eval-exec", 1, "@exec\ndef f():\n    pass"),
+    ("map-exec", "READ_ONLY", "eval-exec", 1, "list(map(exec, ['1']))"),
+    ("ctypes", "READ_ONLY", "ctypes", 1, "import ctypes\nctypes.CDLL(None)"),
+    ("pickle", "READ_ONLY", "pickle", 1, "import pickle\npickle.loads(b'')"),
+    ("marshal", "READ_ONLY", "pickle", 1, "from marshal import loads"),
+    ("os-popen", "READ_ONLY", "subprocess", 2, "import os\nos.popen('ls')"),
+    ("os-exec", "SUBPROCESS", "subprocess", 2, "import os\nos.execv('/bin/sh', ['sh'])"),
+    ("os-fork", "SUBPROCESS", "process-control", 2, "import os\nos.fork()"),
+    ("threading", "READ_ONLY", "process-control", 1, "import threading"),
+    ("dunder-walk", "READ_ONLY", "dunder-access", 1, "x = ().__class__.__base__.__subclasses__()"),
+    ("print-self", "READ_ONLY", "dunder-access", 1, "b = print.__self__"),
+    ("builtins-name", "READ_ONLY", "dunder-access", 1, "b = __builtins__"),
+    ("sys-modules", "READ_ONLY", "dynamic-import", 2, "import sys\nsys.modules['os'].system('ls')"),
+    ("sys-getframe", "READ_ONLY", "introspection", 2, "import sys\nf = sys._getframe()"),
+    ("globals", "READ_ONLY", "introspection", 1, "g = globals()['__builtins__']"),
+    ("frame-walk", "READ_ONLY", "introspection", 2,
+     "g = (i for i in [1])\nx = g.gi_frame.f_globals"),
+    ("inspect", "READ_ONLY", "introspection", 1, "import inspect"),
+    ("from-os-environ", "READ_ONLY", "env-read", 1, "from os import environ\nt = environ['HOME']"),
+    ("getenv", "FILE_WRITE", "env-read", 2, "import os\nt = os.getenv('API_TOKEN')"),
+    ("expandvars", "READ_ONLY", "env-read", 2, "import os\nt = os.path.expandvars('$API_TOKEN')"),
+    ("walrus-environ", "READ_ONLY", "env-read", 2, "import os\nif (e := os.environ):\n    pass"),
+    ("fstring-environ", "READ_ONLY", "env-read", 2, 'import os\nx = f"{os.environ[\'T\']}"'),
+    ("class-body-env", "READ_ONLY", "env-read", 3, "import os\nclass C:\n    x = os.getenv('T')"),
+    ("pathlib-write", "READ_ONLY", "file-write", 2,
+     "from pathlib import Path\nPath('x').write_text('y')"),
+    ("pathlib-open-w", "READ_ONLY", "file-write", 2,
+     "from pathlib import Path\nPath('x').open('w')"),
+    ("pathlib-unbound", "READ_ONLY", "file-write", 2, "import pathlib\npathlib.Path.touch(p)"),
+    ("path-replace", "READ_ONLY", "file-write", 2,
+     "from pathlib import Path\nPath('x').replace('y')"),
+    ("open-write", "SECRET_READ", "file-write", 1, "open('x', 'w')"),
+    ("open-mode-var", "READ_ONLY", "file-write", 2, "m = 'w'\nopen('x', m)"),
+    ("open-as-value", "READ_ONLY", "file-write", 1, "f = open\nf('x', 'w')"),
+    ("io-open-append", "READ_ONLY", "file-write", 2, "import io\nio.open('x', mode='a')"),
+    ("os-remove", "NETWORK", "file-write", 2, "import os\nos.remove('x')"),
+    ("shutil-rmtree", "READ_ONLY", "file-write", 2, "import shutil\nshutil.rmtree('x')"),
+    ("tempfile", "READ_ONLY", "file-write", 1, "import tempfile"),
+    ("proc-environ", "FILE_WRITE", "device-file", 1, "t = open('/proc/self/environ').read()"),
+    ("subprocess-ro", "READ_ONLY", "subprocess", 1, "import subprocess\nsubprocess.run(['ls'])"),
+    ("subprocess-network", "NETWORK", "subprocess", 1, "import subprocess"),
+    ("asyncio-subprocess", "NETWORK", "subprocess", 2,
+     "import asyncio\nasyncio.create_subprocess_exec('ls')"),
+    ("loop-subprocess", "NETWORK", "subprocess", 2,
+     "async def f(loop):\n    await loop.subprocess_exec(p, 'ls')"),
+    ("urllib-request", "READ_ONLY", "network", 1,
+     "import urllib.request\nurllib.request.urlopen('http://x')"),
+    ("socket", "SUBPROCESS", "network", 1, "import socket"),
+    ("http-client", "SECRET_READ", "network", 1, "from http.client import HTTPConnection"),
+    ("nested-chain", "READ_ONLY", "subprocess", 2, "import os.path\nos.path.os.system('ls')"),
+    ("reroot-shutil", "READ_ONLY", "subprocess", 2, "import shutil\nshutil.os.system('ls')"),
+    ("private-member", "READ_ONLY", "private-access", 2, "import random\nrandom._os.system('ls')"),
+    ("module-value", "READ_ONLY", "module-value", 4,
+     "import os\ndef f(m):\n    return m\nf(os).system('ls')"),
+    ("unknown-receiver", "READ_ONLY", "subprocess", 2, "def f(m):\n    return m.os.system('ls')"),
+    ("format-dunder", "READ_ONLY", "format-string", 1, "s = '{0.__init__.__globals__}'.format(f)"),
+    ("format-non-literal", "READ_ONLY", "format-string", 2, "t = '{0}'\ns = t.format(1)"),
+    ("match-class", "READ_ONLY", "dunder-access", 2,
+     "match 1:\n    case int(__class__=c):\n        pass"),
+    ("string-annotation", "READ_ONLY", "dynamic-import", 1,
+     'x: "__import__(\'os\').system(\'ls\')" = 1'),
+    ("comprehension", "READ_ONLY", "subprocess", 2,
+     "import os\nr = [os.system(c) for c in ['ls']]"),
+    ("attrgetter-dunder", "READ_ONLY", "dunder-access", 2,
+     "import operator\ng = operator.attrgetter('__globals__')"),
+    ("pydantic-importstring", "READ_ONLY", "dynamic-import", 1,
+     "from pydantic import ImportString"),
+    ("kavi-internal", "READ_ONLY", "kavi-internal", 1, "from kavi.ledger import db"),
+    ("kavi-from", "READ_ONLY", "kavi-internal", 1, "from kavi import spec"),
+    ("unknown-module", "READ_ONLY", "forbidden-import", 1, "import platform"),
+    ("relative-import", "READ_ONLY", "forbidden-import", 1, "from . import helper"),
+    ("breakpoint", "READ_ONLY", "dynamic-import", 1, "breakpoint()"),
+    ("dotenv", "NETWORK", "env-read", 1, "import dotenv"),
+    ("annotation-name", "READ_ONLY", "annotation", 4,
+     "from pydantic import BaseModel\nT = '__imp' + 'ort__(1)'\nclass M(BaseModel):\n    x: T"),
+    ("annotation-concat", "READ_ONLY", "annotation", 3,
+     "from pydantic import BaseModel\nclass M(BaseModel):\n    x: '__imp' + 'ort__(1)'"),
+    ("annotation-parameter", "READ_ONLY", "annotation", 4,
+     "from pydantic import BaseModel\ndef f(T):\n    class M(BaseModel):\n        x: T"),
+    ("annotation-docstring", "READ_ONLY", "annotation", 3,
+     "from pydantic import BaseModel\nclass M(BaseModel):\n    x: __doc__"),
+    ("annotation-class-attribute", "READ_ONLY", "annotation", 5,
+     "from pydantic import BaseModel\nclass A:\n    B = str(1)\nclass M(BaseModel):\n    x: A.B"),
+    ("generic-base", "READ_ONLY", "annotation", 3,
+     "from pydantic import RootModel\nT = ''.join(['a'])\nclass M(RootModel[T]):\n    pass"),
+    ("type-adapter", "READ_ONLY", "annotation", 3,
+     "from pydantic import TypeAdapter\nT = str(1)\nTypeAdapter(T)"),
+    ("validate-call", "READ_ONLY", "annotation", 4,
+     "from pydantic import validate_call\nT = str(1)\n@validate_call\ndef f(x: T): pass"),
+    ("model-rebuild", "READ_ONLY", "annotation", 1, "M.model_rebuild(_types_namespace={'T': t})"),
+    ("create-model", "READ_ONLY", "annotation", 1, "from pydantic import create_model"),
+    ("coding-utf7", "READ_ONLY", "source-encoding", 1, "# coding: utf-7\nx = 1 #+AAo-import os"),
+    ("module-patch", "READ_ONLY", "module-patch", 2, "import json\njson.loads = eval_like"),
+    ("module-del", "READ_ONLY", "module-patch", 2, "import json\ndel json.loads"),
+    ("methodcaller-format", "READ_ONLY", "format-string", 2,
+     "import operator\nf = operator.methodcaller('format', obj)"),
+    ("format-as-value", "READ_ONLY", "format-string", 1, "f = str.format"),
+    ("cli-entry-point", "READ_ONLY", "forbidden-member", 2, "import gzip\ngzip.main()"),
+    ("logging-formatter", "READ_ONLY", "forbidden-member", 2,
+     "import logging\nf = logging.Formatter('{x}', style='{')"),
+    ("type-rebuilds-fileio", "READ_ONLY", "introspection", 2,
+     "f = open('x')\ntype(f.buffer.raw)('y', 'w')"),
+    ("type-as-value", "READ_ONLY", "introspection", 1, "m = list(map(type, xs))"),
+    ("init-reopens-file", "READ_ONLY", "dunder-access", 2,
+     "f = open('x')\nf.buffer.raw.__init__('y', 'w')"),
+    ("private-of-object", "READ_ONLY", "private-access", 3,
+     "import logging\nh = logging.getLogger().handlers[0]\ns = h.formatter._style"),
+    ("help-pager", "READ_ONLY", "subprocess", 1, "help(1)"),
+    ("getattr-gateway", "READ_ONLY", "module-value", 1, "x = getattr(obj, 'os')"),
+    ("attrgetter-dotted", "READ_ONLY", "subprocess", 2,
+     "import operator\nf = operator.attrgetter('os.system')"),
+    ("class-pattern-gateway", "READ_ONLY", "subprocess", 3,
+     "match x:\n    case C(os=o):\n        o.system('x')"),
+    ("posix-alias", "READ_ONLY", "env-read", 2, "import posix\nt = posix.environ"),
+    ("open-kwargs", "READ_ONLY", "file-write", 2, "kw = {'mode': 'w'}\nopen('x', **kw)"),
+    ("partial-open", "READ_ONLY", "file-write", 2,
+     "import functools\nw = functools.partial(open, mode='w')"),
+    ("gzip-write", "READ_ONLY", "file-write", 2, "import gzip\ngzip.open('x', 'wb')"),
+    ("from-effect-module", "READ_ONLY", "subprocess", 1, "from subprocess import os"),
+    ("opener-internals", "READ_ONLY", "file-write", 2,
+     "import io\nio.FileIO.__init__(open('x').buffer.raw, 'y', 'w')"),
+    ("super-foreign", "READ_ONLY", "dunder-access", 1, "super(A, raw).__init__('y', 'w')"),
+    ("computed-field", "READ_ONLY", "annotation", 3,
+     "from pydantic import computed_field\nT = str(1)\nf = computed_field(return_type=T)"),
+    ("namedtuple-functional", "READ_ONLY", "annotation", 3,
+     "from typing import NamedTuple\nT = str(1)\nP = NamedTuple('P', [('a', T)])"),
+    ("typeddict-functional", "READ_ONLY", "annotation", 3,
+     "from typing import TypedDict\nT = str(1)\nD = TypedDict('D', {'a': T})"),
+    ("pydantic-mypy", "READ_ONLY", "forbidden-import", 1, "import pydantic.mypy"),
+    ("shell-true", "SUBPROCESS", "subprocess", 2,
+     "import subprocess\nsubprocess.run('echo hi', shell=True)"),
+    ("undeclared-program", "SUBPROCESS", "subprocess", 2,
+     "import subprocess\nsubprocess.run(['/bin/rm', '-rf', 'x'])"),
+    ("undeclared-host", "NETWORK", "network", 2,
+     "import urllib.request\nurllib.request.urlopen('https://evil.example.org/x')"),
+    ("write-outside-root", "FILE_WRITE", "file-write", 1, "open('/etc/passwd', 'a')"),
+    ("write-dotdot", "FILE_WRITE", "file-write", 1, "open('notes/../../x', 'w')"),
+    ("path-outside-root", "FILE_WRITE", "file-write", 2,
+     "from pathlib import Path\n(Path('out') / 'a.md').write_text('x')"),
+    ("shutil-outside-root", "FILE_WRITE", "file-write", 2,
+     "import shutil\nshutil.copy('notes/a', '/tmp/b')"),
+    ("undeclared-secret", "SECRET_READ", "env-read", 2, "import os\nt = os.environ['AWS_KEY']"),
+    ("whole-environment", "SECRET_READ", "env-read", 2, "import os\nenv = dict(os.environ)"),
+    ("computed-secret", "SECRET_READ", "env-read", 2, "import os\nt = os.getenv(name)"),
+    ("foreign-self-init", "READ_ONLY", "dunder-access", 2,
+     "def reopen(self):\n    self.__init__('y', 'w')\nreopen(open('x').buffer.raw)"),
+    ("foreign-self-type", "READ_ONLY", "introspection", 2,
+     "def clone(self):\n    return type(self)('y', 'w')\nclone(open('x').buffer.raw)"),
+    ("smuggled-expandvars", "READ_ONLY", "env-read", 2,
+     "def flavour(self):\n    return self._flavour.expandvars('$API_TOKEN')"),
+    ("unicode-eval", "READ_ONLY", "eval-exec", 1, "\uff45\uff56\uff41\uff4c('1')"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("side_effect", "rule", "line", "source"),
+    [case[1:] for case in EVASIONS],
+    ids=[case[0] for case in EVASIONS],
+)
+def test_evasion_is_caught(side_effect: str, rule: str, line: int, source: str) -> None:
+    findings = scan(source, side_effect)
+    assert (rule, line) in hits(findings), [f.message for f in findings]
+
+
+def test_every_message_names_the_class_and_ends_with_the_fix() -> None:
+    for _, side_effect, _, _, source in EVASIONS:
+        for finding in scan(source, side_effect):
+            assert side_effect in finding.message, finding.message
+            assert finding.message.endswith(")"), finding.message
+            assert finding.message.startswith(f"line {finding.line}: ")
+
+
+def test_there_are_at_least_forty_distinct_evasions() -> None:
+    assert len({case[0] for case in EVASIONS}) == len(EVASIONS) >= 40
+
+
+@pytest.mark.parametrize(
+    ("source", "rule", "line"),
+    [
+        (
+            "def test_x(monkeypatch):\n    monkeypatch.setattr('os.system', print)",
+            "dynamic-import",
+            2,
+        ),
+        ("import pytest\npytest.importorskip('os')", "dynamic-import", 2),
+        ("def test_x(tmp_path):\n    (tmp_path / 'a').write_text('x')", "file-write", 2),
+        ("def test_x(monkeypatch):\n    monkeypatch.setenv('API_TOKEN', 'x')", "env-read", 2),
+        ("from skills.other_skill import Other", "forbidden-import", 1),
+        ("def test_x(tmpdir):\n    tmpdir.join('a').write('x')", "file-write", 1),
+        ("def test_x(pytester):\n    pytester.runpytest_subprocess()", "subprocess", 1),
+        ("pytest_plugins = ['pytester']", "dynamic-import", 1),
+        ("import pytest\npytest.console_main()", "forbidden-member", 2),
+        ("def test_x(request):\n    t = request.getfixturevalue('tmpdir')", "file-write", 2),
+        (
+            "import json\ndef test_x(monkeypatch):\n    monkeypatch.setattr(json, 'x', 'p()')",
+            "module-patch",
+            3,
+        ),
+        ("from skills.word_count import Input\nclass M(Input):\n    y: Input.zz", "annotation", 3),
+        (
+            "def test_x(request):\n    request.config.pluginmanager.import_plugin('x')",
+            "dynamic-import",
+            2,
+        ),
+    ],
+)
+def test_test_files_obey_the_skills_class(source: str, rule: str, line: int) -> None:
+    assert (rule, line) in hits(scan(source, "READ_ONLY", test_file=True))
+
+
+def test_a_skill_file_may_not_import_pytest() -> None:
+    assert ("forbidden-import", 1) in hits(scan("import pytest"))
+
+
+def test_message_names_the_effect_the_class_and_the_fix() -> None:
+    (finding,) = [f for f in scan("import subprocess\n") if f.rule == "subprocess"]
+    assert finding.message.startswith("line 1: import subprocess spawns a process")
+    assert "READ_ONLY skills may not (declare SUBPROCESS)" in finding.message
+    never = next(f for f in scan("import os\nos.system('x')") if f.rule == "subprocess")
+    assert "no side-effect class allows it, READ_ONLY included" in never.message
+    assert (never.filename, never.line, never.col) == ("skills/word_count.py", 2, 0)
+
+
+def test_declared_programs_and_hosts_pass() -> None:
+    assert scan("import subprocess\nsubprocess.run(['echo', 'hi'], check=True)", "SUBPROCESS") == []
+    source = "import urllib.request\nurllib.request.urlopen('https://api.example.com/x')"
+    assert scan(source, "NETWORK") == []
+
+
+def test_declared_secrets_by_name_pass() -> None:
+    source = (
+        "import os\n"
+        "a = os.environ['API_TOKEN']\n"
+        "b = os.environ.get('API_TOKEN')\n"
+        "c = os.getenv('API_TOKEN', '')\n"
+    )
+    assert scan(source, "SECRET_READ") == []
+
+
+def test_literal_writes_under_the_write_root_pass() -> None:
+    source = (
+        "from pathlib import Path\n"
+        "open('notes/a.md', 'w')\n"
+        "Path('notes', 'b.md').write_text('x')\n"
+        "(Path('notes') / 'c.md').open('a')\n"
+    )
+    assert scan(source, "FILE_WRITE") == []
+
+
+def test_the_declared_class_allows_its_own_effect_only() -> None:
+    source = "import os\nt = os.environ['API_TOKEN']\n"
+    assert scan(source, "SECRET_READ") == []
+    assert {f.rule for f in scan(source, "NETWORK")} == {"env-read"}
+
+
+HONEST_ANNOTATIONS = """
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Callable, ClassVar, Literal, NamedTuple, Optional, TypedDict, TypeVar
+
+from pydantic import BaseModel, Field, RootModel, TypeAdapter
+
+T = TypeVar("T", bound="BaseModel")
+Vector = list[float]
+
+
+class Input(BaseModel):
+    a: Annotated[int, Field(gt=0, description="x.y")]
+    b: Literal["a", "b.c()"]
+    c: Optional[str] = None
+    d: list[int] | None = None
+    e: Callable[[int, str], bool] | None = None
+    f: ClassVar[str] = "x"
+    g: tuple[int, ...] = ()
+    h: Vector = []
+    i: "Input | None" = None
+    j: datetime.datetime | None = None
+
+
+class Inputs(RootModel[list[Input]]):
+    pass
+
+
+ADAPTER = TypeAdapter(list[Input])
+Point = NamedTuple("Point", [("x", int), ("y", float)])
+Movie = TypedDict("Movie", {"title": str, "year": int})
+
+
+def first(items: list[T], *rest: str, **options: object) -> T | None:
+    return items[0] if items else None
+"""
+
+
+def test_honest_annotations_pass() -> None:
+    assert scan(HONEST_ANNOTATIONS) == []
+
+
+def test_a_test_file_may_annotate_with_the_skills_types_only(tmp_path: Path) -> None:
+    skill = "from pydantic import BaseModel\nT = str(1)\nclass Input(BaseModel):\n    x: int\n"
+    tests = (
+        "from skills.word_count import Input, T\n"
+        "def make() -> Input:\n"
+        "    return Input(x=1)\n"
+        "def bad() -> T:\n"
+        "    return 1\n"
+    )
+    result = PolicyGate().run(make_context(tmp_path, skill, tests))
+    assert result.status is GateStatus.FAIL
+    assert [(f["rule"], f["line"]) for f in result.facts["findings"]] == [("annotation", 4)]
+
+
+def test_scanning_real_code_never_raises() -> None:
+    """The standard library's json and email packages exercise most of the grammar."""
+    import email
+    import json
+
+    for package in (json, email):
+        for path in sorted(Path(str(package.__file__)).parent.glob("*.py")):
+            findings = scan_source(path.read_text(), filename=path.name, spec=SPECS["READ_ONLY"])
+            assert all(isinstance(f, Finding) for f in findings)
+
+
+def test_deep_nesting_is_a_finding_not_a_crash() -> None:
+    (finding,) = scan("x = a" + ".b" * 200_000)
+    assert finding.rule == "syntax-error"
+
+
+def test_a_lone_carriage_return_ends_a_comment_as_python_reads_it() -> None:
+    assert ("subprocess", 2) in hits(scan("x = 1  # note\rimport subprocess\r"))
+
+
+def test_syntax_error_is_a_finding() -> None:
+    (finding,) = scan("def broken(:\n")
+    assert finding.rule == "syntax-error"
+    assert finding.line == 1
+
+
+def test_every_module_reachable_from_an_allowed_module_is_judged() -> None:
+    """An allowed module's module-valued attributes (``enum.bltns`` is builtins) must not be a way
+    around the import rules: scanning ``M.attr.x`` fails whenever the real module is not allowed."""
+    for key, rule in MODULE_RULES.items():
+        if not isinstance(rule, Allow) or rule.members is not None or key.startswith("kavi"):
+            continue
+        try:
+            module = importlib.import_module(key)
+        except ImportError:
+            continue
+        for attr in dir(module):
+            value = getattr(module, attr, None)
+            if not isinstance(value, types.ModuleType) or attr.startswith("__"):
+                continue
+            real = classify(f"{value.__name__}.member", {})
+            if isinstance(real, Allow) and real.members is None:
+                continue
+            findings = scan(f"import {key}\nx = {key}.{attr}.member\n")
+            assert findings, f"{key}.{attr} reaches {value.__name__} unjudged"
+            passed_around = scan(f"def f(m):\n    return m.{attr}.member\n")
+            assert passed_around, f"m.{attr} (a module value) reaches {value.__name__} unjudged"
+
+
+# -- the gate --------------------------------------------------------------------------------------
+
+
+def make_context(
+    tmp_path: Path, skill: str, tests: str, side_effect: str = "READ_ONLY"
+) -> GateContext:
+    spec = SPECS[side_effect]
+    (tmp_path / "skills").mkdir()
+    (tmp_path / spec.skill_path).write_text(skill, encoding="utf-8")
+    (tmp_path / spec.test_path).write_text(tests, encoding="utf-8")
+    return GateContext(spec=spec, sandbox=tmp_path, cache_dir=tmp_path / "cache")
+
+
+def test_gate_passes_an_honest_candidate(tmp_path: Path) -> None:
+    skill = (FIXTURES / "read_only_skill.py").read_text()
+    tests = (FIXTURES / "read_only_tests.py").read_text()
+    gate = PolicyGate()
+    assert gate.applies_to(SPECS["READ_ONLY"])
+    result = gate.run(make_context(tmp_path, skill, tests))
+    assert result.status is GateStatus.PASS, result.report
+    assert result.gate == "policy"
+    assert "READ_ONLY" in result.summary
+
+
+def test_gate_passes_a_realistic_skill_with_pydantic_validators_and_fixtures(
+    tmp_path: Path,
+) -> None:
+    spec = make_spec(
+        name="text_stats", description="text statistics", side_effect="READ_ONLY", io_schema=IO
+    )
+    (tmp_path / "skills").mkdir()
+    (tmp_path / spec.skill_path).write_bytes((FIXTURES / "rich_read_only_skill.py").read_bytes())
+    (tmp_path / spec.test_path).write_bytes((FIXTURES / "rich_read_only_tests.py").read_bytes())
+    context = GateContext(spec=spec, sandbox=tmp_path, cache_dir=tmp_path / "cache")
+    result = PolicyGate().run(context)
+    assert result.status is GateStatus.PASS, result.report
+    assert result.duration_s < 2.0
+
+
+def test_gate_fails_on_a_syntax_error_without_raising(tmp_path: Path) -> None:
+    result = PolicyGate().run(make_context(tmp_path, "def broken(:\n", "x = 1\n"))
+    assert result.status is GateStatus.FAIL
+    assert result.facts["findings"][0]["rule"] == "syntax-error"
+    assert "skills/word_count.py:1:" in result.report
+
+
+def test_gate_reports_findings_from_the_test_file(tmp_path: Path) -> None:
+    skill = (FIXTURES / "read_only_skill.py").read_text()
+    tests = "import os\n\ndef test_x():\n    os.system('rm -rf notes')\n"
+    result = PolicyGate().run(make_context(tmp_path, skill, tests))
+    assert result.status is GateStatus.FAIL
+    assert result.facts["findings"] == [
+        {
+            "rule": "subprocess",
+            "message": result.facts["findings"][0]["message"],
+            "filename": "skills/test_word_count.py",
+            "line": 4,
+            "col": 4,
+        }
+    ]
+    assert result.report.startswith("skills/test_word_count.py:4:4 subprocess line 4: os.system")
+
+
+def test_gate_fails_when_the_test_file_is_missing(tmp_path: Path) -> None:
+    context = make_context(tmp_path, "x = 1\n", "x = 1\n")
+    context.test_file.unlink()
+    result = PolicyGate().run(context)
+    assert result.status is GateStatus.FAIL
+    assert result.facts["findings"][0]["rule"] == "missing-file"
+
+
+def test_scanning_is_fast() -> None:
+    source = (FIXTURES / "read_only_skill.py").read_text() * 20
+    import time
+
+    start = time.perf_counter()
+    scan_source(source, filename="skills/word_count.py", spec=SPECS["READ_ONLY"])
+    assert time.perf_counter() - start < 2.0
+    assert sys.getrecursionlimit() > 0
