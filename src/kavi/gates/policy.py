@@ -64,6 +64,7 @@ import string
 from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from kavi.gates.base import GateContext, GateResult, GateStatus, timed
@@ -1202,7 +1203,7 @@ class PolicyGate:
     """Fails a candidate whose skill or test file names an effect its side-effect class does not
     allow."""
 
-    name = "policy"
+    name: ClassVar[str] = "policy"
 
     def applies_to(self, spec: SkillSpec) -> bool:
         return spec.kind == "python"
