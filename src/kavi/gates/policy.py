@@ -1012,7 +1012,11 @@ class _PolicyVisitor(ast.NodeVisitor):
 
     def visit_Constant(self, node: ast.Constant) -> None:
         if isinstance(node.value, str):
-            if node.value.startswith(DEVICE_PREFIXES):
+            if node.value.startswith(DEVICE_PREFIXES) or node.value.rstrip("/") in (
+                "/proc",
+                "/sys",
+                "/dev",
+            ):
                 self._report(
                     node,
                     "device-file",

@@ -430,7 +430,7 @@ MODULE_NAMES = (
 
 #: Path prefixes of kernel interfaces a skill must never open (``/proc/self/environ`` holds every
 #: secret).
-DEVICE_PREFIXES = ("/dev/", "/proc", "/sys/")
+DEVICE_PREFIXES = ("/dev/", "/proc/", "/sys/")
 
 
 #: Other names of the same module (``tempfile._os`` is ``os``): judged as the module they are.
