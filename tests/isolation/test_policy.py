@@ -1,0 +1,279 @@
+"""The executor's contract beyond the matrix: secrets, swallowed blocks, levels, pytest under the hook."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kavi.errors import ConfigError, IsolationError
+from kavi.runtime.audit import BLOCKED_EXIT_CODE, EffectPolicy
+from kavi.runtime.guard import guarded_python_argv
+from kavi.sandbox import bwrap, executor
+from kavi.sandbox.executor import ExecPolicy, IsolationLevel, probe_isolation, run_isolated
+from kavi.side_effects import SideEffect
+from kavi.spec import make_spec
+
+from .conftest import RunSnippet, bwrap_works
+
+
+def test_secret_read_sees_its_declared_secret_and_nothing_else(
+    level: IsolationLevel, run_snippet: RunSnippet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAVI_TEST_TOKEN", "undeclared-value")
+    monkeypatch.setenv("OPENAI_API_KEY", "parent-api-key")
+    code = """
+        import os
+        print(os.environ.get("MY_SECRET"), os.environ.get("KAVI_TEST_TOKEN"), os.environ.get("OPENAI_API_KEY"))
+        print(sorted(os.environ))
+    """
+    result = run_snippet(code, SideEffect.SECRET_READ, secrets={"MY_SECRET": "declared-value"})
+    assert result.ok, result.stderr
+    first_line = result.stdout.splitlines()[0]
+    assert first_line == "declared-value None None"
+    assert "parent-api-key" not in result.stdout
+
+
+def test_read_only_child_never_sees_a_secret_even_if_passed(level: IsolationLevel, run_snippet: RunSnippet) -> None:
+    code = "import os\nprint(os.environ.get('MY_SECRET'))"
+    result = run_snippet(code, SideEffect.READ_ONLY, secrets={"MY_SECRET": "declared-value"})
+    assert result.stdout.strip() == "None"
+
+
+def test_a_swallowed_block_still_fails_even_with_stderr_redirected(
+    level: IsolationLevel, run_snippet: RunSnippet
+) -> None:
+    code = """
+        import os, sys
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        try:
+            open("owned.txt", "w")
+        except Exception:
+            pass
+        sys.exit(0)
+    """
+    result = run_snippet(code, SideEffect.READ_ONLY)
+    assert result.returncode == BLOCKED_EXIT_CODE
+    assert result.blocked == (
+        {"effect": "file write", "detail": result.blocked[0]["detail"], "side_effect": "READ_ONLY"},
+    )
+    assert result.blocked[0]["detail"].endswith("/owned.txt")
+    assert not result.ok
+
+
+def test_a_later_audit_hook_is_refused(level: IsolationLevel, run_snippet: RunSnippet) -> None:
+    code = """
+        import sys
+        calls = []
+        sys.addaudithook(lambda event, args: calls.append(event))
+        open(__file__).read()
+        print("HOOK-CALLS", len(calls))
+    """
+    result = run_snippet(code, SideEffect.READ_ONLY)
+    assert "HOOK-CALLS 0" in result.stdout
+    assert result.blocked[0]["effect"] == "audit hook"
+    assert result.returncode == BLOCKED_EXIT_CODE
+
+
+def test_undeclared_executable_is_refused(level: IsolationLevel, run_snippet: RunSnippet) -> None:
+    code = """
+        import subprocess
+        subprocess.run(["true"], check=True)
+        print("TRUE-RAN")
+        subprocess.run(["ls"], check=True)
+    """
+    result = run_snippet(code, SideEffect.SUBPROCESS, executables=("true",))
+    assert "TRUE-RAN" in result.stdout
+    assert result.blocked[0]["effect"] == "process"
+    assert "ls" in result.blocked[0]["detail"]
+
+
+def test_network_skill_reaches_only_its_declared_port(level: IsolationLevel, run_snippet: RunSnippet) -> None:
+    allowed, other = socket.socket(), socket.socket()
+    for server in (allowed, other):
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+    try:
+        code = f"""
+            import socket
+            socket.create_connection(("127.0.0.1", {allowed.getsockname()[1]}), timeout=2).close()
+            print("FIRST-OK")
+            socket.create_connection(("127.0.0.1", {other.getsockname()[1]}), timeout=2).close()
+            print("SECOND-OK")
+        """
+        hosts = (f"127.0.0.1:{allowed.getsockname()[1]}",)
+        result = run_snippet(code, SideEffect.NETWORK, allow_hosts=hosts)
+    finally:
+        allowed.close()
+        other.close()
+    assert "FIRST-OK" in result.stdout, result.stderr
+    assert "SECOND-OK" not in result.stdout
+    assert result.blocked[0]["effect"] == "network"
+
+
+def test_network_skill_cannot_resolve_an_undeclared_name(level: IsolationLevel, run_snippet: RunSnippet) -> None:
+    code = "import socket\nsocket.getaddrinfo('example.invalid', 80)"
+    result = run_snippet(code, SideEffect.NETWORK, allow_hosts=("localhost",))
+    assert result.blocked[0]["effect"] == "network"
+    assert "example.invalid" in result.blocked[0]["detail"]
+
+
+@pytest.mark.skipif(not bwrap_works(), reason="bubblewrap cannot run here")
+def test_bubblewrap_is_the_boundary_without_any_hook(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At FULL, an unguarded child still cannot write the folder, reach the host or see the home."""
+    monkeypatch.setenv("KAVI_ISOLATION", "full")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    home = Path.home()
+    code = f"""
+import os, socket
+results = []
+for name, action in [
+    ("write", lambda: open("x.txt", "w")),
+    ("connect", lambda: socket.create_connection(("127.0.0.1", {server.getsockname()[1]}), timeout=2)),
+    ("home", lambda: open({str(home / ".ssh" / "id_rsa")!r}).read()),
+]:
+    try:
+        action()
+        results.append(name + "=open")
+    except OSError as exc:
+        results.append(name + "=" + type(exc).__name__)
+print(" ".join(results))
+"""
+    try:
+        result = run_isolated([sys.executable, "-c", code], cwd=sandbox, policy=ExecPolicy())
+    finally:
+        server.close()
+    assert result.isolation == IsolationLevel.FULL
+    assert result.stdout.split() == ["write=OSError", "connect=ConnectionRefusedError", "home=FileNotFoundError"]
+
+
+PYTEST_FILE = '''
+from pathlib import Path
+
+def test_tmp_path_is_writable(tmp_path):
+    (tmp_path / "note.txt").write_text("ok")
+    assert (tmp_path / "note.txt").read_text() == "ok"
+
+def test_writing_the_candidate_folder_is_refused():
+    Path("written-by-test.txt").write_text("no")
+'''
+
+
+def test_pytest_runs_under_the_hook(level: IsolationLevel, sandbox: Path) -> None:
+    (sandbox / "test_candidate.py").write_text(PYTEST_FILE)
+    argv = guarded_python_argv(
+        EffectPolicy(side_effect=SideEffect.READ_ONLY),
+        module="pytest",
+        args=["-p", "no:cacheprovider", "-q", "-rA", "test_candidate.py"],
+    )
+    result = run_isolated(argv, cwd=sandbox, policy=ExecPolicy(timeout_s=30))
+    assert "PASSED test_candidate.py::test_tmp_path_is_writable" in result.stdout, result.stdout + result.stderr
+    assert "FAILED test_candidate.py::test_writing_the_candidate_folder_is_refused" in result.stdout
+    assert "EffectBlocked" in result.stdout
+    assert result.returncode == BLOCKED_EXIT_CODE
+    assert not (sandbox / "written-by-test.txt").exists()
+
+
+def test_require_isolation_refuses_to_run_below_full(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAVI_ISOLATION", "fallback")
+    with pytest.raises(IsolationError, match="bubblewrap"):
+        run_isolated(["true"], cwd=sandbox, policy=ExecPolicy(require_isolation=True))
+
+
+def test_forcing_full_without_bubblewrap_is_an_error(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAVI_ISOLATION", "full")
+    monkeypatch.setattr(bwrap, "probe_bwrap", lambda: bwrap.BwrapInfo(None, None, False, "not installed"))
+    with pytest.raises(IsolationError, match="not installed"):
+        run_isolated(["true"], cwd=sandbox, policy=ExecPolicy())
+
+
+def test_without_bubblewrap_the_executor_falls_back_and_says_so(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KAVI_ISOLATION", raising=False)
+    monkeypatch.setattr(bwrap, "probe_bwrap", lambda: bwrap.BwrapInfo(None, None, False, "not installed"))
+    result = run_isolated(["true"], cwd=sandbox, policy=ExecPolicy())
+    assert result.ok and result.isolation == IsolationLevel.FALLBACK
+    report = probe_isolation()
+    assert report.level == IsolationLevel.FALLBACK
+    assert report.bwrap_error == "not installed"
+    assert any("bubblewrap" in note for note in report.notes)
+
+
+def test_an_unknown_isolation_value_is_a_config_error(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAVI_ISOLATION", "paranoid")
+    with pytest.raises(ConfigError, match="KAVI_ISOLATION"):
+        run_isolated(["true"], cwd=sandbox, policy=ExecPolicy())
+
+
+def test_probe_isolation_reports_what_is_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KAVI_ISOLATION", raising=False)
+    report = probe_isolation()
+    info = bwrap.probe_bwrap()
+    assert report.bwrap_works == info.works
+    assert report.level == (IsolationLevel.FULL if info.works else IsolationLevel.FALLBACK)
+    assert "RLIMIT_AS" in report.rlimits and report.audit_hooks
+    assert json.loads(json.dumps(report.as_dict()))["bwrap"]["works"] == info.works
+    monkeypatch.setenv("KAVI_ISOLATION", "fallback")
+    assert probe_isolation().level == IsolationLevel.FALLBACK
+
+
+def test_effect_policy_from_spec_and_json_round_trip(tmp_path: Path) -> None:
+    spec = make_spec(
+        name="write_notes",
+        description="Writes notes.",
+        side_effect="FILE_WRITE",
+        io_schema={"input": {"text": "str"}, "output": {"ok": "bool"}},
+        write_roots=("notes",),
+    )
+    policy = EffectPolicy.from_spec(spec, tmp_path)
+    assert policy.side_effect == SideEffect.FILE_WRITE
+    assert policy.write_roots == (str(tmp_path.resolve() / "notes"),)
+    assert EffectPolicy.from_json(policy.to_json()) == policy
+    with pytest.raises(ValueError, match="unknown policy keys"):
+        EffectPolicy.from_json('{"side_effect": "READ_ONLY", "write_root": ["/"]}')
+    with pytest.raises(ValueError, match="unknown side-effect class"):
+        EffectPolicy.from_json('{"side_effect": "ANYTHING"}')
+
+
+def test_install_is_idempotent_and_cannot_be_loosened(tmp_path: Path) -> None:
+    code = """
+import os
+from kavi.runtime.audit import EffectPolicy, install_audit_hook
+from kavi.side_effects import SideEffect
+strict = EffectPolicy(side_effect=SideEffect.READ_ONLY)
+install_audit_hook(strict)
+install_audit_hook(strict)
+try:
+    install_audit_hook(EffectPolicy(side_effect=SideEffect.FILE_WRITE, write_roots=(os.getcwd(),)))
+except Exception as exc:
+    print("REFUSED", type(exc).__name__)
+open("x.txt", "w")
+"""
+    completed = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert "REFUSED EffectBlocked" in completed.stdout
+    assert completed.returncode == BLOCKED_EXIT_CODE
+    assert not (tmp_path / "x.txt").exists()
+
+
+def test_guard_usage_error(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "kavi.runtime.guard", "--script", "x.py"], capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 2
+    assert "usage" in completed.stderr
+    with pytest.raises(ValueError, match="exactly one"):
+        guarded_python_argv(EffectPolicy(), module="a", script="b")
+
+
+def test_executor_module_names_are_kept() -> None:
+    """The skeleton's contract (run_isolated, ExecPolicy, ExecResult, IsolationLevel) still stands."""
+    assert {level.value for level in IsolationLevel} == {"full", "fallback", "process"}
+    assert executor.ExecResult(0, "", "", 0.0, False, IsolationLevel.PROCESS).ok
