@@ -48,7 +48,7 @@ RunSnippet = Callable[..., ExecResult]
 
 @pytest.fixture
 def run_snippet(sandbox: Path) -> RunSnippet:
-    """Write ``code`` to a script in the sandbox and run it guarded, as a skill of ``side_effect``."""
+    """Write ``code`` to a script in the sandbox and run it guarded, as a ``side_effect`` skill."""
 
     def run(
         code: str,

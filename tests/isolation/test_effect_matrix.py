@@ -1,8 +1,8 @@
 """Side-effect class x attempted effect -> allowed or denied, at both isolation levels.
 
-Each snippet tries one effect and prints ALLOWED only if it fully succeeded. A denial may come from the
-audit hook (a named EffectBlocked, reported on stderr) or from the OS sandbox (a read-only or hidden file
-system, no network); either way the effect must not happen.
+Each snippet tries one effect and prints ALLOWED only if it fully succeeded. A denial may come from
+the audit hook (a named EffectBlocked, reported on stderr) or from the OS sandbox (a read-only or
+hidden file system, no network); either way the effect must not happen.
 """
 
 from __future__ import annotations
@@ -87,7 +87,10 @@ def listener() -> Iterator[int]:
 
 
 def _wrap(body: str) -> str:
-    return f"try:\n{body}\n    print('ALLOWED')\nexcept BaseException as exc:\n    print('DENIED', type(exc).__name__, exc)\n"
+    return (
+        f"try:\n{body}\n    print('ALLOWED')\n"
+        "except BaseException as exc:\n    print('DENIED', type(exc).__name__, exc)\n"
+    )
 
 
 @pytest.mark.parametrize("side_effect", PY_CLASSES, ids=str)

@@ -1,4 +1,5 @@
-"""The executor's contract beyond the matrix: secrets, swallowed blocks, levels, pytest under the hook."""
+"""The executor's contract beyond the matrix: secrets, swallowed blocks, levels, pytest under the
+hook."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def test_secret_read_sees_its_declared_secret_and_nothing_else(
     monkeypatch.setenv("OPENAI_API_KEY", "parent-api-key")
     code = """
         import os
-        print(os.environ.get("MY_SECRET"), os.environ.get("KAVI_TEST_TOKEN"), os.environ.get("OPENAI_API_KEY"))
+        get = os.environ.get
+        print(get("MY_SECRET"), get("KAVI_TEST_TOKEN"), get("OPENAI_API_KEY"))
         print(sorted(os.environ))
     """
     result = run_snippet(code, SideEffect.SECRET_READ, secrets={"MY_SECRET": "declared-value"})
@@ -38,7 +40,9 @@ def test_secret_read_sees_its_declared_secret_and_nothing_else(
     assert "parent-api-key" not in result.stdout
 
 
-def test_read_only_child_never_sees_a_secret_even_if_passed(level: IsolationLevel, run_snippet: RunSnippet) -> None:
+def test_read_only_child_never_sees_a_secret_even_if_passed(
+    level: IsolationLevel, run_snippet: RunSnippet
+) -> None:
     code = "import os\nprint(os.environ.get('MY_SECRET'))"
     result = run_snippet(code, SideEffect.READ_ONLY, secrets={"MY_SECRET": "declared-value"})
     assert result.stdout.strip() == "None"
@@ -93,7 +97,9 @@ def test_undeclared_executable_is_refused(level: IsolationLevel, run_snippet: Ru
     assert "ls" in result.blocked[0]["detail"]
 
 
-def test_network_skill_reaches_only_its_declared_port(level: IsolationLevel, run_snippet: RunSnippet) -> None:
+def test_network_skill_reaches_only_its_declared_port(
+    level: IsolationLevel, run_snippet: RunSnippet
+) -> None:
     allowed, other = socket.socket(), socket.socket()
     for server in (allowed, other):
         server.bind(("127.0.0.1", 0))
@@ -116,7 +122,9 @@ def test_network_skill_reaches_only_its_declared_port(level: IsolationLevel, run
     assert result.blocked[0]["effect"] == "network"
 
 
-def test_network_skill_cannot_resolve_an_undeclared_name(level: IsolationLevel, run_snippet: RunSnippet) -> None:
+def test_network_skill_cannot_resolve_an_undeclared_name(
+    level: IsolationLevel, run_snippet: RunSnippet
+) -> None:
     code = "import socket\nsocket.getaddrinfo('example.invalid', 80)"
     result = run_snippet(code, SideEffect.NETWORK, allow_hosts=("localhost",))
     assert result.blocked[0]["effect"] == "network"
@@ -124,19 +132,21 @@ def test_network_skill_cannot_resolve_an_undeclared_name(level: IsolationLevel, 
 
 
 @pytest.mark.skipif(not bwrap_works(), reason="bubblewrap cannot run here")
-def test_bubblewrap_is_the_boundary_without_any_hook(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bubblewrap_is_the_boundary_without_any_hook(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """At FULL, an unguarded child still cannot write the folder, reach the host or see the home."""
     monkeypatch.setenv("KAVI_ISOLATION", "full")
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
-    home = Path.home()
+    home, port = Path.home(), server.getsockname()[1]
     code = f"""
 import os, socket
 results = []
 for name, action in [
     ("write", lambda: open("x.txt", "w")),
-    ("connect", lambda: socket.create_connection(("127.0.0.1", {server.getsockname()[1]}), timeout=2)),
+    ("connect", lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2)),
     ("home", lambda: open({str(home / ".ssh" / "id_rsa")!r}).read()),
 ]:
     try:
@@ -151,10 +161,14 @@ print(" ".join(results))
     finally:
         server.close()
     assert result.isolation == IsolationLevel.FULL
-    assert result.stdout.split() == ["write=OSError", "connect=ConnectionRefusedError", "home=FileNotFoundError"]
+    assert result.stdout.split() == [
+        "write=OSError",
+        "connect=ConnectionRefusedError",
+        "home=FileNotFoundError",
+    ]
 
 
-PYTEST_FILE = '''
+PYTEST_FILE = """
 from pathlib import Path
 
 def test_tmp_path_is_writable(tmp_path):
@@ -163,7 +177,7 @@ def test_tmp_path_is_writable(tmp_path):
 
 def test_writing_the_candidate_folder_is_refused():
     Path("written-by-test.txt").write_text("no")
-'''
+"""
 
 
 def test_pytest_runs_under_the_hook(level: IsolationLevel, sandbox: Path) -> None:
@@ -174,22 +188,30 @@ def test_pytest_runs_under_the_hook(level: IsolationLevel, sandbox: Path) -> Non
         args=["-p", "no:cacheprovider", "-q", "-rA", "test_candidate.py"],
     )
     result = run_isolated(argv, cwd=sandbox, policy=ExecPolicy(timeout_s=30))
-    assert "PASSED test_candidate.py::test_tmp_path_is_writable" in result.stdout, result.stdout + result.stderr
+    assert "PASSED test_candidate.py::test_tmp_path_is_writable" in result.stdout, (
+        result.stdout + result.stderr
+    )
     assert "FAILED test_candidate.py::test_writing_the_candidate_folder_is_refused" in result.stdout
     assert "EffectBlocked" in result.stdout
     assert result.returncode == BLOCKED_EXIT_CODE
     assert not (sandbox / "written-by-test.txt").exists()
 
 
-def test_require_isolation_refuses_to_run_below_full(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_require_isolation_refuses_to_run_below_full(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KAVI_ISOLATION", "fallback")
     with pytest.raises(IsolationError, match="bubblewrap"):
         run_isolated(["true"], cwd=sandbox, policy=ExecPolicy(require_isolation=True))
 
 
-def test_forcing_full_without_bubblewrap_is_an_error(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_forcing_full_without_bubblewrap_is_an_error(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KAVI_ISOLATION", "full")
-    monkeypatch.setattr(bwrap, "probe_bwrap", lambda: bwrap.BwrapInfo(None, None, False, "not installed"))
+    monkeypatch.setattr(
+        bwrap, "probe_bwrap", lambda: bwrap.BwrapInfo(None, None, False, "not installed")
+    )
     with pytest.raises(IsolationError, match="not installed"):
         run_isolated(["true"], cwd=sandbox, policy=ExecPolicy())
 
@@ -198,7 +220,9 @@ def test_without_bubblewrap_the_executor_falls_back_and_says_so(
     sandbox: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("KAVI_ISOLATION", raising=False)
-    monkeypatch.setattr(bwrap, "probe_bwrap", lambda: bwrap.BwrapInfo(None, None, False, "not installed"))
+    monkeypatch.setattr(
+        bwrap, "probe_bwrap", lambda: bwrap.BwrapInfo(None, None, False, "not installed")
+    )
     result = run_isolated(["true"], cwd=sandbox, policy=ExecPolicy())
     assert result.ok and result.isolation == IsolationLevel.FALLBACK
     report = probe_isolation()
@@ -207,7 +231,9 @@ def test_without_bubblewrap_the_executor_falls_back_and_says_so(
     assert any("bubblewrap" in note for note in report.notes)
 
 
-def test_an_unknown_isolation_value_is_a_config_error(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unknown_isolation_value_is_a_config_error(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KAVI_ISOLATION", "paranoid")
     with pytest.raises(ConfigError, match="KAVI_ISOLATION"):
         run_isolated(["true"], cwd=sandbox, policy=ExecPolicy())
@@ -257,7 +283,9 @@ except Exception as exc:
     print("REFUSED", type(exc).__name__)
 open("x.txt", "w")
 """
-    completed = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False)
+    completed = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
     assert "REFUSED EffectBlocked" in completed.stdout
     assert completed.returncode == BLOCKED_EXIT_CODE
     assert not (tmp_path / "x.txt").exists()
@@ -265,7 +293,10 @@ open("x.txt", "w")
 
 def test_guard_usage_error(tmp_path: Path) -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "kavi.runtime.guard", "--script", "x.py"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "kavi.runtime.guard", "--script", "x.py"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert completed.returncode == 2
     assert "usage" in completed.stderr
@@ -274,6 +305,6 @@ def test_guard_usage_error(tmp_path: Path) -> None:
 
 
 def test_executor_module_names_are_kept() -> None:
-    """The skeleton's contract (run_isolated, ExecPolicy, ExecResult, IsolationLevel) still stands."""
+    """The skeleton's contract (run_isolated, ExecPolicy, ExecResult, IsolationLevel) stands."""
     assert {level.value for level in IsolationLevel} == {"full", "fallback", "process"}
     assert executor.ExecResult(0, "", "", 0.0, False, IsolationLevel.PROCESS).ok

@@ -1,17 +1,22 @@
 """Enforce a skill's declared side effects inside the child, with a PEP 578 audit hook.
 
-The hook is installed by :mod:`kavi.runtime.guard` before a single byte of candidate or skill code runs. It
-sees every audited operation of the interpreter (``open``, ``os.remove``, ``socket.connect``,
-``subprocess.Popen``, ``ctypes.dlopen`` ...) and refuses those the side-effect class does not declare.
+The hook is installed by :mod:`kavi.runtime.guard` before a single byte of candidate or skill code
+runs. It sees every audited operation of the interpreter (``open``, ``os.remove``,
+``socket.connect``, ``subprocess.Popen``, ``ctypes.dlopen`` ...) and refuses those the side-effect
+class does not declare.
 
-Why a hook and not only the OS: without bubblewrap it is the only thing that knows *which* writes, hosts or
-programs a class allows; with bubblewrap it is defense in depth and gives the skill a clear, named error.
-It is **not** a security boundary on its own: code that reaches native code (a C extension, ``os.open`` with
-``dir_fd``, ``os.mkfifo``) can act without an audit event. bubblewrap is the boundary.
+Why a hook and not only the OS: without bubblewrap it is the only thing that knows *which* writes,
+hosts or programs a class allows; with bubblewrap it is defense in depth and gives the skill a
+clear, named error. It is **not** a security boundary on its own: code that reaches native code (a C
+extension, ``os.open`` with ``dir_fd``, ``os.mkfifo``) can act without an audit event. bubblewrap is
+the boundary.
 
 This module is the parent-side API (a typed, frozen :class:`EffectPolicy`); the hook itself lives in
 :mod:`kavi.runtime.hook`, which the child imports without ``dataclasses`` or ``typing``.
 """
+
+# string paths on purpose: they must compare equal to the hook's realpath strings.
+# ruff: noqa: PTH100, PTH110, PTH111, PTH112, PTH113, PTH117, PTH120
 
 from __future__ import annotations
 
@@ -36,8 +41,9 @@ class EffectPolicy:
     """What the hook allows. Paths are absolute; the policy crosses the process boundary as JSON.
 
     ``extra_write_roots`` are writable for every class (a private folder of the verification run);
-    ``private_tmp`` makes the ``$TMPDIR`` the executor gives the child writable, so pytest's ``tmp_path``
-    works for every class. ``hidden_roots`` cannot be read, except below one of ``visible_roots``.
+    ``private_tmp`` makes the ``$TMPDIR`` the executor gives the child writable, so pytest's
+    ``tmp_path`` works for every class. ``hidden_roots`` cannot be read, except below one of
+    ``visible_roots``.
     """
 
     side_effect: SideEffect = SideEffect.READ_ONLY
@@ -52,9 +58,11 @@ class EffectPolicy:
 
     @classmethod
     def from_spec(cls, spec: SkillSpec, root: Path, *, hide_home: bool = True) -> EffectPolicy:
-        """The policy a spec declares, with its relative write roots anchored at workspace ``root``."""
+        """The policy a spec declares, its relative write roots anchored at workspace ``root``."""
         base = root.resolve()
-        hidden, visible = default_hidden_roots(extra_visible=(str(base),)) if hide_home else ((), ())
+        hidden, visible = (
+            default_hidden_roots(extra_visible=(str(base),)) if hide_home else ((), ())
+        )
         return cls(
             side_effect=spec.side_effect,
             write_roots=tuple(str((base / entry).resolve()) for entry in spec.write_roots),
@@ -80,15 +88,19 @@ class EffectPolicy:
 
 
 def install_audit_hook(policy: EffectPolicy) -> None:
-    """Install the hook in this process; idempotent, and afterwards the policy cannot be loosened."""
+    """Install the hook in this process; idempotent, and the policy cannot be loosened later."""
     hook.install(policy.as_dict())
 
 
-def default_hidden_roots(extra_visible: Sequence[str] = ()) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Hide the user's home (keys, tokens, shell history) but keep the interpreter and kavi readable.
+def default_hidden_roots(
+    extra_visible: Sequence[str] = (),
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Hide the user's home (keys, tokens, shell history) but keep the interpreter and kavi
+    readable.
 
-    The interpreter or a virtual environment often lives under the home folder (pyenv, uv), so every folder
-    Python imports from is re-exposed; a ``sys.path`` entry that would expose the whole home is not.
+    The interpreter or a virtual environment often lives under the home folder (pyenv, uv), so every
+    folder Python imports from is re-exposed; a ``sys.path`` entry that would expose the whole home
+    is not.
     """
     home = os.path.realpath(os.path.expanduser("~"))
     if home in ("/", "") or not os.path.isdir(home):

@@ -1,14 +1,17 @@
 """The audit hook itself: decide every audited event of a child against its side-effect policy.
 
-This is the lean half of :mod:`kavi.runtime.audit`, imported by :mod:`kavi.runtime.guard` on the start-up
-path of every isolated child. It takes the policy as a plain dict (the JSON the parent wrote) and imports
-nothing but the standard library's cheapest modules and kavi's stdlib-only leaves: no ``typing``,
-``dataclasses``, ``pathlib`` or ``re``.
+This is the lean half of :mod:`kavi.runtime.audit`, imported by :mod:`kavi.runtime.guard` on the
+start-up path of every isolated child. It takes the policy as a plain dict (the JSON the parent
+wrote) and imports nothing but the standard library's cheapest modules and kavi's stdlib-only
+leaves: no ``typing``, ``dataclasses``, ``pathlib`` or ``re``.
 
-A block raises :class:`EffectBlocked`, writes one ``KAVI-BLOCKED {json}`` line to a private duplicate of
-stderr and, through an ``atexit`` handler, makes the process exit with :data:`BLOCKED_EXIT_CODE` even if
-the code under test swallowed the exception.
+A block raises :class:`EffectBlocked`, writes one ``KAVI-BLOCKED {json}`` line to a private
+duplicate of stderr and, through an ``atexit`` handler, makes the process exit with
+:data:`BLOCKED_EXIT_CODE` even if the code under test swallowed the exception.
 """
+
+# string paths on purpose: pathlib costs start-up time and realpath semantics must match.
+# ruff: noqa: PTH109, PTH110, PTH113, PTH115, PTH117, PTH118
 
 from __future__ import annotations
 
@@ -39,10 +42,22 @@ POLICY_KEYS = (
     "visible_roots",
     "private_tmp",
 )
-_SIDE_EFFECTS = frozenset({"READ_ONLY", "FILE_WRITE", "NETWORK", "SUBPROCESS", "SECRET_READ", "GPU_KERNEL"})
+_SIDE_EFFECTS = frozenset(
+    {"READ_ONLY", "FILE_WRITE", "NETWORK", "SUBPROCESS", "SECRET_READ", "GPU_KERNEL"}
+)
 _MAX_DETAIL = 300
 _MAX_REPORTS = 20
-_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSW", "CREDENTIAL", "AUTH", "COOKIE", "SESSION", "PRIVATE")
+_SECRET_WORDS = (
+    "KEY",
+    "TOKEN",
+    "SECRET",
+    "PASSW",
+    "CREDENTIAL",
+    "AUTH",
+    "COOKIE",
+    "SESSION",
+    "PRIVATE",
+)
 _SECRET_PREFIXES = ("AWS_", "GCP_", "AZURE_", "GH_", "GITHUB_", "HF_")
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _ALWAYS_WRITABLE = frozenset({"/dev/null"})
@@ -51,14 +66,15 @@ _ALWAYS_WRITABLE = frozenset({"/dev/null"})
 class EffectBlocked(SideEffectViolation, RuntimeError):
     """A skill attempted an effect its class does not declare.
 
-    It is also a :class:`RuntimeError` because CPython silently refuses a new audit hook when an existing
-    hook raises a RuntimeError for ``sys.addaudithook``; that is how later hooks are kept out.
+    It is also a :class:`RuntimeError` because CPython silently refuses a new audit hook when an
+    existing hook raises a RuntimeError for ``sys.addaudithook``; that is how later hooks are kept
+    out.
     """
 
     def __init__(self, effect: str, detail: str, side_effect: str) -> None:
         super().__init__(
             f"{effect} blocked: {detail} is not allowed for a {side_effect} skill",
-            hint=f"declare it in the skill's spec, or choose the side-effect class that allows {effect}",
+            hint=f"declare it in the spec, or choose a side-effect class that allows {effect}",
         )
         self.effect = effect
         self.detail = detail
@@ -71,13 +87,17 @@ _installed: list[Policy] = []
 def install(policy: Policy) -> None:
     """Install the hook for ``policy``; idempotent, and the first policy stays in force for good.
 
-    Audit hooks cannot be removed, and this hook refuses every later ``sys.addaudithook``; a second call
-    with a different policy raises instead of pretending to change anything.
+    Audit hooks cannot be removed, and this hook refuses every later ``sys.addaudithook``; a second
+    call with a different policy raises instead of pretending to change anything.
     """
     normalized = normalize_policy(policy)
     if _installed:
         if _installed[0] != normalized:
-            raise EffectBlocked("policy change", "installing a second, different policy", _installed[0]["side_effect"])
+            raise EffectBlocked(
+                "policy change",
+                "installing a second, different policy",
+                _installed[0]["side_effect"],
+            )
         return
     enforcer = _Enforcer(normalized)
     _scrub_environment(normalized)
@@ -87,14 +107,18 @@ def install(policy: Policy) -> None:
 
 
 def normalize_policy(policy: Policy) -> Policy:
-    """Fill defaults, make every list a tuple, refuse unknown keys and classes: a typo must not loosen."""
+    """Fill defaults, make every list a tuple, refuse unknown keys and classes: a typo must not
+    loosen."""
     unknown = set(policy) - set(POLICY_KEYS)
     if unknown:
         raise ValueError(f"unknown policy keys {sorted(unknown)}")
     side_effect = str(policy.get("side_effect", "READ_ONLY"))
     if side_effect not in _SIDE_EFFECTS:
         raise ValueError(f"unknown side-effect class {side_effect!r}")
-    normalized: Policy = {"side_effect": side_effect, "private_tmp": bool(policy.get("private_tmp", True))}
+    normalized: Policy = {
+        "side_effect": side_effect,
+        "private_tmp": bool(policy.get("private_tmp", True)),
+    }
     for key in POLICY_KEYS[1:-1]:
         normalized[key] = tuple(str(item) for item in policy.get(key, ()))
     return normalized
@@ -116,14 +140,11 @@ def _scrub_environment(policy: Policy) -> None:
 
 
 def is_under(path: str, roots: Sequence[str]) -> bool:
-    for root in roots:
-        if path == root or path.startswith(root.rstrip("/") + "/"):
-            return True
-    return False
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
 
 def _is_process_secret(real: str) -> bool:
-    """/proc/PID/environ and /proc/PID/mem (of any process, thread folders too) hold other secrets."""
+    """/proc/PID/environ and /proc/PID/mem (any process, any thread) hold other secrets."""
     return real.endswith(("/environ", "/mem"))
 
 
@@ -140,13 +161,18 @@ class _Enforcer:
             writable.append(tmp)
         self.write_roots = tuple(os.path.realpath(root) for root in writable)
         self.hidden = tuple(os.path.realpath(root) for root in policy["hidden_roots"])
+        self.trusted_reads = _trusted_read_prefixes(self.write_roots, self.hidden)
         self.visible = tuple(os.path.realpath(root) for root in policy["visible_roots"])
         self.network = effect == "NETWORK"
-        self.hosts = tuple(_parse_host(entry) for entry in policy["allow_hosts"]) if self.network else ()
+        self.hosts = (
+            tuple(_parse_host(entry) for entry in policy["allow_hosts"]) if self.network else ()
+        )
         self.resolved: dict[str, frozenset[str]] = {}
         self.resolving = False
         self.subprocess = effect == "SUBPROCESS"
-        self.executables = _resolve_executables(policy["executables"]) if self.subprocess else frozenset()
+        self.executables = (
+            _resolve_executables(policy["executables"]) if self.subprocess else frozenset()
+        )
         self.native = effect == "GPU_KERNEL"
         self.blocked: list[dict[str, str]] = []  # the first reports; block_count counts them all
         self.block_count = 0
@@ -164,8 +190,8 @@ class _Enforcer:
             "os.truncate": lambda a: self.check_write(a[0]),
             "os.setxattr": lambda a: self.check_write(a[0]),
             "os.removexattr": lambda a: self.check_write(a[0]),
-            "os.rename": lambda a: (self.check_write(a[0], a[2]), self.check_write(a[1], a[3])),
-            "os.link": lambda a: (self.check_write(a[0], a[2]), self.check_write(a[1], a[3])),
+            "os.rename": self.check_write_pair,
+            "os.link": self.check_write_pair,
             "os.symlink": lambda a: self.check_write(a[1], a[2]),
             "shutil.rmtree": lambda a: self.check_write(a[0], a[1]),
         }
@@ -217,18 +243,18 @@ class _Enforcer:
         if self.block_count <= _MAX_REPORTS:  # a loop of refused forks must not flood stderr
             self.blocked.append(record)
             line = BLOCKED_MARKER + json.dumps(record, sort_keys=True) + "\n"
-            try:
+            try:  # noqa: SIM105 - contextlib is not worth importing on the start-up path
                 os.write(self.report_fd, line.encode("utf-8", "replace"))
             except OSError:
                 pass
         raise EffectBlocked(effect, detail, self.side_effect)
 
     def exit_if_blocked(self) -> None:
-        """Make a swallowed block still fail the run: nothing after a block may look like success."""
+        """Make a swallowed block still fail the run: nothing after a block looks like success."""
         if not self.block_count:
             return
         for stream in (sys.stdout, sys.stderr):
-            try:
+            try:  # noqa: SIM105 - contextlib is not worth importing on the start-up path
                 stream.flush()
             except (OSError, ValueError, AttributeError):
                 pass
@@ -239,7 +265,11 @@ class _Enforcer:
         path, mode, flags = args
         if isinstance(path, int):
             return  # an already open descriptor: its opening was checked
-        writes = bool(flags & _WRITE_FLAGS) if isinstance(flags, int) else any(c in (mode or "") for c in "wax+")
+        writes = (
+            bool(flags & _WRITE_FLAGS)
+            if isinstance(flags, int)
+            else any(c in (mode or "") for c in "wax+")
+        )
         if writes:
             self.check_write(path)
         else:
@@ -253,9 +283,16 @@ class _Enforcer:
             return
         self.block("file write", real)
 
+    def check_write_pair(self, args: tuple[Any, ...]) -> None:
+        """rename and link touch two paths (a hard link to an outside file is a write to it)."""
+        self.check_write(args[0], args[2])
+        self.check_write(args[1], args[3])
+
     def check_read(self, path: Any) -> None:
         if isinstance(path, int):
             return
+        if isinstance(path, str) and path.startswith(self.trusted_reads) and "/.." not in path:
+            return  # an import from the interpreter's own tree, where no skill can plant a symlink
         real = _resolve(path, None)
         if real.startswith("/proc/") and _is_process_secret(real):
             self.block("file read", real)
@@ -296,7 +333,7 @@ class _Enforcer:
         self.block("network", f"resolve {name}:{port}")
 
     def _addresses(self, host: str) -> frozenset[str]:
-        """The addresses an allowed host name resolves to, looked up once, lazily, inside the hook."""
+        """The addresses an allowed host name resolves to, looked up once, lazily."""
         if host not in self.resolved:
             import socket
 
@@ -312,7 +349,11 @@ class _Enforcer:
 
     # --- processes ---
     def check_exec(self, executable: Any) -> None:
-        name = os.fsdecode(executable) if isinstance(executable, str | bytes | os.PathLike) else str(executable)
+        name = (
+            os.fsdecode(executable)
+            if isinstance(executable, str | bytes | os.PathLike)
+            else str(executable)
+        )
         if not self.subprocess:
             self.block("process", f"run {name}")
         if _which_real(name) not in self.executables:
@@ -328,7 +369,8 @@ class _Enforcer:
 
 
 def _resolve(path: Any, dir_fd: Any) -> str:
-    """The real path an operation touches: relative to ``dir_fd`` or the cwd, every symlink followed."""
+    """The real path an operation touches: relative to ``dir_fd`` or the cwd, every symlink
+    followed."""
     text = os.fsdecode(path) if isinstance(path, str | bytes | os.PathLike) else str(path)
     if not os.path.isabs(text):
         if isinstance(dir_fd, int) and dir_fd >= 0:
@@ -340,6 +382,20 @@ def _resolve(path: Any, dir_fd: Any) -> str:
             base = os.getcwd()
         text = os.path.join(base, text)
     return os.path.realpath(text)
+
+
+def _trusted_read_prefixes(write_roots: Sequence[str], hidden: Sequence[str]) -> tuple[str, ...]:
+    """The interpreter's folders, where reads are imports; none overlaps a write or hidden root."""
+    prefixes = []
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
+        real = os.path.realpath(prefix)
+        overlaps = any(is_under(root, (real,)) or is_under(real, (root,)) for root in write_roots)
+        overlaps = overlaps or any(is_under(root, (real,)) for root in hidden)
+        if real != "/" and not overlaps:
+            prefixes.append(real.rstrip("/") + "/")
+            if prefix.rstrip("/") != real:
+                prefixes.append(prefix.rstrip("/") + "/")
+    return tuple(prefixes)
 
 
 def _parse_host(entry: str) -> tuple[str, int | None]:
@@ -365,58 +421,7 @@ def _which_real(name: str) -> str:
 
 
 def _private_stderr() -> int:
-    """A duplicate of stderr the skill does not know about, so redirecting fd 2 cannot hide a block."""
-    try:
-        import fcntl
-
-        return fcntl.fcntl(2, fcntl.F_DUPFD_CLOEXEC, 200)
-    except (ImportError, OSError):
-        return 2
-
-
-def _short(args: tuple[Any, ...]) -> str:
-    return repr(args)[:120]
-
-
-def _resolve(path: Any, dir_fd: Any) -> str:
-    """The real path an operation touches: relative to ``dir_fd`` or the cwd, every symlink followed."""
-    text = os.fsdecode(path) if isinstance(path, str | bytes | os.PathLike) else str(path)
-    if not os.path.isabs(text):
-        if isinstance(dir_fd, int) and dir_fd >= 0:
-            try:
-                base = os.readlink(f"/proc/self/fd/{dir_fd}")
-            except OSError:
-                base = os.getcwd()
-        else:
-            base = os.getcwd()
-        text = os.path.join(base, text)
-    return os.path.realpath(text)
-
-
-def _parse_host(entry: str) -> tuple[str, int | None]:
-    host, _, port = entry.strip().rpartition(":") if entry.count(":") == 1 else (entry, "", "")
-    return host.lower(), int(port) if port else None
-
-
-def _resolve_executables(names: Sequence[str]) -> frozenset[str]:
-    found = {_which_real(name) for name in names}
-    found.discard("")
-    return frozenset(found)
-
-
-def _which_real(name: str) -> str:
-    """The real file a program name or path runs, or "" when it does not exist."""
-    if "/" in name:
-        return os.path.realpath(name) if os.path.exists(name) else ""
-    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        candidate = os.path.join(folder or ".", name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return os.path.realpath(candidate)
-    return ""
-
-
-def _private_stderr() -> int:
-    """A duplicate of stderr the skill does not know about, so redirecting fd 2 cannot hide a block."""
+    """A duplicate of stderr the skill does not know of: redirecting fd 2 cannot hide a block."""
     try:
         import fcntl
 

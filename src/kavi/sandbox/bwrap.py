@@ -1,28 +1,29 @@
 """bubblewrap: find it, prove it works here, and build its command line.
 
-bubblewrap is the boundary of a FULL isolation: a read-only root, private ``/tmp`` and ``/dev``, the real
-home hidden under an empty tmpfs, only the declared write roots writable, no network unless the class is
-NETWORK, its own PID namespace, and death with its parent. Finding the binary is not enough (a container
-without user namespaces has it but cannot use it), so :func:`probe_bwrap` runs it once per process.
+bubblewrap is the boundary of a FULL isolation: a read-only root, private ``/tmp`` and ``/dev``, the
+real home hidden under an empty tmpfs, only the declared write roots writable, no network unless the
+class is NETWORK, its own PID namespace, and death with its parent. Finding the binary is not enough
+(a container without user namespaces has it but cannot use it), so :func:`probe_bwrap` runs it once
+per process.
 """
 
 from __future__ import annotations
 
 import functools
-import glob
 import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 PROBE_TIMEOUT_S = 10.0
-GPU_DEVICE_PATTERNS = ("/dev/nvidia*", "/dev/dri")
+GPU_DEVICE_PATTERNS = ("nvidia*", "dri")  # under /dev
 
 
 @dataclass(frozen=True)
 class BwrapInfo:
-    """What :func:`probe_bwrap` found: where bubblewrap is, which version, and whether it runs here."""
+    """What :func:`probe_bwrap` found: where bubblewrap is, its version, whether it runs here."""
 
     path: str | None
     version: str | None
@@ -40,8 +41,8 @@ class Mounts:
     hidden_roots: tuple[str, ...] = ()
     visible_roots: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
-    tmp: str = "/tmp/.kavi"
-    home: str = "/tmp/.kavi/home"
+    tmp: str = "/tmp/.kavi"  # noqa: S108 - inside the sandbox, on its private tmpfs
+    home: str = "/tmp/.kavi/home"  # noqa: S108
 
 
 @functools.cache
@@ -52,7 +53,17 @@ def probe_bwrap() -> BwrapInfo:
         return BwrapInfo(None, None, False, "bwrap is not on PATH")
     version = _version(path)
     true = shutil.which("true") or "/bin/true"
-    argv = [path, *_namespace_flags(network=False), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    argv = [
+        path,
+        *_namespace_flags(network=False),
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+    ]
     try:
         completed = subprocess.run(
             [*argv, "--", true], capture_output=True, timeout=PROBE_TIMEOUT_S, check=False
@@ -60,7 +71,9 @@ def probe_bwrap() -> BwrapInfo:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return BwrapInfo(path, version, False, f"bwrap did not run: {exc}")
     if completed.returncode != 0:
-        message = completed.stderr.decode("utf-8", "replace").strip() or f"exit {completed.returncode}"
+        message = (
+            completed.stderr.decode("utf-8", "replace").strip() or f"exit {completed.returncode}"
+        )
         return BwrapInfo(path, version, False, message)
     return BwrapInfo(path, version, True)
 
@@ -77,7 +90,13 @@ def _version(path: str) -> str | None:
 
 
 def _namespace_flags(*, network: bool) -> list[str]:
-    flags = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session"]
+    flags = [
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--die-with-parent",
+        "--new-session",
+    ]
     if not network:
         flags.append("--unshare-net")
     return flags
@@ -87,7 +106,7 @@ def gpu_devices() -> tuple[str, ...]:
     """The device nodes a GPU kernel needs (NVIDIA and DRI), as present on this machine."""
     found: list[str] = []
     for pattern in GPU_DEVICE_PATTERNS:
-        found.extend(sorted(glob.glob(pattern)))
+        found.extend(sorted(str(path) for path in Path("/dev").glob(pattern)))
     return tuple(found)
 
 
@@ -101,7 +120,8 @@ def bwrap_argv(
 ) -> list[str]:
     """The bubblewrap command line; mount order matters: later mounts cover earlier ones."""
     argv = [bwrap, *_namespace_flags(network=network)]
-    argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    argv += ["--tmpfs", "/tmp"]  # noqa: S108 - a fresh, private /tmp
     for hidden in mounts.hidden_roots:
         argv += ["--tmpfs", hidden]
     for visible in mounts.visible_roots:
@@ -119,7 +139,8 @@ def bwrap_argv(
 
 
 def real_paths(paths: Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
-    """Absolute, symlink-free paths, without duplicates: bind mounts follow links, the hook must too."""
+    """Absolute, symlink-free paths, without duplicates: bind mounts follow links, the hook must
+    too."""
     seen: list[str] = []
     for path in paths:
         real = os.path.realpath(os.fspath(path))

@@ -3,17 +3,18 @@
 Every gate that executes candidate code, every `run-skill` and every builder subprocess goes through
 :func:`run_isolated`. Three layers, each recorded in the result as an :class:`IsolationLevel`:
 
-* FULL: bubblewrap namespaces (read-only root, private /tmp and /dev, home hidden, only the write roots
-  writable, no network unless the class is NETWORK, own PID namespace, dies with its parent); plus all below.
-* FALLBACK: no namespaces, but rlimits (CPU, address space, file size, processes, open files), a private
-  temporary folder, and a scrubbed environment. Chosen when bubblewrap is missing or does not work here,
-  or when ``KAVI_ISOLATION=fallback``.
+* FULL: bubblewrap namespaces (read-only root, private /tmp and /dev, home hidden, only the write
+  roots writable, no network unless the class is NETWORK, own PID namespace, dies with its parent);
+  plus all below.
+* FALLBACK: no namespaces, but rlimits (CPU, address space, file size, processes, open files), a
+  private temporary folder, and a scrubbed environment. Chosen when bubblewrap is missing or does
+  not work here, or when ``KAVI_ISOLATION=fallback``.
 * PROCESS: a scrubbed environment, the timeout and the output caps only (no ``resource`` module, or
   ``KAVI_ISOLATION=process``).
 
-At every level the wall-clock timeout kills the whole process group, output is streamed and capped (never
-buffered without bound), and a side-effect audit hook is in force when the command was built with
-:func:`kavi.runtime.guard.guarded_python_argv`.
+At every level the wall-clock timeout kills the whole process group, output is streamed and capped
+(never buffered without bound), and a side-effect audit hook is in force when the command was built
+with :func:`kavi.runtime.guard.guarded_python_argv`.
 """
 
 from __future__ import annotations
@@ -60,9 +61,9 @@ class IsolationLevel(StrEnum):
 class ExecPolicy:
     """The power a child gets. Paths are absolute; ``env`` is the whole environment it will see.
 
-    ``secrets`` reach the child only for a SECRET_READ policy. A limit of ``None`` means "not limited"
-    (a GPU kernel needs a large address space); ``max_procs`` counts processes beyond those this user
-    already runs, because RLIMIT_NPROC is per user, not per process tree.
+    ``secrets`` reach the child only for a SECRET_READ policy. A limit of ``None`` means "not
+    limited" (a GPU kernel needs a large address space); ``max_procs`` counts processes beyond those
+    this user already runs, because RLIMIT_NPROC is per user, not per process tree.
     """
 
     side_effect: SideEffect = SideEffect.READ_ONLY
@@ -97,7 +98,12 @@ class ExecResult:
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out and not self.blocked and self.killed_reason is None
+        return (
+            self.returncode == 0
+            and not self.timed_out
+            and not self.blocked
+            and self.killed_reason is None
+        )
 
 
 @dataclass(frozen=True)
@@ -133,7 +139,9 @@ class IsolationReport:
 def base_environment() -> dict[str, str]:
     """The minimal environment every child starts from: nothing of the user's but a safe PATH."""
     return {
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "PATH": os.pathsep.join(
+            [str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]
+        ),
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
@@ -142,7 +150,7 @@ def base_environment() -> dict[str, str]:
     }
 
 
-# --- choosing the level -------------------------------------------------------------------------------
+# --- choosing the level -----------------------------------------------------------------------
 
 
 def _resource_module() -> Any:
@@ -177,7 +185,8 @@ def select_level() -> IsolationLevel:
         return IsolationLevel.FULL
     if forced == "full":
         raise IsolationError(
-            f"{ISOLATION_ENV}=full but bubblewrap cannot run here: {info.error if info else 'not Linux'}",
+            f"{ISOLATION_ENV}=full but bubblewrap cannot run here: "
+            f"{info.error if info else 'not Linux'}",
             hint="install bubblewrap (apt-get install bubblewrap) or unset KAVI_ISOLATION",
         )
     return IsolationLevel.FALLBACK if _resource_module() is not None else IsolationLevel.PROCESS
@@ -197,9 +206,14 @@ def probe_isolation() -> IsolationReport:
         level, forced = IsolationLevel.PROCESS, None
         notes.append(str(exc))
     if level != IsolationLevel.FULL:
-        notes.append("below FULL: install bubblewrap for namespace isolation (the audit hook is no boundary)")
+        notes.append(
+            "below FULL: install bubblewrap for namespace isolation (the audit hook is no boundary)"
+        )
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        notes.append("running as root: RLIMIT_NPROC does not bind root; the PID namespace and hook contain forks")
+        notes.append(
+            "running as root: RLIMIT_NPROC does not bind root; "
+            "the PID namespace and the hook contain forks"
+        )
     return IsolationReport(
         level=level,
         forced=forced,
@@ -213,7 +227,7 @@ def probe_isolation() -> IsolationReport:
     )
 
 
-# --- running ------------------------------------------------------------------------------------------
+# --- running ----------------------------------------------------------------------------------
 
 
 def run_isolated(
@@ -225,14 +239,14 @@ def run_isolated(
 ) -> ExecResult:
     """Run ``argv`` in ``cwd`` under ``policy``; never raises for what the child does.
 
-    Raises :class:`IsolationError` only before starting anything, when ``policy.require_isolation`` asks
-    for FULL and this machine cannot give it.
+    Raises :class:`IsolationError` only before starting anything, when ``policy.require_isolation``
+    asks for FULL and this machine cannot give it.
     """
     level = select_level()
     if policy.require_isolation and level != IsolationLevel.FULL:
         raise IsolationError(
             f"this run requires FULL isolation but only {level.value.upper()} is available",
-            hint="install bubblewrap (apt-get install bubblewrap), or run `kavi doctor` to see why it fails",
+            hint="install bubblewrap (apt-get install bubblewrap); `kavi doctor` says why it fails",
         )
     cwd = Path(os.path.realpath(cwd))
     for root in policy.write_roots:
@@ -246,15 +260,17 @@ def run_isolated(
         else:
             Path(home).mkdir(exist_ok=True)
         preexec = _rlimit_setter(policy) if level != IsolationLevel.PROCESS else None
-        return _supervise(command, cwd=cwd, env=env, policy=policy, stdin=stdin, level=level, preexec=preexec)
+        return _supervise(
+            command, cwd=cwd, env=env, policy=policy, stdin=stdin, level=level, preexec=preexec
+        )
 
 
 @contextlib.contextmanager
 def _private_tmp(level: IsolationLevel) -> Any:
-    """FULL gets a fresh tmpfs at /tmp; the other levels get a fresh folder that is removed afterwards."""
+    """FULL gets a fresh tmpfs at /tmp; the other levels a fresh folder, removed afterwards."""
     if level == IsolationLevel.FULL:
-        # Inside the sandbox /tmp is a private tmpfs; a folder of its own keeps the hook's "writable tmp"
-        # from covering a working folder that happens to live under the host's /tmp.
+        # Inside the sandbox /tmp is a private tmpfs; a folder of its own keeps the hook's
+        # writable tmp from covering a working folder that happens to live under the host's /tmp.
         yield f"/tmp/.kavi-{token_hex(6)}"  # noqa: S108
         return
     folder = tempfile.mkdtemp(prefix="kavi-run-")
@@ -310,7 +326,8 @@ def _hidden_and_visible(
 
 
 def _rlimit_setter(policy: ExecPolicy) -> Callable[[], None] | None:
-    """A pre-exec function that lowers the child's limits (hard limits too, so they cannot be raised)."""
+    """A pre-exec function that lowers the child's limits (hard limits too, so they cannot be
+    raised)."""
     resource = _resource_module()
     if resource is None:
         return None
@@ -344,13 +361,13 @@ def _count_user_processes() -> int:
     uid = os.getuid()
     count = 0
     try:
-        entries = os.listdir("/proc")
+        entries = list(Path("/proc").iterdir())
     except OSError:
         return 0
     for entry in entries:
-        if entry.isdigit():
+        if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                count += os.stat(f"/proc/{entry}").st_uid == uid
+                count += entry.stat().st_uid == uid
     return count
 
 
@@ -427,7 +444,8 @@ def _feed_stdin(process: subprocess.Popen[bytes], data: bytes) -> None:
 def _pump(
     process: subprocess.Popen[bytes], out: _Capture, err: _Capture, *, deadline: float
 ) -> str | None:
-    """Stream both pipes until they close; kill the group on timeout or overflow. Returns why it killed."""
+    """Stream both pipes until they close; kill the group on timeout or overflow. Returns why it
+    killed."""
     assert process.stdout is not None and process.stderr is not None
     selector = selectors.DefaultSelector()
     selector.register(process.stdout, selectors.EVENT_READ, out)
@@ -461,7 +479,8 @@ def _pump(
 
 
 def _reap(process: subprocess.Popen[bytes], *, deadline: float) -> tuple[int, float]:
-    """Wait for the child (killing its group if it lingers) and return its exit code and CPU seconds."""
+    """Wait for the child (killing its group if it lingers) and return its exit code and CPU
+    seconds."""
     while True:
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid == process.pid:
@@ -475,7 +494,7 @@ def _reap(process: subprocess.Popen[bytes], *, deadline: float) -> tuple[int, fl
 
 
 def _classify_exit(returncode: int, cpu_used: float, policy: ExecPolicy, stderr: str) -> str | None:
-    """Name the limit that ended a child: a killed run must say why, not look like a plain failure."""
+    """Name the limit that ended a child: a killed run says why, not just that it failed."""
     if returncode in (0, BLOCKED_EXIT_CODE):
         return None
     signals = {-returncode} if returncode < 0 else {returncode - 128}
