@@ -40,6 +40,24 @@ def test_secret_read_sees_its_declared_secret_and_nothing_else(
     assert "parent-api-key" not in result.stdout
 
 
+def test_secret_values_never_appear_on_a_command_line(
+    level: IsolationLevel, run_snippet: RunSnippet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Command lines are world-readable in /proc; a secret must travel in the environment only."""
+    seen: list[list[str]] = []
+    real_popen = subprocess.Popen
+
+    def spy(args: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        seen.append(list(args))
+        return real_popen(args, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(executor.subprocess, "Popen", spy)
+    code = "import os\nprint(os.environ['MY_SECRET'])"
+    result = run_snippet(code, SideEffect.SECRET_READ, secrets={"MY_SECRET": "value-9f8e7d"})
+    assert result.stdout.strip() == "value-9f8e7d", result.stderr
+    assert seen and not any("value-9f8e7d" in arg for argv in seen for arg in argv)
+
+
 def test_read_only_child_never_sees_a_secret_even_if_passed(
     level: IsolationLevel, run_snippet: RunSnippet
 ) -> None:

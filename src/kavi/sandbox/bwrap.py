@@ -115,10 +115,14 @@ def bwrap_argv(
     command: Sequence[str],
     *,
     mounts: Mounts,
-    env: Mapping[str, str],
+    env_fd: int,
     network: bool,
 ) -> list[str]:
-    """The bubblewrap command line; mount order matters: later mounts cover earlier ones."""
+    """The bubblewrap command line; mount order matters: later mounts cover earlier ones.
+
+    The environment is read from ``env_fd`` (see :func:`environment_arguments`), not given as
+    ``--setenv`` on the command line, which any user of the machine can read in /proc.
+    """
     argv = [bwrap, *_namespace_flags(network=network)]
     argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     argv += ["--tmpfs", "/tmp"]  # noqa: S108 - a fresh, private /tmp
@@ -132,15 +136,21 @@ def bwrap_argv(
         argv += ["--bind", root, root]
     for device in mounts.devices:
         argv += ["--dev-bind-try", device, device]
-    argv += ["--dir", mounts.tmp, "--dir", mounts.home, "--chdir", mounts.cwd, "--clearenv"]
-    for name, value in sorted(env.items()):
-        argv += ["--setenv", name, value]
+    argv += ["--dir", mounts.tmp, "--dir", mounts.home, "--chdir", mounts.cwd]
+    argv += ["--clearenv", "--args", str(env_fd)]
     return [*argv, "--", *command]
 
 
+def environment_arguments(env: Mapping[str, str]) -> bytes:
+    """``--setenv NAME VALUE`` for each variable, NUL-separated, as ``bwrap --args FD`` reads."""
+    parts: list[str] = []
+    for name, value in sorted(env.items()):
+        parts += ["--setenv", name, value]
+    return b"".join(part.encode() + b"\0" for part in parts)
+
+
 def real_paths(paths: Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
-    """Absolute, symlink-free paths, without duplicates: bind mounts follow links, the hook must
-    too."""
+    """Absolute, symlink-free, distinct paths: bind mounts follow links, so must the hook."""
     seen: list[str] = []
     for path in paths:
         real = os.path.realpath(os.fspath(path))

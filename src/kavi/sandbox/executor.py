@@ -254,15 +254,35 @@ def run_isolated(
     with _private_tmp(level) as tmp:
         home = f"{tmp}/home"
         env = _child_environment(policy, tmp=tmp, home=home)
-        command = list(argv)
-        if level == IsolationLevel.FULL:
-            command = _wrap_in_bwrap(command, cwd=cwd, policy=policy, env=env, home=home)
-        else:
-            Path(home).mkdir(exist_ok=True)
         preexec = _rlimit_setter(policy) if level != IsolationLevel.PROCESS else None
-        return _supervise(
-            command, cwd=cwd, env=env, policy=policy, stdin=stdin, level=level, preexec=preexec
-        )
+        if level != IsolationLevel.FULL:
+            Path(home).mkdir(exist_ok=True)
+            return _supervise(
+                list(argv),
+                cwd=cwd,
+                env=env,
+                policy=policy,
+                stdin=stdin,
+                level=level,
+                preexec=preexec,
+            )
+        env_fd = os.memfd_create("kavi-bwrap-env")
+        try:
+            os.write(env_fd, bwrap.environment_arguments(env))
+            os.lseek(env_fd, 0, os.SEEK_SET)
+            command = _wrap_in_bwrap(list(argv), cwd=cwd, policy=policy, env_fd=env_fd, home=home)
+            return _supervise(
+                command,
+                cwd=cwd,
+                env=base_environment(),
+                policy=policy,
+                stdin=stdin,
+                level=level,
+                preexec=preexec,
+                pass_fds=(env_fd,),
+            )
+        finally:
+            os.close(env_fd)
 
 
 @contextlib.contextmanager
@@ -289,7 +309,7 @@ def _child_environment(policy: ExecPolicy, *, tmp: str, home: str) -> dict[str, 
 
 
 def _wrap_in_bwrap(
-    command: list[str], *, cwd: Path, policy: ExecPolicy, env: Mapping[str, str], home: str
+    command: list[str], *, cwd: Path, policy: ExecPolicy, env_fd: int, home: str
 ) -> list[str]:
     info = bwrap.probe_bwrap()
     assert info.path is not None  # select_level returned FULL only because it works
@@ -307,7 +327,11 @@ def _wrap_in_bwrap(
         home=home,
     )
     return bwrap.bwrap_argv(
-        info.path, command, mounts=mounts, env=env, network=policy.side_effect == SideEffect.NETWORK
+        info.path,
+        command,
+        mounts=mounts,
+        env_fd=env_fd,
+        network=policy.side_effect == SideEffect.NETWORK,
     )
 
 
@@ -326,20 +350,22 @@ def _hidden_and_visible(
 
 
 def _rlimit_setter(policy: ExecPolicy) -> Callable[[], None] | None:
-    """A pre-exec function that lowers the child's limits (hard limits too, so they cannot be
-    raised)."""
+    """A pre-exec function that lowers the child's limits, hard ones too so they stay lowered.
+
+    A GPU kernel gets no address-space limit: CUDA reserves far more virtual memory than it uses.
+    """
     resource = _resource_module()
     if resource is None:
         return None
     limits: list[tuple[int, int, int]] = []
     if policy.cpu_s is not None:
         limits.append((resource.RLIMIT_CPU, policy.cpu_s, policy.cpu_s + 1))
-    if policy.memory_bytes is not None:
+    if policy.memory_bytes is not None and policy.side_effect != SideEffect.GPU_KERNEL:
         limits.append((resource.RLIMIT_AS, policy.memory_bytes, policy.memory_bytes))
     if policy.max_file_bytes is not None:
         limits.append((resource.RLIMIT_FSIZE, policy.max_file_bytes, policy.max_file_bytes))
-    if policy.max_procs is not None:
-        procs = _count_user_processes() + policy.max_procs
+    if policy.max_procs is not None and os.geteuid() != 0:  # the limit never binds root
+        procs = _count_user_tasks() + policy.max_procs
         limits.append((resource.RLIMIT_NPROC, procs, procs))
     if policy.max_open_files is not None:
         limits.append((resource.RLIMIT_NOFILE, policy.max_open_files, policy.max_open_files))
@@ -356,8 +382,8 @@ def _rlimit_setter(policy: ExecPolicy) -> Callable[[], None] | None:
     return apply
 
 
-def _count_user_processes() -> int:
-    """How many processes this user runs now; RLIMIT_NPROC counts them all, not just our tree."""
+def _count_user_tasks() -> int:
+    """How many threads this user runs now: RLIMIT_NPROC counts all of them, not just our tree."""
     uid = os.getuid()
     count = 0
     try:
@@ -367,7 +393,8 @@ def _count_user_processes() -> int:
     for entry in entries:
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                count += entry.stat().st_uid == uid
+                if entry.stat().st_uid == uid:
+                    count += sum(1 for _ in (entry / "task").iterdir())
     return count
 
 
@@ -396,6 +423,7 @@ def _supervise(
     stdin: bytes | None,
     level: IsolationLevel,
     preexec: Callable[[], None] | None,
+    pass_fds: tuple[int, ...] = (),
 ) -> ExecResult:
     start = time.perf_counter()
     try:
@@ -408,6 +436,7 @@ def _supervise(
             stderr=subprocess.PIPE,
             start_new_session=True,
             preexec_fn=preexec,
+            pass_fds=pass_fds,
         )
     except OSError as exc:
         return ExecResult(127, "", f"could not start {command[0]}: {exc}", 0.0, False, level)
