@@ -115,6 +115,39 @@ def test_undeclared_executable_is_refused(level: IsolationLevel, run_snippet: Ru
     assert "ls" in result.blocked[0]["detail"]
 
 
+@pytest.mark.parametrize(
+    ("side_effect", "program", "allowed"),
+    [
+        (SideEffect.READ_ONLY, "true", False),
+        (SideEffect.SUBPROCESS, "true", True),
+        (SideEffect.SUBPROCESS, "echo", False),
+    ],
+)
+def test_fork_exec_without_subprocess_is_still_audited(
+    level: IsolationLevel,
+    run_snippet: RunSnippet,
+    side_effect: SideEffect,
+    program: str,
+    allowed: bool,
+) -> None:
+    """multiprocessing calls _posixsubprocess.fork_exec directly, which has no audit event."""
+    code = f"""
+        import os, shutil
+        from multiprocessing.util import spawnv_passfds
+        path = os.fsencode(shutil.which({program!r}))
+        pid = spawnv_passfds(path, [path, b"SPAWNED"], [])
+        os.waitpid(pid, 0)
+        print("RAN")
+    """
+    result = run_snippet(
+        code, side_effect, executables=("true",) if side_effect == "SUBPROCESS" else ()
+    )
+    assert ("RAN" in result.stdout) == allowed, result.stderr[-1000:]
+    assert "SPAWNED" not in result.stdout
+    if not allowed:
+        assert result.blocked[0]["effect"] == "process"
+
+
 def test_network_skill_reaches_only_its_declared_port(
     level: IsolationLevel, run_snippet: RunSnippet
 ) -> None:

@@ -103,7 +103,35 @@ def install(policy: Policy) -> None:
     _scrub_environment(normalized)
     atexit.register(enforcer.exit_if_blocked)
     _installed.append(normalized)
+    _route_fork_exec_through_audit(allow_original=normalized["side_effect"] == "SUBPROCESS")
     sys.addaudithook(enforcer.hook)
+
+
+def _route_fork_exec_through_audit(*, allow_original: bool) -> None:
+    """``_posixsubprocess.fork_exec`` starts programs without an audit event: give it one.
+
+    ``subprocess`` audits itself; ``multiprocessing.util.spawnv_passfds`` or a direct call do not.
+    The replacement raises ``kavi.fork_exec`` first; for classes without SUBPROCESS it keeps no
+    reference to the original at all, and a fresh import of the module is refused by the hook.
+    """
+    try:
+        import _posixsubprocess
+    except ImportError:  # not POSIX: nothing to route
+        return
+    original = _posixsubprocess.fork_exec
+
+    def fork_exec(*args: Any) -> Any:
+        sys.audit("kavi.fork_exec", args[1] if len(args) > 1 else ())
+        if not allow_original:
+            raise OSError("process creation is not allowed")
+        return original(*args)
+
+    if not allow_original:
+        del original
+    _posixsubprocess.fork_exec = fork_exec
+    loaded = sys.modules.get("subprocess")
+    if loaded is not None and hasattr(loaded, "_fork_exec"):
+        vars(loaded)["_fork_exec"] = fork_exec
 
 
 def normalize_policy(policy: Policy) -> Policy:
@@ -217,6 +245,8 @@ class _Enforcer:
             "os.system": lambda a: self.check_exec("sh"),
             "os.fork": lambda a: self.check_fork("fork"),
             "os.forkpty": lambda a: self.check_fork("forkpty"),
+            "kavi.fork_exec": self.check_fork_exec,
+            "import": self.on_import,
             "os.kill": lambda a: self.check_signal(a[0]),
             "os.killpg": lambda a: self.check_signal(-1),
             "signal.pthread_kill": lambda a: None,
@@ -358,6 +388,19 @@ class _Enforcer:
             self.block("process", f"run {name}")
         if _which_real(name) not in self.executables:
             self.block("process", f"run {name} (not a declared executable)")
+
+    def check_fork_exec(self, args: tuple[Any, ...]) -> None:
+        """The program ``fork_exec`` would run: the first candidate path that exists."""
+        candidates = [os.fsdecode(path) for path in args[0]] if args and args[0] else []
+        program = next((path for path in candidates if os.path.exists(path)), "")
+        if not self.subprocess:
+            self.block("process", f"fork_exec {program or candidates!r}")
+        if not program or os.path.realpath(program) not in self.executables:
+            self.block("process", f"run {program or candidates!r} (not a declared executable)")
+
+    def on_import(self, args: tuple[Any, ...]) -> None:
+        if args and args[0] == "_posixsubprocess":
+            self.block("process", "a fresh import of _posixsubprocess")
 
     def check_fork(self, what: str) -> None:
         if not self.subprocess:
