@@ -15,7 +15,13 @@ from kavi.errors import ConfigError, IsolationError
 from kavi.runtime.audit import BLOCKED_EXIT_CODE, EffectPolicy
 from kavi.runtime.guard import guarded_python_argv
 from kavi.sandbox import bwrap, executor
-from kavi.sandbox.executor import ExecPolicy, IsolationLevel, probe_isolation, run_isolated
+from kavi.sandbox.executor import (
+    ExecPolicy,
+    IsolationLevel,
+    policies_for_spec,
+    probe_isolation,
+    run_isolated,
+)
 from kavi.side_effects import SideEffect
 from kavi.spec import make_spec
 
@@ -318,6 +324,37 @@ def test_effect_policy_from_spec_and_json_round_trip(tmp_path: Path) -> None:
         EffectPolicy.from_json('{"side_effect": "READ_ONLY", "write_root": ["/"]}')
     with pytest.raises(ValueError, match="unknown side-effect class"):
         EffectPolicy.from_json('{"side_effect": "ANYTHING"}')
+
+
+def test_policies_for_spec_agree_and_let_the_skill_write_its_root(
+    level: IsolationLevel, tmp_path: Path
+) -> None:
+    spec = make_spec(
+        name="write_notes",
+        description="Writes notes.",
+        side_effect="FILE_WRITE",
+        io_schema={"input": {"text": "str"}, "output": {"ok": "bool"}},
+        write_roots=("notes",),
+    )
+    workspace, scratch = tmp_path / "ws", tmp_path / "scratch"
+    workspace.mkdir()
+    policy, effects = policies_for_spec(
+        spec, workspace, extra_write_roots=(scratch,), secrets={"UNDECLARED": "x"}, timeout_s=10
+    )
+    assert policy.secrets == {} and policy.timeout_s == 10
+    assert effects.extra_write_roots == (str(scratch.resolve()),)
+    (workspace / "skill.py").write_text(
+        "open('notes/a.txt', 'w').write('1')\n"
+        f"open({str(scratch / 'b.txt')!r}, 'w').write('2')\n"
+        "open('elsewhere.txt', 'w')\n"
+    )
+    result = run_isolated(
+        guarded_python_argv(effects, script="skill.py"), cwd=workspace, policy=policy
+    )
+    assert (workspace / "notes" / "a.txt").read_text() == "1"
+    assert (scratch / "b.txt").read_text() == "2"
+    assert not (workspace / "elsewhere.txt").exists()
+    assert result.blocked and result.blocked[0]["detail"].endswith("elsewhere.txt")
 
 
 def test_install_is_idempotent_and_cannot_be_loosened(tmp_path: Path) -> None:

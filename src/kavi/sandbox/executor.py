@@ -30,17 +30,20 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from secrets import token_hex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kavi.errors import ConfigError, IsolationError
-from kavi.runtime.audit import default_hidden_roots
+from kavi.runtime.audit import EffectPolicy, default_hidden_roots
 from kavi.runtime.hook import BLOCKED_EXIT_CODE, BLOCKED_MARKER
 from kavi.sandbox import bwrap
 from kavi.side_effects import SideEffect
+
+if TYPE_CHECKING:
+    from kavi.spec import SkillSpec
 
 DEFAULT_MAX_OUTPUT = 1_000_000
 ISOLATION_ENV = "KAVI_ISOLATION"
@@ -148,6 +151,36 @@ def base_environment() -> dict[str, str]:
         "PYTHONNOUSERSITE": "1",
         "NO_COLOR": "1",
     }
+
+
+def policies_for_spec(
+    spec: SkillSpec,
+    workspace: Path,
+    *,
+    secrets: Mapping[str, str] | None = None,
+    extra_write_roots: Sequence[Path] = (),
+    **limits: Any,
+) -> tuple[ExecPolicy, EffectPolicy]:
+    """The OS policy and the hook policy of one spec, consistent with each other.
+
+    Write roots are anchored at ``workspace``; ``extra_write_roots`` (a gate's scratch folder) are
+    writable for every class, at both layers. ``secrets`` maps the spec's secret names to values;
+    a name the spec does not declare is dropped. ``limits`` are ExecPolicy fields (``timeout_s``).
+    """
+    effects = EffectPolicy.from_spec(spec, workspace)
+    extra = tuple(Path(os.path.realpath(path)) for path in extra_write_roots)
+    effects = replace(effects, extra_write_roots=tuple(str(path) for path in extra))
+    declared = {name: value for name, value in (secrets or {}).items() if name in spec.secrets}
+    policy = ExecPolicy(
+        side_effect=spec.side_effect,
+        write_roots=tuple(Path(root) for root in effects.write_roots) + extra,
+        allow_hosts=tuple(spec.allow_hosts),
+        executables=tuple(spec.executables),
+        secrets=declared,
+        readonly_paths=(Path(os.path.realpath(workspace)),),
+        **limits,
+    )
+    return policy, effects
 
 
 # --- choosing the level -----------------------------------------------------------------------
