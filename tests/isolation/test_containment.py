@@ -45,6 +45,17 @@ def test_infinite_loop_is_killed_by_the_wall_clock(level: IsolationLevel, sandbo
     assert _leftovers(marker) == [], "the whole process group must die with the child"
 
 
+def test_a_child_that_closes_its_pipes_still_gets_its_time(
+    level: IsolationLevel, sandbox: Path
+) -> None:
+    code = "import os, time\nos.close(1)\nos.close(2)\ntime.sleep(1.2)\nraise SystemExit(7)"
+    result = run_isolated([sys.executable, "-c", code], cwd=sandbox, policy=ExecPolicy(timeout_s=5))
+    assert result.returncode == 7 and result.killed_reason is None
+    code = "import os, time\nos.close(1)\nos.close(2)\ntime.sleep(30)"
+    result = run_isolated([sys.executable, "-c", code], cwd=sandbox, policy=ExecPolicy(timeout_s=1))
+    assert result.killed_reason == "timeout" and result.duration_s < 3
+
+
 def test_cpu_limit_stops_a_busy_loop_before_the_timeout(
     level: IsolationLevel, sandbox: Path
 ) -> None:

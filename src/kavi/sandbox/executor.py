@@ -477,7 +477,10 @@ def _supervise(
         threading.Thread(target=_feed_stdin, args=(process, stdin), daemon=True).start()
     out, err = _Capture(policy.max_output_bytes), _Capture(policy.max_output_bytes)
     reason = _pump(process, out, err, deadline=start + policy.timeout_s)
-    returncode, cpu_used = _reap(process, deadline=time.perf_counter() + KILL_GRACE_S)
+    wait_until = start + policy.timeout_s if reason is None else time.perf_counter() + KILL_GRACE_S
+    returncode, cpu_used, killed = _reap(process, deadline=wait_until)
+    if killed and reason is None:
+        reason = "timeout"
     stderr_text = err.data.decode("utf-8", "replace")
     blocked = _parse_blocked(stderr_text)
     if reason is None:
@@ -540,17 +543,21 @@ def _pump(
     return reason
 
 
-def _reap(process: subprocess.Popen[bytes], *, deadline: float) -> tuple[int, float]:
-    """Wait for the child (killing its group if it lingers) and return its exit code and CPU
-    seconds."""
+def _reap(process: subprocess.Popen[bytes], *, deadline: float) -> tuple[int, float, bool]:
+    """Wait for the child until ``deadline``, then kill its group; (exit code, CPU s, killed).
+
+    A child may close its pipes and keep working, so the wait runs to the run's own deadline.
+    """
+    killed = False
     while True:
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid == process.pid:
             process.returncode = os.waitstatus_to_exitcode(status)
             _kill_group(process)  # leftovers of a child that exited but left its group running
-            return process.returncode, usage.ru_utime + usage.ru_stime
+            return process.returncode, usage.ru_utime + usage.ru_stime, killed
         if time.perf_counter() >= deadline:
             _kill_group(process)
+            killed = True
             deadline = time.perf_counter() + KILL_GRACE_S
         time.sleep(0.005)
 
