@@ -287,9 +287,9 @@ def run_isolated(
     with _private_tmp(level) as tmp:
         home = f"{tmp}/home"
         env = _child_environment(policy, tmp=tmp, home=home)
-        preexec = _rlimit_setter(policy) if level != IsolationLevel.PROCESS else None
         if level != IsolationLevel.FULL:
             Path(home).mkdir(exist_ok=True)
+            preexec = _rlimit_setter(policy) if level == IsolationLevel.FALLBACK else None
             return _supervise(
                 list(argv),
                 cwd=cwd,
@@ -299,23 +299,36 @@ def run_isolated(
                 level=level,
                 preexec=preexec,
             )
-        env_fd = os.memfd_create("kavi-bwrap-env")
-        try:
-            os.write(env_fd, bwrap.environment_arguments(env))
-            os.lseek(env_fd, 0, os.SEEK_SET)
-            command = _wrap_in_bwrap(list(argv), cwd=cwd, policy=policy, env_fd=env_fd, home=home)
-            return _supervise(
-                command,
-                cwd=cwd,
-                env=base_environment(),
-                policy=policy,
-                stdin=stdin,
-                level=level,
-                preexec=preexec,
-                pass_fds=(env_fd,),
-            )
-        finally:
-            os.close(env_fd)
+        return _run_in_bwrap(argv, cwd=cwd, policy=policy, env=env, home=home, stdin=stdin)
+
+
+def _run_in_bwrap(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    policy: ExecPolicy,
+    env: Mapping[str, str],
+    home: str,
+    stdin: bytes | None,
+) -> ExecResult:
+    """FULL: the environment travels in a memfd that bubblewrap reads with ``--args``."""
+    env_fd = os.memfd_create("kavi-bwrap-env")
+    try:
+        os.write(env_fd, bwrap.environment_arguments(env))
+        os.lseek(env_fd, 0, os.SEEK_SET)
+        command = _wrap_in_bwrap(list(argv), cwd=cwd, policy=policy, env_fd=env_fd, home=home)
+        return _supervise(
+            command,
+            cwd=cwd,
+            env=base_environment(),
+            policy=policy,
+            stdin=stdin,
+            level=IsolationLevel.FULL,
+            preexec=_rlimit_setter(policy),
+            pass_fds=(env_fd,),
+        )
+    finally:
+        os.close(env_fd)
 
 
 @contextlib.contextmanager
