@@ -72,6 +72,31 @@ def test_read_only_child_never_sees_a_secret_even_if_passed(
     assert result.stdout.strip() == "None"
 
 
+@pytest.mark.parametrize("side_effect", list(SideEffect), ids=str)
+def test_ordinary_python_keeps_working_under_the_hook(
+    level: IsolationLevel, run_snippet: RunSnippet, side_effect: SideEffect
+) -> None:
+    """The hook refuses effects, not the standard library: asyncio, tempfile, logging, uuid."""
+    code = """
+        import asyncio, json, logging, tempfile, uuid, dataclasses, pathlib
+        async def answer():
+            await asyncio.sleep(0)
+            return 42
+        assert asyncio.run(answer()) == 42
+        with tempfile.TemporaryDirectory() as folder:
+            (pathlib.Path(folder) / "scratch.txt").write_text("ok")
+        with tempfile.NamedTemporaryFile("w") as handle:
+            handle.write("ok")
+        logging.basicConfig()
+        logging.getLogger("skill").warning("a warning on stderr")
+        print(json.dumps({"id": len(str(uuid.uuid4())), "home": pathlib.Path.home().name}))
+    """
+    result = run_snippet(code, side_effect)
+    assert result.ok, result.stderr[-2000:]
+    assert result.stdout.strip() == '{"id": 36, "home": "home"}'
+    assert "a warning on stderr" in result.stderr
+
+
 def test_a_swallowed_block_still_fails_even_with_stderr_redirected(
     level: IsolationLevel, run_snippet: RunSnippet
 ) -> None:
