@@ -179,6 +179,20 @@ def test_fork_exec_without_subprocess_is_still_audited(
         assert result.blocked[0]["effect"] == "process"
 
 
+def test_a_gpu_kernel_runs_only_the_compilers_it_declares(
+    level: IsolationLevel, run_snippet: RunSnippet
+) -> None:
+    code = """
+        import subprocess
+        subprocess.run(["true"], check=True)
+        print("COMPILER-RAN")
+        subprocess.run(["ls"], check=True)
+    """
+    result = run_snippet(code, SideEffect.GPU_KERNEL, executables=("true",))
+    assert "COMPILER-RAN" in result.stdout, result.stderr[-1000:]
+    assert result.blocked[0]["effect"] == "process" and "ls" in result.blocked[0]["detail"]
+
+
 def test_network_skill_reaches_only_its_declared_port(
     level: IsolationLevel, run_snippet: RunSnippet
 ) -> None:

@@ -103,7 +103,7 @@ def install(policy: Policy) -> None:
     _scrub_environment(normalized)
     atexit.register(enforcer.exit_if_blocked)
     _installed.append(normalized)
-    _route_fork_exec_through_audit(allow_original=normalized["side_effect"] == "SUBPROCESS")
+    _route_fork_exec_through_audit(allow_original=may_run_programs(normalized))
     sys.addaudithook(enforcer.hook)
 
 
@@ -152,6 +152,17 @@ def normalize_policy(policy: Policy) -> Policy:
     return normalized
 
 
+def may_run_programs(policy: Policy) -> bool:
+    """Whether the policy may start its declared programs.
+
+    SUBPROCESS may; so may GPU_KERNEL when the kernel gate declares its compilers (Triton builds its
+    launcher with ``cc`` and its kernels with ``ptxas``).
+    """
+    return policy["side_effect"] == "SUBPROCESS" or (
+        policy["side_effect"] == "GPU_KERNEL" and bool(policy["executables"])
+    )
+
+
 def is_secret_name(name: str) -> bool:
     """A variable name that looks like a credential (the executor never passes one undeclared)."""
     upper = name.upper()
@@ -197,7 +208,7 @@ class _Enforcer:
         )
         self.resolved: dict[str, frozenset[str]] = {}
         self.resolving = False
-        self.subprocess = effect == "SUBPROCESS"
+        self.subprocess = may_run_programs(policy)
         self.executables = (
             _resolve_executables(policy["executables"]) if self.subprocess else frozenset()
         )
