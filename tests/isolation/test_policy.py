@@ -297,7 +297,11 @@ def test_require_isolation_refuses_to_run_below_full(
     sandbox: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KAVI_ISOLATION", "fallback")
-    with pytest.raises(IsolationError, match="bubblewrap"):
+    with pytest.raises(IsolationError, match="unset KAVI_ISOLATION"):
+        run_isolated(["true"], cwd=sandbox, policy=ExecPolicy(require_isolation=True))
+    monkeypatch.delenv("KAVI_ISOLATION")
+    monkeypatch.setattr(bwrap, "probe_bwrap", lambda: bwrap.BwrapInfo(None, None, False, "absent"))
+    with pytest.raises(IsolationError, match="install bubblewrap"):
         run_isolated(["true"], cwd=sandbox, policy=ExecPolicy(require_isolation=True))
 
 

@@ -277,9 +277,15 @@ def run_isolated(
     """
     level = select_level()
     if policy.require_isolation and level != IsolationLevel.FULL:
+        forced = _forced_level()
+        hint = (
+            f"unset {ISOLATION_ENV} (it is set to {forced})"
+            if forced
+            else "install bubblewrap (apt-get install bubblewrap); `kavi doctor` says why it fails"
+        )
         raise IsolationError(
             f"this run requires FULL isolation but only {level.value.upper()} is available",
-            hint="install bubblewrap (apt-get install bubblewrap); `kavi doctor` says why it fails",
+            hint=hint,
         )
     cwd = Path(os.path.realpath(cwd))
     for root in policy.write_roots:
