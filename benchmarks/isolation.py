@@ -49,14 +49,20 @@ print(json.dumps({"before": before, "after": after}))
 """
 
 
-def timings_ms(action: Callable[[], object], runs: int) -> tuple[float, float]:
-    """Median and minimum: on a shared machine the minimum is the steadier of the two."""
-    samples = []
+def interleaved_timings_ms(
+    cases: list[tuple[str, Callable[[], object]]], runs: int
+) -> list[tuple[str, tuple[float, float]]]:
+    """Median and minimum per case, the cases taken in turn so that a burst of load on a shared
+    machine hits them all alike; the minimum is the steadier of the two numbers."""
+    samples: dict[str, list[float]] = {name: [] for name, _ in cases}
+    for _name, action in cases:
+        action()  # warm the page cache
     for _ in range(runs):
-        start = time.perf_counter()
-        action()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples), min(samples)
+        for name, action in cases:
+            start = time.perf_counter()
+            action()
+            samples[name].append((time.perf_counter() - start) * 1000)
+    return [(name, (statistics.median(samples[name]), min(samples[name]))) for name, _ in cases]
 
 
 def run_at(level: str, argv: list[str], cwd: Path) -> Callable[[], object]:
@@ -108,9 +114,7 @@ def main() -> None:
                 ("guard + empty script, FULL (bwrap)", run_at("full", guarded_empty, cwd)),
                 ("skill child (pydantic) + guard, FULL (bwrap)", run_at("full", guarded, cwd)),
             ]
-        for name, action in cases:
-            action()  # warm the page cache
-            rows.append((name, timings_ms(action, runs)))
+        rows += interleaved_timings_ms(cases, runs)
         target = cwd / "data.bin"
         target.write_bytes(b"x")
         hook = subprocess.run(
