@@ -119,6 +119,15 @@ def test_a_swallowed_block_still_fails_even_with_stderr_redirected(
     assert not result.ok
 
 
+def test_an_event_the_hook_cannot_read_is_refused(
+    level: IsolationLevel, run_snippet: RunSnippet
+) -> None:
+    """Fail closed: a malformed or unexpected event is a block, not a crash and not a pass."""
+    result = run_snippet("import sys\nsys.audit('os.remove')", SideEffect.FILE_WRITE)
+    assert result.blocked[0]["effect"] == "unchecked"
+    assert result.returncode == BLOCKED_EXIT_CODE
+
+
 def test_a_later_audit_hook_is_refused(level: IsolationLevel, run_snippet: RunSnippet) -> None:
     code = """
         import sys

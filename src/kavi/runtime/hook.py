@@ -273,7 +273,14 @@ class _Enforcer:
     def hook(self, event: str, args: tuple[Any, ...]) -> None:
         handler = self.handlers.get(event)
         if handler is not None:
-            handler(args)
+            try:
+                handler(args)
+            except EffectBlocked:
+                raise
+            except Exception as exc:  # fail closed: an event the hook cannot read is refused
+                self.block(
+                    "unchecked", f"{event}: the hook could not check {_short(args)} ({exc!r})"
+                )
         elif event.startswith("ctypes.") and not self.native:
             self.block("ctypes", f"{event} {_short(args)}")
 
