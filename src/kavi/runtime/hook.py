@@ -15,6 +15,7 @@ duplicate of stderr and, through an ``atexit`` handler, makes the process exit w
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import json
 import os
@@ -207,7 +208,7 @@ class _Enforcer:
             tuple(_parse_host(entry) for entry in policy["allow_hosts"]) if self.network else ()
         )
         self.resolved: dict[str, frozenset[str]] = {}
-        self.resolving = False
+        self.resolving = 0  # the thread resolving an allowed name, so its own lookup passes
         self.subprocess = may_run_programs(policy)
         self.executables = (
             _resolve_executables(policy["executables"]) if self.subprocess else frozenset()
@@ -370,14 +371,14 @@ class _Enforcer:
     def check_lookup(self, host: Any, port: Any) -> None:
         if not self.network:
             self.block("network", f"resolve {host!r}")
-        if self.resolving:
-            return  # our own resolution of an allowed host name
+        if self.resolving == _thread.get_ident():
+            return  # the hook's own resolution of an allowed host name, in this thread
         name = os.fsdecode(host).lower() if isinstance(host, str | bytes) else str(host)
         for allowed_host, allowed_port in self.hosts:
-            if name != allowed_host:
+            if allowed_port is not None and port is not None and str(port) != str(allowed_port):
                 continue
-            if allowed_port is None or port is None or str(port) == str(allowed_port):
-                return
+            if name == allowed_host or name in self._addresses(allowed_host):
+                return  # the name itself, or an address literal it resolves to
         self.block("network", f"resolve {name}:{port}")
 
     def _addresses(self, host: str) -> frozenset[str]:
@@ -385,14 +386,14 @@ class _Enforcer:
         if host not in self.resolved:
             import socket
 
-            self.resolving = True
+            self.resolving = _thread.get_ident()
             try:
                 infos = socket.getaddrinfo(host, None)
                 self.resolved[host] = frozenset(str(info[4][0]) for info in infos)
             except OSError:
                 self.resolved[host] = frozenset()
             finally:
-                self.resolving = False
+                self.resolving = 0
         return self.resolved[host]
 
     # --- processes ---
