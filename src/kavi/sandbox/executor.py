@@ -1,26 +1,55 @@
 """Run untrusted code in a child process with no more power than it declared.
 
-Every gate that executes candidate code and every `run-skill` goes through :func:`run_isolated`.
-This module owns the environment scrub, the wall-clock timeout that kills the whole process group and the
-output caps; OS-level isolation (bubblewrap, rlimits, the audit hook) plugs in here.
+Every gate that executes candidate code, every `run-skill` and every builder subprocess goes through
+:func:`run_isolated`. Three layers, each recorded in the result as an :class:`IsolationLevel`:
+
+* FULL: bubblewrap namespaces (read-only root, private /tmp and /dev, home hidden, only the write
+  roots writable, no network unless the class is NETWORK, own PID namespace, dies with its parent);
+  plus all below.
+* FALLBACK: no namespaces, but rlimits (CPU, address space, file size, processes, open files), a
+  private temporary folder, and a scrubbed environment. Chosen when bubblewrap is missing or does
+  not work here, or when ``KAVI_ISOLATION=fallback``.
+* PROCESS: a scrubbed environment, the timeout and the output caps only (no ``resource`` module, or
+  ``KAVI_ISOLATION=process``).
+
+At every level the wall-clock timeout kills the whole process group, output is streamed and capped
+(never buffered without bound), and a side-effect audit hook is in force when the command was built
+with :func:`kavi.runtime.guard.guarded_python_argv`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
+from secrets import token_hex
+from typing import TYPE_CHECKING, Any
 
+from kavi.errors import ConfigError, IsolationError
+from kavi.runtime.audit import EffectPolicy, default_hidden_roots
+from kavi.runtime.hook import BLOCKED_EXIT_CODE, BLOCKED_MARKER
+from kavi.sandbox import bwrap
 from kavi.side_effects import SideEffect
 
+if TYPE_CHECKING:
+    from kavi.spec import SkillSpec
+
 DEFAULT_MAX_OUTPUT = 1_000_000
+ISOLATION_ENV = "KAVI_ISOLATION"
+KILL_GRACE_S = 1.0
+_READ_CHUNK = 65536
+_MEMORY_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
 
 
 class IsolationLevel(StrEnum):
@@ -33,7 +62,12 @@ class IsolationLevel(StrEnum):
 
 @dataclass(frozen=True)
 class ExecPolicy:
-    """The power a child gets. Paths are absolute; ``env`` is the whole environment it will see."""
+    """The power a child gets. Paths are absolute; ``env`` is the whole environment it will see.
+
+    ``secrets`` reach the child only for a SECRET_READ policy. A limit of ``None`` means "not
+    limited" (a GPU kernel needs a large address space); ``max_procs`` counts processes beyond those
+    this user already runs, because RLIMIT_NPROC is per user, not per process tree.
+    """
 
     side_effect: SideEffect = SideEffect.READ_ONLY
     timeout_s: float = 60.0
@@ -43,6 +77,14 @@ class ExecPolicy:
     executables: tuple[str, ...] = ()
     max_output_bytes: int = DEFAULT_MAX_OUTPUT
     require_isolation: bool = False
+    cpu_s: int | None = 60
+    memory_bytes: int | None = 4 * 1024**3
+    max_file_bytes: int | None = 256 * 1024**2
+    max_procs: int | None = 64
+    max_open_files: int | None = 256
+    readonly_paths: tuple[Path, ...] = ()
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    hide_home: bool = True
 
 
 @dataclass(frozen=True)
@@ -54,22 +96,171 @@ class ExecResult:
     timed_out: bool
     isolation: IsolationLevel
     truncated: bool = False
+    blocked: tuple[dict[str, str], ...] = ()
+    killed_reason: str | None = None  # "timeout", "cpu", "memory" or "output"
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
+        return (
+            self.returncode == 0
+            and not self.timed_out
+            and not self.blocked
+            and self.killed_reason is None
+        )
+
+
+@dataclass(frozen=True)
+class IsolationReport:
+    """What this machine offers, for `kavi doctor` and for the record of every run."""
+
+    level: IsolationLevel
+    forced: str | None
+    bwrap_path: str | None
+    bwrap_version: str | None
+    bwrap_works: bool
+    bwrap_error: str | None
+    rlimits: tuple[str, ...]
+    audit_hooks: bool
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "level": str(self.level),
+            "forced": self.forced,
+            "bwrap": {
+                "path": self.bwrap_path,
+                "version": self.bwrap_version,
+                "works": self.bwrap_works,
+                "error": self.bwrap_error,
+            },
+            "rlimits": list(self.rlimits),
+            "audit_hooks": self.audit_hooks,
+            "notes": list(self.notes),
+        }
 
 
 def base_environment() -> dict[str, str]:
     """The minimal environment every child starts from: nothing of the user's but a safe PATH."""
     return {
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "PATH": os.pathsep.join(
+            [str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]
+        ),
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
         "PYTHONNOUSERSITE": "1",
         "NO_COLOR": "1",
     }
+
+
+def policies_for_spec(
+    spec: SkillSpec,
+    workspace: Path,
+    *,
+    secrets: Mapping[str, str] | None = None,
+    extra_write_roots: Sequence[Path] = (),
+    **limits: Any,
+) -> tuple[ExecPolicy, EffectPolicy]:
+    """The OS policy and the hook policy of one spec, consistent with each other.
+
+    Write roots are anchored at ``workspace``; ``extra_write_roots`` (a gate's scratch folder) are
+    writable for every class, at both layers. ``secrets`` maps the spec's secret names to values;
+    a name the spec does not declare is dropped. ``limits`` are ExecPolicy fields (``timeout_s``).
+    """
+    effects = EffectPolicy.from_spec(spec, workspace)
+    extra = tuple(Path(os.path.realpath(path)) for path in extra_write_roots)
+    effects = replace(effects, extra_write_roots=tuple(str(path) for path in extra))
+    declared = {name: value for name, value in (secrets or {}).items() if name in spec.secrets}
+    policy = ExecPolicy(
+        side_effect=spec.side_effect,
+        write_roots=tuple(Path(root) for root in effects.write_roots) + extra,
+        allow_hosts=tuple(spec.allow_hosts),
+        executables=tuple(spec.executables),
+        secrets=declared,
+        readonly_paths=(Path(os.path.realpath(workspace)),),
+        **limits,
+    )
+    return policy, effects
+
+
+# --- choosing the level -----------------------------------------------------------------------
+
+
+def _resource_module() -> Any:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    return resource
+
+
+def _forced_level() -> str | None:
+    value = os.environ.get(ISOLATION_ENV, "").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value not in ("full", "fallback", "process"):
+        raise ConfigError(
+            f"{ISOLATION_ENV}={value!r} is not an isolation level",
+            hint="use full, fallback, process or auto (or unset it)",
+        )
+    return value
+
+
+def select_level() -> IsolationLevel:
+    """The strongest level available here, or the one ``KAVI_ISOLATION`` forces."""
+    forced = _forced_level()
+    if forced == "process":
+        return IsolationLevel.PROCESS
+    if forced == "fallback":
+        return IsolationLevel.FALLBACK if _resource_module() is not None else IsolationLevel.PROCESS
+    info = bwrap.probe_bwrap() if sys.platform.startswith("linux") else None
+    if info is not None and info.works:
+        return IsolationLevel.FULL
+    if forced == "full":
+        raise IsolationError(
+            f"{ISOLATION_ENV}=full but bubblewrap cannot run here: "
+            f"{info.error if info else 'not Linux'}",
+            hint="install bubblewrap (apt-get install bubblewrap) or unset KAVI_ISOLATION",
+        )
+    return IsolationLevel.FALLBACK if _resource_module() is not None else IsolationLevel.PROCESS
+
+
+def probe_isolation() -> IsolationReport:
+    """What is available (bubblewrap, rlimits, audit hooks) and which level a run would get now."""
+    info = bwrap.probe_bwrap() if sys.platform.startswith("linux") else None
+    resource = _resource_module()
+    names = ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_NPROC", "RLIMIT_NOFILE")
+    rlimits = tuple(name for name in names if resource is not None and hasattr(resource, name))
+    notes: list[str] = []
+    try:
+        level = select_level()
+        forced = _forced_level()
+    except ConfigError as exc:
+        level, forced = IsolationLevel.PROCESS, None
+        notes.append(str(exc))
+    if level != IsolationLevel.FULL:
+        notes.append(
+            "below FULL: install bubblewrap for namespace isolation (the audit hook is no boundary)"
+        )
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        notes.append(
+            "running as root: RLIMIT_NPROC does not bind root; "
+            "the PID namespace and the hook contain forks"
+        )
+    return IsolationReport(
+        level=level,
+        forced=forced,
+        bwrap_path=info.path if info else None,
+        bwrap_version=info.version if info else None,
+        bwrap_works=bool(info and info.works),
+        bwrap_error=info.error if info else "bubblewrap needs Linux",
+        rlimits=rlimits,
+        audit_hooks=hasattr(sys, "addaudithook"),
+        notes=tuple(notes),
+    )
+
+
+# --- running ----------------------------------------------------------------------------------
 
 
 def run_isolated(
@@ -79,38 +270,348 @@ def run_isolated(
     policy: ExecPolicy,
     stdin: bytes | None = None,
 ) -> ExecResult:
-    """Run ``argv`` in ``cwd`` under ``policy``; never raises for what the child does."""
-    env = {**base_environment(), **policy.env, "HOME": str(cwd)}
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        list(argv),
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    timed_out = False
+    """Run ``argv`` in ``cwd`` under ``policy``; never raises for what the child does.
+
+    Raises :class:`IsolationError` only before starting anything, when ``policy.require_isolation``
+    asks for FULL and this machine cannot give it.
+    """
+    level = select_level()
+    if policy.require_isolation and level != IsolationLevel.FULL:
+        forced = _forced_level()
+        hint = (
+            f"unset {ISOLATION_ENV} (it is set to {forced})"
+            if forced
+            else "install bubblewrap (apt-get install bubblewrap); `kavi doctor` says why it fails"
+        )
+        raise IsolationError(
+            f"this run requires FULL isolation but only {level.value.upper()} is available",
+            hint=hint,
+        )
+    cwd = Path(os.path.realpath(cwd))
+    for root in policy.write_roots:
+        Path(root).mkdir(parents=True, exist_ok=True)
+    with _private_tmp(level) as tmp:
+        home = f"{tmp}/home"
+        env = _child_environment(policy, tmp=tmp, home=home)
+        if level != IsolationLevel.FULL:
+            Path(home).mkdir(exist_ok=True)
+            preexec = _rlimit_setter(policy) if level == IsolationLevel.FALLBACK else None
+            return _supervise(
+                list(argv),
+                cwd=cwd,
+                env=env,
+                policy=policy,
+                stdin=stdin,
+                level=level,
+                preexec=preexec,
+            )
+        return _run_in_bwrap(argv, cwd=cwd, policy=policy, env=env, home=home, stdin=stdin)
+
+
+def _run_in_bwrap(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    policy: ExecPolicy,
+    env: Mapping[str, str],
+    home: str,
+    stdin: bytes | None,
+) -> ExecResult:
+    """FULL: the environment travels in a memfd that bubblewrap reads with ``--args``."""
+    env_fd = os.memfd_create("kavi-bwrap-env")
     try:
-        out, err = process.communicate(stdin, timeout=policy.timeout_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(process)
-        out, err = process.communicate()
+        os.write(env_fd, bwrap.environment_arguments(env))
+        os.lseek(env_fd, 0, os.SEEK_SET)
+        command = _wrap_in_bwrap(list(argv), cwd=cwd, policy=policy, env_fd=env_fd, home=home)
+        return _supervise(
+            command,
+            cwd=cwd,
+            env=base_environment(),
+            policy=policy,
+            stdin=stdin,
+            level=IsolationLevel.FULL,
+            preexec=_rlimit_setter(policy),
+            pass_fds=(env_fd,),
+        )
     finally:
-        _kill_group(process)
-    cap = policy.max_output_bytes
-    truncated = len(out) > cap or len(err) > cap
-    return ExecResult(
-        returncode=process.returncode if not timed_out else -signal.SIGKILL,
-        stdout=out[:cap].decode("utf-8", "replace"),
-        stderr=err[:cap].decode("utf-8", "replace"),
-        duration_s=time.perf_counter() - start,
-        timed_out=timed_out,
-        isolation=IsolationLevel.PROCESS,
-        truncated=truncated,
+        os.close(env_fd)
+
+
+@contextlib.contextmanager
+def _private_tmp(level: IsolationLevel) -> Any:
+    """FULL gets a fresh tmpfs at /tmp; the other levels a fresh folder, removed afterwards."""
+    if level == IsolationLevel.FULL:
+        # Inside the sandbox /tmp is a private tmpfs; a folder of its own keeps the hook's
+        # writable tmp from covering a working folder that happens to live under the host's /tmp.
+        yield f"/tmp/.kavi-{token_hex(6)}"  # noqa: S108
+        return
+    folder = tempfile.mkdtemp(prefix="kavi-run-")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _child_environment(policy: ExecPolicy, *, tmp: str, home: str) -> dict[str, str]:
+    env = {**base_environment(), **policy.env, "HOME": home, "TMPDIR": tmp}
+    if policy.side_effect == SideEffect.SECRET_READ:
+        env.update(policy.secrets)
+    env.pop(ISOLATION_ENV, None)
+    return env
+
+
+def _wrap_in_bwrap(
+    command: list[str], *, cwd: Path, policy: ExecPolicy, env_fd: int, home: str
+) -> list[str]:
+    info = bwrap.probe_bwrap()
+    assert info.path is not None  # select_level returned FULL only because it works
+    write_roots = bwrap.real_paths(policy.write_roots)
+    readonly = bwrap.real_paths([p for p in policy.readonly_paths if Path(p).exists()])
+    hidden, visible = _hidden_and_visible(policy, cwd, (*write_roots, *readonly))
+    mounts = bwrap.Mounts(
+        cwd=str(cwd),
+        write_roots=write_roots,
+        readonly_paths=readonly,
+        hidden_roots=hidden,
+        visible_roots=visible,
+        devices=bwrap.gpu_devices() if policy.side_effect == SideEffect.GPU_KERNEL else (),
+        tmp=str(Path(home).parent),
+        home=home,
     )
+    return bwrap.bwrap_argv(
+        info.path,
+        command,
+        mounts=mounts,
+        env_fd=env_fd,
+        network=policy.side_effect == SideEffect.NETWORK,
+    )
+
+
+def _hidden_and_visible(
+    policy: ExecPolicy, cwd: Path, needed: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Hide the home folder unless the child's own folders are the home or contain it."""
+    if not policy.hide_home:
+        return (), ()
+    hidden, visible = default_hidden_roots(extra_visible=(str(cwd), *needed))
+    for root in hidden:
+        for path in (str(cwd), *needed):
+            if root == path or root.startswith(path.rstrip("/") + "/"):
+                return (), ()
+    return hidden, visible
+
+
+def _rlimit_setter(policy: ExecPolicy) -> Callable[[], None] | None:
+    """A pre-exec function that lowers the child's limits, hard ones too so they stay lowered.
+
+    A GPU kernel gets no address-space limit: CUDA reserves far more virtual memory than it uses.
+    """
+    resource = _resource_module()
+    if resource is None:
+        return None
+    limits: list[tuple[int, int, int]] = []
+    if policy.cpu_s is not None:
+        limits.append((resource.RLIMIT_CPU, policy.cpu_s, policy.cpu_s + 1))
+    if policy.memory_bytes is not None and policy.side_effect != SideEffect.GPU_KERNEL:
+        limits.append((resource.RLIMIT_AS, policy.memory_bytes, policy.memory_bytes))
+    if policy.max_file_bytes is not None:
+        limits.append((resource.RLIMIT_FSIZE, policy.max_file_bytes, policy.max_file_bytes))
+    if policy.max_procs is not None and os.geteuid() != 0:  # the limit never binds root
+        procs = _count_user_tasks() + policy.max_procs
+        limits.append((resource.RLIMIT_NPROC, procs, procs))
+    if policy.max_open_files is not None:
+        limits.append((resource.RLIMIT_NOFILE, policy.max_open_files, policy.max_open_files))
+
+    def apply() -> None:
+        for which, soft, hard in limits:
+            current_hard = resource.getrlimit(which)[1]
+            if current_hard != resource.RLIM_INFINITY:
+                hard = min(hard, current_hard)
+                soft = min(soft, hard)
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(which, (soft, hard))
+
+    return apply
+
+
+def _count_user_tasks() -> int:
+    """How many threads this user runs now: RLIMIT_NPROC counts all of them, not just our tree."""
+    uid = os.getuid()
+    count = 0
+    try:
+        entries = list(Path("/proc").iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if entry.stat().st_uid == uid:
+                    count += sum(1 for _ in (entry / "task").iterdir())
+    return count
+
+
+@dataclass
+class _Capture:
+    """One output stream, kept up to a cap; the rest is read and dropped, never held in memory."""
+
+    cap: int
+    data: bytearray = field(default_factory=bytearray)
+    overflowed: bool = False
+
+    def feed(self, chunk: bytes) -> None:
+        room = self.cap - len(self.data)
+        if len(chunk) > room:
+            self.overflowed = True
+        if room > 0:
+            self.data += chunk[:room]
+
+
+def _supervise(
+    command: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    policy: ExecPolicy,
+    stdin: bytes | None,
+    level: IsolationLevel,
+    preexec: Callable[[], None] | None,
+    pass_fds: tuple[int, ...] = (),
+) -> ExecResult:
+    start = time.perf_counter()
+    try:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=preexec,
+            pass_fds=pass_fds,
+        )
+    except OSError as exc:
+        return ExecResult(127, "", f"could not start {command[0]}: {exc}", 0.0, False, level)
+    if stdin is not None:
+        threading.Thread(target=_feed_stdin, args=(process, stdin), daemon=True).start()
+    out, err = _Capture(policy.max_output_bytes), _Capture(policy.max_output_bytes)
+    reason = _pump(process, out, err, deadline=start + policy.timeout_s)
+    wait_until = start + policy.timeout_s if reason is None else time.perf_counter() + KILL_GRACE_S
+    returncode, cpu_used, killed = _reap(process, deadline=wait_until)
+    if killed and reason is None:
+        reason = "timeout"
+    stderr_text = err.data.decode("utf-8", "replace")
+    blocked = _parse_blocked(stderr_text)
+    if reason is None:
+        reason = _classify_exit(returncode, cpu_used, policy, stderr_text)
+    return ExecResult(
+        returncode=returncode,
+        stdout=out.data.decode("utf-8", "replace"),
+        stderr=stderr_text,
+        duration_s=time.perf_counter() - start,
+        timed_out=reason == "timeout",
+        isolation=level,
+        truncated=out.overflowed or err.overflowed,
+        blocked=blocked,
+        killed_reason=reason,
+    )
+
+
+def _feed_stdin(process: subprocess.Popen[bytes], data: bytes) -> None:
+    assert process.stdin is not None
+    with contextlib.suppress(OSError):
+        process.stdin.write(data)
+    with contextlib.suppress(OSError):
+        process.stdin.close()
+
+
+def _pump(
+    process: subprocess.Popen[bytes], out: _Capture, err: _Capture, *, deadline: float
+) -> str | None:
+    """Stream both pipes until they close; kill the group on timeout or overflow. Returns why it
+    killed."""
+    assert process.stdout is not None and process.stderr is not None
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ, out)
+    selector.register(process.stderr, selectors.EVENT_READ, err)
+    reason: str | None = None
+    try:
+        while selector.get_map():
+            now = time.perf_counter()
+            if reason is None and now >= deadline:
+                reason = "timeout"
+                _kill_group(process)
+                deadline = now + KILL_GRACE_S  # drain what is left, but not forever
+            elif reason is not None and now >= deadline:
+                break  # a descendant outside the group holds a pipe open; stop waiting for it
+            for key, _ in selector.select(timeout=max(0.0, min(0.1, deadline - now))):
+                chunk = os.read(key.fd, _READ_CHUNK)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    continue
+                capture: _Capture = key.data
+                capture.feed(chunk)
+                if capture.overflowed and reason is None:
+                    reason = "output"
+                    _kill_group(process)
+                    deadline = time.perf_counter() + KILL_GRACE_S
+    finally:
+        selector.close()
+        process.stdout.close()
+        process.stderr.close()
+    return reason
+
+
+def _reap(process: subprocess.Popen[bytes], *, deadline: float) -> tuple[int, float, bool]:
+    """Wait for the child until ``deadline``, then kill its group; (exit code, CPU s, killed).
+
+    A child may close its pipes and keep working, so the wait runs to the run's own deadline.
+    """
+    killed = False
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid == process.pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            _kill_group(process)  # leftovers of a child that exited but left its group running
+            return process.returncode, usage.ru_utime + usage.ru_stime, killed
+        if time.perf_counter() >= deadline:
+            _kill_group(process)
+            killed = True
+            deadline = time.perf_counter() + KILL_GRACE_S
+        time.sleep(0.005)
+
+
+def _classify_exit(returncode: int, cpu_used: float, policy: ExecPolicy, stderr: str) -> str | None:
+    """Name the limit that ended a child: a killed run says why, not just that it failed."""
+    if returncode in (0, BLOCKED_EXIT_CODE):
+        return None
+    signals = {-returncode} if returncode < 0 else {returncode - 128}
+    if signal.SIGXCPU in signals:
+        return "cpu"
+    if signal.SIGKILL in signals and policy.cpu_s is not None and cpu_used >= policy.cpu_s * 0.9:
+        return "cpu"
+    tail = stderr[-4000:]
+    if any(marker in tail for marker in _MEMORY_MARKERS):
+        return "memory"
+    return None
+
+
+def _parse_blocked(stderr: str) -> tuple[dict[str, str], ...]:
+    """The effects the audit hook refused, from its one-line JSON reports."""
+    import json
+
+    found: list[dict[str, str]] = []
+    if BLOCKED_MARKER not in stderr:
+        return ()
+    for line in stderr.splitlines():
+        if line.startswith(BLOCKED_MARKER):
+            try:
+                record = json.loads(line[len(BLOCKED_MARKER) :])
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                found.append({str(key): str(value) for key, value in record.items()})
+    return tuple(found)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
