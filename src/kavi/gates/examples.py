@@ -7,7 +7,7 @@ import json
 from typing import ClassVar
 
 from kavi.gates.base import GateContext, GateResult, GateStatus
-from kavi.gates.execution import run_python
+from kavi.gates.execution import describe_blocks, run_python
 from kavi.spec import SkillSpec
 
 SPEC_FILE = "kavi_spec.json"
@@ -25,6 +25,16 @@ class ExamplesGate:
         result = run_python(context, "kavi.runtime.probe", ["examples", SPEC_FILE, context.spec.skill_path])
         isolation = str(result.isolation)
         report = result.stdout + result.stderr
+        blocks = describe_blocks(result)
+        if blocks:
+            return GateResult(
+                self.name,
+                GateStatus.FAIL,
+                blocks[0],
+                "\n".join(blocks) + "\n\n" + report,
+                isolation=str(result.isolation),
+                facts={"blocked": list(result.blocked)},
+            )
         if result.timed_out:
             return GateResult(self.name, GateStatus.FAIL, "examples timed out", report, isolation=isolation)
         try:

@@ -1,30 +1,36 @@
-"""How gates execute candidate code: always through the isolated executor, with the power the spec's
-side-effect class declares and no more."""
+"""How gates execute candidate code: always through the isolated executor and under the audit hook, with
+the power the spec's side-effect class declares and no more."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from kavi.gates.base import GateContext
-from kavi.sandbox.executor import ExecPolicy, ExecResult, run_isolated
-
-
-def policy_for(context: GateContext) -> ExecPolicy:
-    spec = context.spec
-    return ExecPolicy(
-        side_effect=spec.side_effect,
-        timeout_s=context.timeout_s,
-        env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
-        write_roots=tuple(context.sandbox / root for root in spec.write_roots),
-        allow_hosts=spec.allow_hosts,
-        executables=spec.executables,
-        require_isolation=context.require_isolation,
-    )
+from kavi.runtime.guard import guarded_python_argv
+from kavi.sandbox.executor import ExecResult, policies_for_spec, run_isolated
 
 
 def run_python(context: GateContext, module: str, args: Sequence[str]) -> ExecResult:
-    """Run ``python -m module args`` on the candidate, isolated, with cwd at the verify sandbox."""
-    argv = [sys.executable, "-m", module, *args]
-    return run_isolated(argv, cwd=Path(context.sandbox), policy=policy_for(context))
+    """Run ``python -m module args`` on the candidate: cwd at the verify sandbox, its write roots anchored
+    there, the hook installed before anything of the candidate is imported."""
+    policy, effects = policies_for_spec(
+        context.spec,
+        Path(context.sandbox),
+        timeout_s=context.timeout_s,
+        require_isolation=context.require_isolation,
+        env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+    )
+    argv = guarded_python_argv(effects, module=module, args=args)
+    return run_isolated(argv, cwd=Path(context.sandbox), policy=policy)
+
+
+def describe_blocks(result: ExecResult) -> list[str]:
+    """One line per effect the hook or the OS refused, naming the effect and the class."""
+    lines = [
+        f"blocked {block.get('effect', 'effect')}: {block.get('detail', '')} ({block.get('side_effect', '')})"
+        for block in result.blocked
+    ]
+    if result.killed_reason and result.killed_reason != "timeout":
+        lines.append(f"stopped: the {result.killed_reason} limit was reached")
+    return lines

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from kavi.gates.base import GateContext, GateResult, GateStatus
 from kavi.gates.examples import SPEC_FILE
-from kavi.gates.execution import run_python
+from kavi.gates.execution import describe_blocks, run_python
 from kavi.spec import SkillSpec
 
 _CONSTANT_NODES = (
@@ -130,6 +130,16 @@ class InvariantsGate:
         result = run_python(context, "kavi.runtime.probe", ["introspect", SPEC_FILE, context.spec.skill_path])
         isolation = str(result.isolation)
         report = result.stdout + result.stderr
+        blocks = describe_blocks(result)
+        if blocks:
+            return GateResult(
+                self.name,
+                GateStatus.FAIL,
+                blocks[0],
+                "\n".join(blocks) + "\n\n" + report,
+                isolation=str(result.isolation),
+                facts={"blocked": list(result.blocked)},
+            )
         try:
             verdict = json.loads(result.stdout.strip().splitlines()[-1])
         except (json.JSONDecodeError, IndexError):

@@ -365,8 +365,7 @@ class _PolicyVisitor(ast.NodeVisitor):
             self._report(
                 node,
                 "dynamic-import",
-                f"{name} makes pytest import plugins named by strings; no side-effect class "
-                "allows it",
+                f"{name} makes pytest import plugins named by strings; no side-effect class allows it",
             )
         if name == "type" and isinstance(node.ctx, ast.Load):
             self._check_type_name(node)
@@ -419,9 +418,7 @@ class _PolicyVisitor(ast.NodeVisitor):
             if method.effect.rule == "file-write" and self._is_callee(node):
                 self._check_write_target(node, node.value)
         if attr == "open" and not self._is_callee(node):
-            self._report_effect(
-                node, f"{self._subject(node)} used as a value (its mode is unknown)", _FILE_WRITE
-            )
+            self._report_effect(node, f"{self._subject(node)} used as a value (its mode is unknown)", _FILE_WRITE)
         self.generic_visit(node)
 
     def _is_own_receiver(self, node: ast.expr, *, classes_too: bool = False) -> bool:
@@ -451,9 +448,7 @@ class _PolicyVisitor(ast.NodeVisitor):
         if len(node.args) != 1 or node.keywords:
             return
         parent = self._parent(node)
-        if isinstance(parent, ast.Compare) or (
-            isinstance(parent, ast.Attribute) and parent.attr in DUNDER_DATA
-        ):
+        if isinstance(parent, ast.Compare) or (isinstance(parent, ast.Attribute) and parent.attr in DUNDER_DATA):
             return
         self._report(
             node,
@@ -494,8 +489,7 @@ class _PolicyVisitor(ast.NodeVisitor):
             self._report(
                 node,
                 "dunder-access",
-                f".{attr} reaches interpreter internals (type, dict, "
-                "globals or code); no side-effect class allows it",
+                f".{attr} reaches interpreter internals (type, dict, globals or code); no side-effect class allows it",
             )
         if attr in INTROSPECTION_ATTRIBUTES:
             self._report(
@@ -567,9 +561,7 @@ class _PolicyVisitor(ast.NodeVisitor):
             self._report_effect(node, subject, rule)
         elif not self._is_callee(node):
             if isinstance(rule, OpenLike):
-                self._report_effect(
-                    node, f"{subject} used as a value (its mode is unknown)", _FILE_WRITE
-                )
+                self._report_effect(node, f"{subject} used as a value (its mode is unknown)", _FILE_WRITE)
             elif isinstance(rule, NameLookup):
                 self._report(
                     node,
@@ -650,9 +642,7 @@ class _PolicyVisitor(ast.NodeVisitor):
         mode_node: ast.expr | None = next((k.value for k in node.keywords if k.arg == "mode"), None)
         if mode_node is None and len(args) > mode_index:
             mode_node = args[mode_index]
-        if any(k.arg is None for k in node.keywords) or any(
-            isinstance(a, ast.Starred) for a in args
-        ):
+        if any(k.arg is None for k in node.keywords) or any(isinstance(a, ast.Starred) for a in args):
             mode_node = node  # **kwargs or *args: the mode is unknown
         if mode_node is None:
             return
@@ -683,10 +673,7 @@ class _PolicyVisitor(ast.NodeVisitor):
         inside = (
             not PurePosixPath(path).is_absolute()
             and ".." not in parts
-            and any(
-                parts[: len(PurePosixPath(root).parts)] == PurePosixPath(root).parts
-                for root in roots
-            )
+            and any(parts[: len(PurePosixPath(root).parts)] == PurePosixPath(root).parts for root in roots)
         )
         if not inside:
             self._report(
@@ -719,9 +706,7 @@ class _PolicyVisitor(ast.NodeVisitor):
         non-literal name, or a module or the builtins as the object, is refused outright."""
         args = node.args
         subject = self._subject(node)
-        if any(isinstance(a, ast.Starred) for a in args) or any(
-            k.arg is None for k in node.keywords
-        ):
+        if any(isinstance(a, ast.Starred) for a in args) or any(k.arg is None for k in node.keywords):
             args = []  # *args / **kwargs: nothing is literal any more
         names = [_literal_str(a) for a in args[name_index:]]
         if not names or names[0] is None:
@@ -739,8 +724,7 @@ class _PolicyVisitor(ast.NodeVisitor):
                 self._report(
                     node,
                     "getattr-string",
-                    f"{subject} looks an attribute up by a non-literal "
-                    "name; no side-effect class allows it",
+                    f"{subject} looks an attribute up by a non-literal name; no side-effect class allows it",
                 )
             self._judge_attribute_names(node, [name for name in looked_up if name is not None])
             return
@@ -767,8 +751,7 @@ class _PolicyVisitor(ast.NodeVisitor):
                     self._report(
                         node,
                         "module-value",
-                        f"{self._subject(node)} fetches the module {attr}; "
-                        "no side-effect class allows it",
+                        f"{self._subject(node)} fetches the module {attr}; no side-effect class allows it",
                     )
                 if attr in ("format", "format_map"):
                     self._report(
@@ -791,9 +774,7 @@ class _PolicyVisitor(ast.NodeVisitor):
             first = _literal_str(args[0]) if args else None
             is_mode = first is not None and set(first) <= set("rwxabtU+")
             method_style = not args or is_mode or first is None
-            self._check_open(
-                node, args, 0 if method_style else 1, func.value if method_style else None
-            )
+            self._check_open(node, args, 0 if method_style else 1, func.value if method_style else None)
         elif attr == "replace" and len(args) == 1 and not node.keywords:
             self._report_effect(
                 node,
@@ -845,9 +826,7 @@ class _PolicyVisitor(ast.NodeVisitor):
         if isinstance(node, ast.Lambda):
             return True
         sites = self.name_sites.get(node.id, []) if isinstance(node, ast.Name) else []
-        return bool(sites) and all(
-            kind == "type" and not isinstance(site, ast.alias) for kind, site in sites
-        )
+        return bool(sites) and all(kind == "type" and not isinstance(site, ast.alias) for kind, site in sites)
 
     def _check_format(self, node: ast.expr, template: ast.expr) -> None:
         text = _literal_str(template)
@@ -865,8 +844,7 @@ class _PolicyVisitor(ast.NodeVisitor):
                 self._report(
                     node,
                     "format-string",
-                    f"the format field attribute .{attr} reaches "
-                    "internals; no side-effect class allows it",
+                    f"the format field attribute .{attr} reaches internals; no side-effect class allows it",
                 )
 
     # -- annotations: pydantic and typing evaluate them, strings included ------------------------
@@ -907,9 +885,7 @@ class _PolicyVisitor(ast.NodeVisitor):
         if isinstance(node, ast.Subscript):
             return self._is_type_subscript(node, seen)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-            return self._is_type_expression(node.left, seen) and self._is_type_expression(
-                node.right, seen
-            )
+            return self._is_type_expression(node.left, seen) and self._is_type_expression(node.right, seen)
         if isinstance(node, ast.Tuple | ast.List):
             return all(self._is_type_expression(item, seen) for item in node.elts)
         if isinstance(node, ast.Starred):
@@ -922,9 +898,7 @@ class _PolicyVisitor(ast.NodeVisitor):
         if not self._is_type_expression(node.value, seen):
             return False
         kinds = {
-            q.rsplit(".", 1)[-1]
-            for q in self._resolve(node.value)
-            if q.startswith(("typing.", "typing_extensions."))
+            q.rsplit(".", 1)[-1] for q in self._resolve(node.value) if q.startswith(("typing.", "typing_extensions."))
         }
         if "Literal" in kinds:
             return True  # Literal's arguments are values, never evaluated as types
@@ -948,8 +922,7 @@ class _PolicyVisitor(ast.NodeVisitor):
 
     def _is_type_factory(self, func: ast.expr) -> bool:
         return any(
-            q.startswith(("typing.", "typing_extensions."))
-            and q.rsplit(".", 1)[-1] in _TYPE_FACTORIES
+            q.startswith(("typing.", "typing_extensions.")) and q.rsplit(".", 1)[-1] in _TYPE_FACTORIES
             for q in self._resolve(func)
         )
 
@@ -1020,8 +993,7 @@ class _PolicyVisitor(ast.NodeVisitor):
                 self._report(
                     node,
                     "device-file",
-                    f"{node.value[:40]!r} names a kernel interface "
-                    "(/dev, /proc, /sys); no side-effect class allows it",
+                    f"{node.value[:40]!r} names a kernel interface (/dev, /proc, /sys); no side-effect class allows it",
                 )
             self._scan_embedded(node)
 
@@ -1037,9 +1009,7 @@ class _PolicyVisitor(ast.NodeVisitor):
             return
         if not any(isinstance(n, ast.Call | ast.Attribute | ast.Subscript) for n in ast.walk(tree)):
             return
-        inner = _PolicyVisitor(
-            filename=self.filename, spec=self.spec, is_test=self.is_test, bindings=self.bindings
-        )
+        inner = _PolicyVisitor(filename=self.filename, spec=self.spec, is_test=self.is_test, bindings=self.bindings)
         inner.extra_rules = self.extra_rules
         inner.name_sites = self.name_sites
         for finding in inner.scan(tree):
@@ -1050,9 +1020,7 @@ class _PolicyVisitor(ast.NodeVisitor):
 def _write_target(qualname: str, args: list[ast.expr]) -> ast.expr | None:
     """The argument a file-system function writes to: the destination of a copy or move, the first
     argument of anything else (``os.remove(path)``)."""
-    index = (
-        1 if qualname.rsplit(".", 1)[-1] in ("copy", "copy2", "copyfile", "copytree", "move") else 0
-    )
+    index = 1 if qualname.rsplit(".", 1)[-1] in ("copy", "copy2", "copyfile", "copytree", "move") else 0
     return args[index] if len(args) > index else None
 
 
@@ -1100,13 +1068,7 @@ def _field_types(node: ast.expr) -> ast.expr:
 
 def _is_attrgetter(node: ast.Call) -> bool:
     func = node.func
-    name = (
-        func.attr
-        if isinstance(func, ast.Attribute)
-        else func.id
-        if isinstance(func, ast.Name)
-        else ""
-    )
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
     return name == "attrgetter"
 
 
@@ -1154,16 +1116,12 @@ def scan_source(
         return [Finding("source-encoding", message, filename, cookie[0], 0)]
     try:
         tree = ast.parse(source, filename=filename)
-        visitor = _PolicyVisitor(
-            filename=filename, spec=spec, is_test=is_test, skill_types=skill_types
-        )
+        visitor = _PolicyVisitor(filename=filename, spec=spec, is_test=is_test, skill_types=skill_types)
         findings = visitor.scan(tree)
     except (SyntaxError, ValueError) as exc:
         line = getattr(exc, "lineno", None) or 0
         col = getattr(exc, "offset", None) or 0
-        message = (
-            f"line {line}: the file does not parse ({getattr(exc, 'msg', exc)}); fix the syntax"
-        )
+        message = f"line {line}: the file does not parse ({getattr(exc, 'msg', exc)}); fix the syntax"
         return [Finding("syntax-error", message, filename, line, col)]
     except (RecursionError, MemoryError):
         message = "line 0: the file is nested too deeply to judge; simplify it"
@@ -1228,19 +1186,14 @@ class PolicyGate:
             if problem is not None:
                 findings.append(problem)
                 continue
-            findings.extend(
-                scan_source(
-                    source, filename=relative, spec=spec, is_test=is_test, skill_types=skill_types
-                )
-            )
+            findings.extend(scan_source(source, filename=relative, spec=spec, is_test=is_test, skill_types=skill_types))
             if not is_test:
                 skill_types = skill_type_names(source, spec=spec)
         if not findings:
             return GateResult(
                 self.name,
                 GateStatus.PASS,
-                f"no policy findings in {spec.skill_path} and {spec.test_path} "
-                f"({spec.side_effect})",
+                f"no policy findings in {spec.skill_path} and {spec.test_path} ({spec.side_effect})",
             )
         report = "\n".join(f"{f.filename}:{f.line}:{f.col} {f.rule} {f.message}" for f in findings)
         rules = sorted({f.rule for f in findings})

@@ -77,9 +77,7 @@ def _names(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-def _effect(
-    keys: str, rule: str, what: str, allowed_by: frozenset[SideEffect] = _NEVER
-) -> dict[str, Rule]:
+def _effect(keys: str, rule: str, what: str, allowed_by: frozenset[SideEffect] = _NEVER) -> dict[str, Rule]:
     return {key: Effect(rule, what, allowed_by) for key in keys.split()}
 
 
@@ -105,12 +103,9 @@ _SYS_MEMBERS = _names(
     getfilesystemencoding exc_info exception intern float_repr_style flags exit"""
 )
 _TYPES_MEMBERS = _names(
-    "SimpleNamespace MappingProxyType NoneType GenericAlias UnionType EllipsisType "
-    "NotImplementedType"
+    "SimpleNamespace MappingProxyType NoneType GenericAlias UnionType EllipsisType NotImplementedType"
 )
-_SHUTIL_MEMBERS = _names(
-    "which disk_usage get_terminal_size copyfileobj Error SameFileError get_archive_formats"
-)
+_SHUTIL_MEMBERS = _names("which disk_usage get_terminal_size copyfileobj Error SameFileError get_archive_formats")
 
 _LOGGING_MEMBERS = _names(
     """getLogger Logger LoggerAdapter NullHandler StreamHandler Handler LogRecord DEBUG INFO WARNING
@@ -136,8 +131,7 @@ MODULE_RULES: dict[str, Rule] = {
         "imports a module chosen at run time",
     ),
     **_effect(
-        "typing.get_type_hints typing_extensions.get_type_hints pydantic.create_model "
-        "dataclasses.make_dataclass",
+        "typing.get_type_hints typing_extensions.get_type_hints pydantic.create_model dataclasses.make_dataclass",
         "annotation",
         "evaluates type annotations built at run time (pydantic and typing eval strings)",
     ),
@@ -210,14 +204,11 @@ MODULE_RULES: dict[str, Rule] = {
         "opens network connections",
         _NET,
     ),
-    "asyncio": Effect(
-        "forbidden-import", "is an event loop with process and socket APIs", _NET | _PROC
-    ),
+    "asyncio": Effect("forbidden-import", "is an event loop with process and socket APIs", _NET | _PROC),
     # -- SECRET_READ
     # --------------------------------------------------------------------------------
     **_effect(
-        "os.environ os.environb os.getenv os.getenvb os.putenv os.unsetenv "
-        "os.path.expandvars dotenv",
+        "os.environ os.environb os.getenv os.getenvb os.putenv os.unsetenv os.path.expandvars dotenv",
         "env-read",
         "reads or changes environment variables",
         _SECRET,
@@ -301,8 +292,7 @@ METHOD_RULES: dict[str, MethodRule] = {
         Effect("file-write", "writes to the file system", _FILE),
     ),
     **_methods(
-        "subprocess_exec subprocess_shell create_subprocess_exec create_subprocess_shell "
-        "posix_spawn posix_spawnp",
+        "subprocess_exec subprocess_shell create_subprocess_exec create_subprocess_shell posix_spawn posix_spawnp",
         Effect("subprocess", "spawns a process", _PROC),
     ),
     **_methods(
@@ -394,9 +384,7 @@ DUNDER_DATA = _names(
 )
 
 #: Underscore names that are public API by convention (namedtuple, enum).
-PUBLIC_SUNDERS = _names(
-    "_replace _asdict _fields _make _field_defaults _value_ _name_ _missing_ _generate_next_value_"
-)
+PUBLIC_SUNDERS = _names("_replace _asdict _fields _make _field_defaults _value_ _name_ _missing_ _generate_next_value_")
 
 #: Non-dunder attributes that reach frames, code objects and closures (``gen.gi_frame.f_globals``).
 INTROSPECTION_ATTRIBUTES = _names(
@@ -422,11 +410,7 @@ GATEWAY_MODULES = _names(
 GATEWAY_MODULES |= {name for name in sys.stdlib_module_names if name.startswith("_")}
 
 #: Attribute names that, on a module chain, re-root the chain (``json.codecs`` is ``codecs``).
-MODULE_NAMES = (
-    frozenset(sys.stdlib_module_names)
-    | GATEWAY_MODULES
-    | {key.split(".")[0] for key in MODULE_RULES}
-)
+MODULE_NAMES = frozenset(sys.stdlib_module_names) | GATEWAY_MODULES | {key.split(".")[0] for key in MODULE_RULES}
 
 #: Path prefixes of kernel interfaces a skill must never open (``/proc/self/environ`` holds every
 #: secret).

@@ -33,7 +33,7 @@ from kavi.runtime.hook import BLOCKED_EXIT_CODE, BLOCKED_MARKER, EffectBlocked
 from kavi.side_effects import SideEffect
 
 if TYPE_CHECKING:
-    from kavi.spec import SkillSpec
+    from kavi.side_effects import EffectDeclaration
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,10 @@ class EffectPolicy:
     private_tmp: bool = True
 
     @classmethod
-    def from_spec(cls, spec: SkillSpec, root: Path, *, hide_home: bool = True) -> EffectPolicy:
+    def from_spec(cls, spec: EffectDeclaration, root: Path, *, hide_home: bool = True) -> EffectPolicy:
         """The policy a spec declares, its relative write roots anchored at workspace ``root``."""
         base = root.resolve()
-        hidden, visible = (
-            default_hidden_roots(extra_visible=(str(base),)) if hide_home else ((), ())
-        )
+        hidden, visible = default_hidden_roots(extra_visible=(str(base),)) if hide_home else ((), ())
         return cls(
             side_effect=spec.side_effect,
             write_roots=tuple(str((base / entry).resolve()) for entry in spec.write_roots),

@@ -32,6 +32,10 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
     output_model = build_model(spec.output_schema, "SpecOutput")
     phase = "load"
     try:
+        if request.get("policy") is not None:
+            from kavi.runtime.hook import install
+
+            install(request["policy"])  # from here on, every effect is checked against the declared class
         module = module_from_bytes(spec.name, source, filename=request["filename"])
         skill = find_skill_class(module)
         phase = "execute"

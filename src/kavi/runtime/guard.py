@@ -27,9 +27,7 @@ if TYPE_CHECKING:
 
     from kavi.runtime.audit import EffectPolicy
 
-USAGE = (
-    "usage: python -m kavi.runtime.guard --policy-json JSON (-m MODULE | --script FILE) [ARGS...]"
-)
+USAGE = "usage: python -m kavi.runtime.guard --policy-json JSON (-m MODULE | --script FILE) [ARGS...]"
 USAGE_EXIT_CODE = 2
 # `-c` instead of `-m kavi.runtime.guard`: the same launcher without importing runpy for every run.
 BOOTSTRAP = "import sys; from kavi.runtime.guard import main; sys.exit(main(sys.argv[1:]))"

@@ -43,9 +43,7 @@ POLICY_KEYS = (
     "visible_roots",
     "private_tmp",
 )
-_SIDE_EFFECTS = frozenset(
-    {"READ_ONLY", "FILE_WRITE", "NETWORK", "SUBPROCESS", "SECRET_READ", "GPU_KERNEL"}
-)
+_SIDE_EFFECTS = frozenset({"READ_ONLY", "FILE_WRITE", "NETWORK", "SUBPROCESS", "SECRET_READ", "GPU_KERNEL"})
 _MAX_DETAIL = 300
 _MAX_REPORTS = 20
 _SECRET_WORDS = (
@@ -204,15 +202,11 @@ class _Enforcer:
         self.trusted_reads = _trusted_read_prefixes(self.write_roots, self.hidden)
         self.visible = tuple(os.path.realpath(root) for root in policy["visible_roots"])
         self.network = effect == "NETWORK"
-        self.hosts = (
-            tuple(_parse_host(entry) for entry in policy["allow_hosts"]) if self.network else ()
-        )
+        self.hosts = tuple(_parse_host(entry) for entry in policy["allow_hosts"]) if self.network else ()
         self.resolved: dict[str, frozenset[str]] = {}
         self.resolving = 0  # the thread resolving an allowed name, so its own lookup passes
         self.subprocess = may_run_programs(policy)
-        self.executables = (
-            _resolve_executables(policy["executables"]) if self.subprocess else frozenset()
-        )
+        self.executables = _resolve_executables(policy["executables"]) if self.subprocess else frozenset()
         self.native = effect == "GPU_KERNEL"
         self.blocked: list[dict[str, str]] = []  # the first reports; block_count counts them all
         self.block_count = 0
@@ -279,9 +273,7 @@ class _Enforcer:
             except EffectBlocked:
                 raise
             except Exception as exc:  # fail closed: an event the hook cannot read is refused
-                self.block(
-                    "unchecked", f"{event}: the hook could not check {_short(args)} ({exc!r})"
-                )
+                self.block("unchecked", f"{event}: the hook could not check {_short(args)} ({exc!r})")
         elif event.startswith("ctypes.") and not self.native:
             self.block("ctypes", f"{event} {_short(args)}")
 
@@ -314,11 +306,7 @@ class _Enforcer:
         path, mode, flags = args
         if isinstance(path, int):
             return  # an already open descriptor: its opening was checked
-        writes = (
-            bool(flags & _WRITE_FLAGS)
-            if isinstance(flags, int)
-            else any(c in (mode or "") for c in "wax+")
-        )
+        writes = bool(flags & _WRITE_FLAGS) if isinstance(flags, int) else any(c in (mode or "") for c in "wax+")
         if writes:
             self.check_write(path)
         else:
@@ -398,11 +386,7 @@ class _Enforcer:
 
     # --- processes ---
     def check_exec(self, executable: Any) -> None:
-        name = (
-            os.fsdecode(executable)
-            if isinstance(executable, str | bytes | os.PathLike)
-            else str(executable)
-        )
+        name = os.fsdecode(executable) if isinstance(executable, str | bytes | os.PathLike) else str(executable)
         if not self.subprocess:
             self.block("process", f"run {name}")
         if _which_real(name) not in self.executables:

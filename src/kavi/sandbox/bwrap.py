@@ -65,24 +65,18 @@ def probe_bwrap() -> BwrapInfo:
         "/proc",
     ]
     try:
-        completed = subprocess.run(
-            [*argv, "--", true], capture_output=True, timeout=PROBE_TIMEOUT_S, check=False
-        )
+        completed = subprocess.run([*argv, "--", true], capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return BwrapInfo(path, version, False, f"bwrap did not run: {exc}")
     if completed.returncode != 0:
-        message = (
-            completed.stderr.decode("utf-8", "replace").strip() or f"exit {completed.returncode}"
-        )
+        message = completed.stderr.decode("utf-8", "replace").strip() or f"exit {completed.returncode}"
         return BwrapInfo(path, version, False, message)
     return BwrapInfo(path, version, True)
 
 
 def _version(path: str) -> str | None:
     try:
-        completed = subprocess.run(
-            [path, "--version"], capture_output=True, timeout=PROBE_TIMEOUT_S, check=False
-        )
+        completed = subprocess.run([path, "--version"], capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     text = completed.stdout.decode("utf-8", "replace").strip()

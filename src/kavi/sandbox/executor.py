@@ -43,7 +43,7 @@ from kavi.sandbox import bwrap
 from kavi.side_effects import SideEffect
 
 if TYPE_CHECKING:
-    from kavi.spec import SkillSpec
+    from kavi.side_effects import EffectDeclaration
 
 DEFAULT_MAX_OUTPUT = 1_000_000
 ISOLATION_ENV = "KAVI_ISOLATION"
@@ -101,12 +101,7 @@ class ExecResult:
 
     @property
     def ok(self) -> bool:
-        return (
-            self.returncode == 0
-            and not self.timed_out
-            and not self.blocked
-            and self.killed_reason is None
-        )
+        return self.returncode == 0 and not self.timed_out and not self.blocked and self.killed_reason is None
 
 
 @dataclass(frozen=True)
@@ -142,9 +137,7 @@ class IsolationReport:
 def base_environment() -> dict[str, str]:
     """The minimal environment every child starts from: nothing of the user's but a safe PATH."""
     return {
-        "PATH": os.pathsep.join(
-            [str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]
-        ),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
@@ -154,7 +147,7 @@ def base_environment() -> dict[str, str]:
 
 
 def policies_for_spec(
-    spec: SkillSpec,
+    spec: EffectDeclaration,
     workspace: Path,
     *,
     secrets: Mapping[str, str] | None = None,
@@ -218,8 +211,7 @@ def select_level() -> IsolationLevel:
         return IsolationLevel.FULL
     if forced == "full":
         raise IsolationError(
-            f"{ISOLATION_ENV}=full but bubblewrap cannot run here: "
-            f"{info.error if info else 'not Linux'}",
+            f"{ISOLATION_ENV}=full but bubblewrap cannot run here: {info.error if info else 'not Linux'}",
             hint="install bubblewrap (apt-get install bubblewrap) or unset KAVI_ISOLATION",
         )
     return IsolationLevel.FALLBACK if _resource_module() is not None else IsolationLevel.PROCESS
@@ -239,14 +231,9 @@ def probe_isolation() -> IsolationReport:
         level, forced = IsolationLevel.PROCESS, None
         notes.append(str(exc))
     if level != IsolationLevel.FULL:
-        notes.append(
-            "below FULL: install bubblewrap for namespace isolation (the audit hook is no boundary)"
-        )
+        notes.append("below FULL: install bubblewrap for namespace isolation (the audit hook is no boundary)")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        notes.append(
-            "running as root: RLIMIT_NPROC does not bind root; "
-            "the PID namespace and the hook contain forks"
-        )
+        notes.append("running as root: RLIMIT_NPROC does not bind root; the PID namespace and the hook contain forks")
     return IsolationReport(
         level=level,
         forced=forced,
@@ -360,9 +347,7 @@ def _child_environment(policy: ExecPolicy, *, tmp: str, home: str) -> dict[str, 
     return env
 
 
-def _wrap_in_bwrap(
-    command: list[str], *, cwd: Path, policy: ExecPolicy, env_fd: int, home: str
-) -> list[str]:
+def _wrap_in_bwrap(command: list[str], *, cwd: Path, policy: ExecPolicy, env_fd: int, home: str) -> list[str]:
     info = bwrap.probe_bwrap()
     assert info.path is not None  # select_level returned FULL only because it works
     write_roots = bwrap.real_paths(policy.write_roots)
@@ -525,9 +510,7 @@ def _feed_stdin(process: subprocess.Popen[bytes], data: bytes) -> None:
         process.stdin.close()
 
 
-def _pump(
-    process: subprocess.Popen[bytes], out: _Capture, err: _Capture, *, deadline: float
-) -> str | None:
+def _pump(process: subprocess.Popen[bytes], out: _Capture, err: _Capture, *, deadline: float) -> str | None:
     """Stream both pipes until they close; kill the group on timeout or overflow. Returns why it
     killed."""
     assert process.stdout is not None and process.stderr is not None

@@ -26,8 +26,8 @@ from kavi.errors import (
 )
 from kavi.ledger import fast
 from kavi.runtime.loader import check_bytes
-from kavi.sandbox.executor import ExecPolicy, run_isolated
-from kavi.side_effects import SideEffect
+from kavi.sandbox.executor import policies_for_spec, run_isolated
+from kavi.side_effects import DeclaredEffects, SideEffect
 from kavi.workspace import Workspace
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -132,7 +132,7 @@ def run_skill(
             raise TransitionError(f"--in-process is only for READ_ONLY skills; {name} is {effect}")
         started = time.perf_counter()
         if in_process:
-            response, isolation = _run_in_process(trusted, payload), "in-process"
+            response, isolation = _run_in_process(workspace, trusted, payload), "in-process"
         else:
             response, isolation = _run_in_child(workspace, trusted, payload, require_isolation)
         duration = round(time.perf_counter() - started, 6)
@@ -155,30 +155,37 @@ def request_for(trusted: TrustedBytes, payload: dict[str, Any]) -> dict[str, Any
 def _run_in_child(
     workspace: Workspace, trusted: TrustedBytes, payload: dict[str, Any], require_isolation: bool | None
 ) -> tuple[dict[str, Any], str]:
-    spec = json.loads(trusted.spec_json)
-    effect = SideEffect(spec["side_effect"])
-    env = {key: os.environ[key] for key in spec.get("secrets", ()) if key in os.environ}
-    required = (
-        bool(workspace.raw_setting("isolation", "require", False)) if require_isolation is None else require_isolation
-    )
-    policy = ExecPolicy(
-        side_effect=effect,
+    declared = DeclaredEffects.from_spec_data(json.loads(trusted.spec_json))
+    secrets = {name: os.environ[name] for name in declared.secrets if name in os.environ}
+    required = workspace.raw_setting("isolation", "require", False) if require_isolation is None else require_isolation
+    policy, effects = policies_for_spec(
+        declared,
+        workspace.root,
+        secrets=secrets,
         timeout_s=float(workspace.raw_setting("run", "timeout_s", DEFAULT_TIMEOUT_S)),
-        env=env,
-        write_roots=tuple(workspace.root / root for root in spec.get("write_roots", ())),
-        allow_hosts=tuple(spec.get("allow_hosts", ())),
-        executables=tuple(spec.get("executables", ())),
-        require_isolation=required,
+        require_isolation=bool(required),
     )
-    for root in policy.write_roots:
-        root.mkdir(parents=True, exist_ok=True)
-    request = json.dumps(request_for(trusted, payload)).encode()
-    result = run_isolated([sys.executable, "-I", "-m", CHILD_MODULE], cwd=workspace.root, policy=policy, stdin=request)
-    lines = result.stdout.strip().splitlines()
-    if result.timed_out:
-        return {"ok": False, "error_type": "Timeout", "error": f"stopped after {policy.timeout_s:g} s"}, str(
-            result.isolation
+    for root in effects.write_roots:
+        Path(root).mkdir(parents=True, exist_ok=True)
+    request = json.dumps({**request_for(trusted, payload), "policy": effects.as_dict()}).encode()
+    argv = [sys.executable, "-I", "-B", "-m", CHILD_MODULE]
+    result = run_isolated(argv, cwd=workspace.root, policy=policy, stdin=request)
+    isolation = str(result.isolation)
+    if result.blocked:
+        block = result.blocked[0]
+        detail = (
+            f"{block.get('effect', 'an effect')} ({block.get('detail', '')}) is not allowed for {declared.side_effect}"
         )
+        return {"ok": False, "phase": "side_effect", "error_type": "SideEffectViolation", "error": detail}, isolation
+    if result.timed_out or result.killed_reason:
+        reason = result.killed_reason or "timeout"
+        return {
+            "ok": False,
+            "phase": "limits",
+            "error_type": "Stopped",
+            "error": f"stopped by the {reason} limit",
+        }, isolation
+    lines = result.stdout.strip().splitlines()
     try:
         response: dict[str, Any] = json.loads(lines[-1])
     except (json.JSONDecodeError, IndexError):
@@ -188,13 +195,16 @@ def _run_in_child(
             "error_type": "Crash",
             "error": f"the skill process exited {result.returncode}: {tail}",
         }
-    return response, str(result.isolation)
+    return response, isolation
 
 
-def _run_in_process(trusted: TrustedBytes, payload: dict[str, Any]) -> dict[str, Any]:
+def _run_in_process(workspace: Workspace, trusted: TrustedBytes, payload: dict[str, Any]) -> dict[str, Any]:
+    """READ_ONLY only: the hook goes on in this process (for good) before the skill's bytes execute."""
+    from kavi.runtime.audit import EffectPolicy
     from kavi.runtime.child import handle
 
-    return handle(request_for(trusted, payload))
+    effects = EffectPolicy.from_spec(DeclaredEffects(SideEffect.READ_ONLY), workspace.root)
+    return handle({**request_for(trusted, payload), "policy": effects.as_dict()})
 
 
 def _record(
