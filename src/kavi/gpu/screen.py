@@ -426,6 +426,10 @@ class _KernelScreen(_BaseScreen):
         for default in [*node.args.defaults, *node.args.kw_defaults]:
             if default is not None and _is_mutable(default):
                 self.flag("state", default, "a mutable default argument keeps state between calls")
+        for decorator in node.decorator_list:
+            name = _dotted(decorator.func if isinstance(decorator, ast.Call) else decorator) or ""
+            if name.split(".")[-1] in ("lru_cache", "cache", "cached", "cached_property"):
+                self.flag("state", decorator, "caching decorators keep state between calls")
         jit = _is_jit(node)
         saved = (self.in_jit, self.tensors)
         self.in_jit = self.in_jit or jit
@@ -579,6 +583,9 @@ class _KernelScreen(_BaseScreen):
             self.flag("state", node, "data_ptr identifies buffers across calls: pass tensors to the kernel")
         resolved = self.resolve(node)
         root = resolved.split(".")[0] if resolved is not None else None
+        if node.attr in _STREAM_NAMES and root in ("torch", "cupy", "triton"):
+            self.flag("streams", node, f"{resolved} is not allowed: launch on the current stream only")
+            return
         if root == "torch" and not self.in_jit and not _is_glue(resolved or "", _TORCH_GLUE):
             self.flag("torch-compute", node, f"{resolved} is not allocation glue: compute in the kernel")
             return
