@@ -1,4 +1,5 @@
-"""Shared helpers for the GPU harness tests. torch is imported lazily so screen tests run without it."""
+"""Shared helpers for the GPU harness tests. torch is imported lazily so screen tests run without
+it."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def make_spec(name: str, *, dtypes: tuple[str, ...] | None = None, check_sizes=N
 
 
 def make_context(spec, tmp_path: Path, kernel_source: Path, test_source: Path | None = None):
-    """A sandbox holding the candidate as kernels/<name>.py (+ its test) and a gate context on it."""
+    """A sandbox holding the candidate as kernels/<name>.py (+ its test) and a gate context on
+    it."""
     from kavi.gates.kernel import KernelGateContext
 
     sandbox = tmp_path / "sandbox"
@@ -41,7 +43,9 @@ def make_context(spec, tmp_path: Path, kernel_source: Path, test_source: Path | 
     shutil.copyfile(kernel_source, sandbox / spec.kernel_path)
     test = test_source or KERNELS / f"test_{spec.name}.py"
     shutil.copyfile(test, sandbox / spec.test_path)
-    return KernelGateContext(spec=spec, sandbox=sandbox, cache_dir=tmp_path / "cache", timeout_s=300)
+    return KernelGateContext(
+        spec=spec, sandbox=sandbox, cache_dir=tmp_path / "cache", timeout_s=300
+    )
 
 
 @pytest.fixture

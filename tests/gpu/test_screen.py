@@ -14,7 +14,10 @@ from kavi.gpu.screen import iter_checks, kernel_kinds, screen_kernel, screen_ker
 from .conftest import ADVERSARIAL, KERNELS
 
 SHIPPED = ["vector_add", "softmax", "matmul", "attention", "vector_scale_cupy"]
-HEADER = "import torch\nimport triton\nimport triton.language as tl\n\n@triton.jit\ndef _k(x_ptr):\n    pass\n\n"
+HEADER = (
+    "import torch\nimport triton\nimport triton.language as tl\n\n"
+    "@triton.jit\ndef _k(x_ptr):\n    pass\n\n"
+)
 
 
 def checks_of(source: str) -> set[str]:
@@ -25,14 +28,21 @@ def checks_of(source: str) -> set[str]:
 def test_shipped_kernels_and_tests_pass_the_screen(name):
     kernel = (KERNELS / f"{name}.py").read_text()
     assert screen_kernel(kernel, f"kernels/{name}.py") == []
-    assert screen_kernel_test((KERNELS / f"test_{name}.py").read_text(), f"kernels/test_{name}.py") == []
+    assert (
+        screen_kernel_test((KERNELS / f"test_{name}.py").read_text(), f"kernels/test_{name}.py")
+        == []
+    )
 
 
 def test_kernel_kinds_detects_each_kind():
     assert kernel_kinds((KERNELS / "softmax.py").read_text()) == {"triton"}
     assert kernel_kinds((KERNELS / "vector_scale_cupy.py").read_text()) == {"cupy"}
-    assert "cuda" in kernel_kinds("from torch.utils.cpp_extension import load_inline\nm = load_inline('m', '')\n")
-    assert "triton-autotune" in kernel_kinds("import triton\n@triton.autotune(configs=[], key=[])\n@triton.jit\ndef k(): pass\n")
+    assert "cuda" in kernel_kinds(
+        "from torch.utils.cpp_extension import load_inline\nm = load_inline('m', '')\n"
+    )
+    assert "triton-autotune" in kernel_kinds(
+        "import triton\n@triton.autotune(configs=[], key=[])\n@triton.jit\ndef k(): pass\n"
+    )
 
 
 SCREEN_ADVERSARIES = {
@@ -55,10 +65,20 @@ def test_static_adversaries_are_refused_by_their_check(filename):
         ("def run(x, y):\n    return x @ y\n", "torch-compute"),
         ("def run(x):\n    return x.sum()\n", "torch-compute"),
         ("def run(x):\n    out = torch.empty_like(x)\n    return out * 2\n", "torch-compute"),
-        ("import torch.nn.functional as F\ndef run(x):\n    return F.softmax(x, -1)\n", "torch-compute"),
+        (
+            "import torch.nn.functional as F\ndef run(x):\n    return F.softmax(x, -1)\n",
+            "torch-compute",
+        ),
         ("from torch import einsum\ndef run(x):\n    return einsum('ij->i', x)\n", "torch-compute"),
-        ("def run(q, k, v):\n    return torch.nn.functional.scaled_dot_product_attention(q, k, v)\n", "torch-compute"),
-        ("def run(x):\n    out = torch.empty_like(x)\n    out[:] = x\n    return out\n", "torch-compute"),
+        (
+            "def run(q, k, v):\n"
+            "    return torch.nn.functional.scaled_dot_product_attention(q, k, v)\n",
+            "torch-compute",
+        ),
+        (
+            "def run(x):\n    out = torch.empty_like(x)\n    out[:] = x\n    return out\n",
+            "torch-compute",
+        ),
         ("import numpy\ndef run(x):\n    return x\n", "import"),
         ("import threading\ndef run(x):\n    return x\n", "concurrency"),
         ("import multiprocessing\ndef run(x):\n    return x\n", "concurrency"),
@@ -70,7 +90,10 @@ def test_static_adversaries_are_refused_by_their_check(filename):
         ("import os\ndef run(x):\n    return x\n", "file-access"),
         ("def run(x):\n    open('/tmp/a').read()\n    return x\n", "file-access"),
         ("def run(x):\n    torch.cuda.synchronize = None\n    return x\n", "monkeypatch"),
-        ("import time\ndef run(x):\n    time.perf_counter = lambda: 0.0\n    return x\n", "monkeypatch"),
+        (
+            "import time\ndef run(x):\n    time.perf_counter = lambda: 0.0\n    return x\n",
+            "monkeypatch",
+        ),
         ("def run(x):\n    global _SEEN\n    return x\n", "state"),
         ("_SEEN = {}\ndef run(x):\n    return x\n", "state"),
         ("def run(x, cache=[]):\n    return x\n", "state"),
@@ -119,6 +142,11 @@ def test_syntax_error_is_a_finding():
 
 
 def test_test_files_may_compute_but_not_escape():
-    assert screen_kernel_test("import torch\ndef test_a():\n    assert (torch.ones(2) @ torch.ones(2)) == 2\n", "t.py") == []
+    assert (
+        screen_kernel_test(
+            "import torch\ndef test_a():\n    assert (torch.ones(2) @ torch.ones(2)) == 2\n", "t.py"
+        )
+        == []
+    )
     bad = "import threading\nimport torch\ntorch.cuda.synchronize = None\n"
     assert {f.check for f in screen_kernel_test(bad, "t.py")} == {"concurrency", "monkeypatch"}

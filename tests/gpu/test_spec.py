@@ -11,12 +11,12 @@ import pytest
 pytest.importorskip("torch", reason="torch not installed: `uv sync --extra gpu`")
 pytest.importorskip("triton", reason="triton not installed: `uv sync --extra gpu`")
 
-from kavi.errors import SpecError  # noqa: E402
-from kavi.gpu.probe import probe_reference  # noqa: E402
-from kavi.gpu.spec import KernelSpec, freeze_reference, load_kernel_spec  # noqa: E402
-from kavi.side_effects import SideEffect  # noqa: E402
+from kavi.errors import SpecError
+from kavi.gpu.probe import probe_reference
+from kavi.gpu.spec import KernelSpec, freeze_reference, load_kernel_spec
+from kavi.side_effects import SideEffect
 
-from .conftest import KERNELS, make_spec  # noqa: E402
+from .conftest import KERNELS, make_spec
 
 GOOD = """
 import torch
@@ -40,7 +40,9 @@ def probe(tmp_path, source):
 
 
 def test_freeze_reference_runs_the_probe_in_a_child_and_freezes_the_text(tmp_path):
-    spec = freeze_reference("vector_add", "add two vectors", KERNELS / "references" / "vector_add.py")
+    spec = freeze_reference(
+        "vector_add", "add two vectors", KERNELS / "references" / "vector_add.py"
+    )
     source = (KERNELS / "references" / "vector_add.py").read_text()
     assert spec.reference_source == source
     assert spec.reference_sha256 == hashlib.sha256(source.encode()).hexdigest()

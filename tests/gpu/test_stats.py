@@ -20,7 +20,10 @@ from kavi.gpu.timing import Contender, collect_samples
 
 def noisy(center: float, count: int, seed: int, spread: float = 0.05) -> list[float]:
     rng = random.Random(seed)
-    return [center * (1 + rng.gauss(0, spread)) + abs(rng.gauss(0, spread * center)) for _ in range(count)]
+    return [
+        center * (1 + rng.gauss(0, spread)) + abs(rng.gauss(0, spread * center))
+        for _ in range(count)
+    ]
 
 
 def test_equal_distributions_give_an_interval_around_one():
@@ -51,7 +54,10 @@ def test_interval_covers_the_true_ratio_about_95_percent_of_the_time():
     trials = 60
     for trial in range(trials):
         estimate = bootstrap_speedup(
-            noisy(1.5, 100, 1000 + trial, 0.1), noisy(1.0, 100, 2000 + trial, 0.1), resamples=400, seed=trial
+            noisy(1.5, 100, 1000 + trial, 0.1),
+            noisy(1.0, 100, 2000 + trial, 0.1),
+            resamples=400,
+            seed=trial,
         )
         # The true ratio of medians of these distributions is 1.5 (same noise shape, scaled).
         covered += estimate.low <= 1.5 <= estimate.high
@@ -102,7 +108,10 @@ def test_collect_samples_interleaves_rotates_and_keeps_candidate_outputs():
     def baseline(value):
         return value * 10
 
-    contenders = [Contender("candidate", candidate, [(0,), (1,), (2,)]), Contender("torch", baseline, [(5,), (6,)])]
+    contenders = [
+        Contender("candidate", candidate, [(0,), (1,), (2,)]),
+        Contender("torch", baseline, [(5,), (6,)]),
+    ]
     timer = FakeTimer()
     collect_samples(contenders, timer, samples=100, warmup=3, keep_outputs="candidate")
     timed = timer.calls[6:]  # after 3 warm-up calls each

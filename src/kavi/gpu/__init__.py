@@ -1,6 +1,7 @@
 """The kernel harness: reference specs, the anti-cheat screen, the correctness and speed protocols.
 
-Nothing here imports torch, triton or numpy at module level: they live in the optional ``gpu`` extra, and
+Nothing here imports torch, triton or numpy at module level: they live in the optional ``gpu``
+extra, and
 ``import kavi.gpu`` must work (and say why kernels cannot be checked) on a machine without them.
 """
 
@@ -38,8 +39,8 @@ class GpuStatus:
             return "triton not installed: run `uv sync --extra gpu`"
         if _version_tuple(self.triton_version) < MIN_TRITON_FOR_INTERPRETER:
             return (
-                f"triton {self.triton_version} is older than 3.7, whose CPU interpreter gives wrong "
-                "results: upgrade triton"
+                f"triton {self.triton_version} is older than 3.7, whose CPU interpreter "
+                "gives wrong results: upgrade triton"
             )
         return None
 

@@ -1,9 +1,12 @@
 """Benchmarks of a kernel against torch (GPU only), for the speed gate and for people.
 
 :func:`run_benchmark` spawns the ``bench`` child (:mod:`kavi.gpu.timing`) and turns its raw per-call
-samples into :class:`BenchRow` s: medians, a bootstrap 95% interval on the speedup over torch eager, the
-torch.compile time when it compiled, the roofline fraction, and whether the time was impossible or the
-timer disagreed with the host clock. Without a CUDA GPU nothing is measured: :func:`bench_kernel` logs
+samples into :class:`BenchRow` s: medians, a bootstrap 95% interval on the speedup over torch eager,
+the
+torch.compile time when it compiled, the roofline fraction, and whether the time was impossible or
+the
+timer disagreed with the host clock. Without a CUDA GPU nothing is measured: :func:`bench_kernel`
+logs
 "no GPU" and returns no rows, and the speed gate reports the result as unmeasured.
 """
 
@@ -11,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,8 +29,8 @@ from kavi.gpu.stats import (
     clocks_agree,
     is_impossible,
     median,
-    roofline_fraction,
     roofline_floor_ms,
+    roofline_fraction,
 )
 
 LOG = logging.getLogger("kavi.gpu.bench")
@@ -123,18 +125,28 @@ def run_benchmark(
         "compile": compile_baseline,
     }
     with tempfile.TemporaryDirectory(prefix="kavi-bench-") as scratch:
-        outcome = spawn_child("bench", request, Path(scratch), out_name="bench.json",
-                              timeout_s=timeout_s, interpret=False)
+        outcome = spawn_child(
+            "bench",
+            request,
+            Path(scratch),
+            out_name="bench.json",
+            timeout_s=timeout_s,
+            interpret=False,
+        )
         if outcome.failure is not None:
             return BenchOutcome((), True, f"the benchmark process {outcome.failure}")
         answer = json.loads(outcome.out_path.read_text(encoding="utf-8"))
     if "error" in answer:
         return BenchOutcome((), False, f"no GPU: {answer['error']}")
-    rows = tuple(summarize_row(spec.name, raw, answer["machine"], answer["device"]) for raw in answer["rows"])
+    rows = tuple(
+        summarize_row(spec.name, raw, answer["machine"], answer["device"]) for raw in answer["rows"]
+    )
     return BenchOutcome(rows, True)
 
 
-def summarize_row(kernel: str, raw: dict[str, Any], machine: dict[str, Any], device: str) -> BenchRow:
+def summarize_row(
+    kernel: str, raw: dict[str, Any], machine: dict[str, Any], device: str
+) -> BenchRow:
     """Raw samples from the child -> one BenchRow (medians, interval, roofline, clock check)."""
     samples = raw["samples"]
     candidate = samples["candidate"]["event_ms"]
@@ -194,11 +206,17 @@ def bench_kernel(
     if reason is not None:
         LOG.warning(reason)
         return []
-    root = workspace or Path(os.getcwd())
-    spec = name_or_spec if isinstance(name_or_spec, KernelSpec) else _spec_from_workspace(name_or_spec, root)
+    root = workspace or Path.cwd()
+    spec = (
+        name_or_spec
+        if isinstance(name_or_spec, KernelSpec)
+        else _spec_from_workspace(name_or_spec, root)
+    )
     kernel = kernel_file or root / spec.kernel_path
     if not kernel.is_file():
-        raise KaviError(f"kernel file {kernel} not found", hint="promote the kernel or pass kernel_file")
+        raise KaviError(
+            f"kernel file {kernel} not found", hint="promote the kernel or pass kernel_file"
+        )
     chosen_sizes = tuple(normalize_size(s, "sizes") for s in sizes) if sizes else None
     chosen_dtypes = tuple(dtype_name(d) for d in dtypes) if dtypes else None
     outcome = run_benchmark(spec, kernel, sizes=chosen_sizes, dtypes=chosen_dtypes, samples=samples)
@@ -212,8 +230,10 @@ def _spec_from_workspace(name: str, root: Path) -> KernelSpec:
 
     reference = root / "kernels" / "references" / f"{name}.py"
     if not reference.is_file():
-        raise KaviError(f"no reference for kernel {name!r} at {reference}",
-                        hint="pass a KernelSpec or add kernels/references/<name>.py")
+        raise KaviError(
+            f"no reference for kernel {name!r} at {reference}",
+            hint="pass a KernelSpec or add kernels/references/<name>.py",
+        )
     return freeze_reference(name, f"benchmark of {name}", reference)
 
 

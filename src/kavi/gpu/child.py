@@ -1,15 +1,21 @@
-"""The child process that runs reference and candidate code: ``python -m kavi.gpu.child COMMAND REQUEST``.
+"""The child process that runs reference and candidate code: ``python -m kavi.gpu.child COMMAND
+REQUEST``.
 
 Commands:
 
-* ``probe``: load a reference file and refuse a degenerate one (for :func:`kavi.gpu.spec.freeze_reference`).
-* ``check``: import a candidate and run it on the cases in a ``.pt`` file, on cloned inputs, twice per case
-  with differently poisoned fresh memory; write the outputs and per-call facts to another ``.pt`` file.
+* ``probe``: load a reference file and refuse a degenerate one (for
+:func:`kavi.gpu.spec.freeze_reference`).
+* ``check``: import a candidate and run it on the cases in a ``.pt`` file, on cloned inputs, twice
+per case
+  with differently poisoned fresh memory; write the outputs and per-call facts to another ``.pt``
+  file.
   The reference outputs are computed by the parent and never exist here.
 * ``bench``: time a candidate against the torch baseline (GPU only; see :mod:`kavi.gpu.timing`).
 
-The request is a JSON file; the answer is a file named in it. The parent sets ``TRITON_INTERPRET=1`` in
-this process's environment when there is no GPU, so it is in place before the candidate module is imported.
+The request is a JSON file; the answer is a file named in it. The parent sets ``TRITON_INTERPRET=1``
+in
+this process's environment when there is no GPU, so it is in place before the candidate module is
+imported.
 """
 
 from __future__ import annotations
@@ -24,7 +30,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-POISON_BYTES = (0xFF, 0x7F)  # all-ones is NaN in every float format; 0x7F.. is NaN in fp16, huge in fp32
+POISON_BYTES = (
+    0xFF,
+    0x7F,
+)  # all-ones is NaN in every float format; 0x7F.. is NaN in fp16, huge in fp32
 FLOOD_BYTES = 64 << 20
 
 
@@ -48,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def import_candidate(path: Path) -> types.ModuleType:
-    """Import the kernel file under a private name (the gate judges these bytes, copied into a sandbox)."""
+    """Import the kernel file under a private name (the gate judges these bytes, copied into a
+    sandbox)."""
     spec = importlib.util.spec_from_file_location(f"kavi_candidate_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
@@ -58,11 +68,13 @@ def import_candidate(path: Path) -> types.ModuleType:
     return module
 
 
-# --- poison ------------------------------------------------------------------------------------------
+# --- poison
+# ------------------------------------------------------------------------------------------
 
 
 def fill_bytes(tensor: Any, byte: int) -> None:
-    """Overwrite every byte of ``tensor``'s storage with ``byte``, whatever its dtype and strides."""
+    """Overwrite every byte of ``tensor``'s storage with ``byte``, whatever its dtype and
+    strides."""
     import torch
 
     storage_bytes = tensor.untyped_storage().nbytes()
@@ -75,9 +87,11 @@ def fill_bytes(tensor: Any, byte: int) -> None:
 
 @contextlib.contextmanager
 def poisoned_allocations(byte: int, device: str, flood_bytes: int) -> Iterator[None]:
-    """Make every tensor the candidate allocates start as ``byte`` garbage, not zeros or stale answers.
+    """Make every tensor the candidate allocates start as ``byte`` garbage, not zeros or stale
+    answers.
 
-    The torch allocation functions are wrapped (deterministic on every device), and on CUDA a large block
+    The torch allocation functions are wrapped (deterministic on every device), and on CUDA a large
+    block
     is flooded and freed first so the caching allocator hands out poisoned memory for anything else.
     """
     import torch
@@ -110,7 +124,8 @@ def poisoned_allocations(byte: int, device: str, flood_bytes: int) -> Iterator[N
         torch.Tensor.new_empty = original_new_empty  # type: ignore[method-assign]
 
 
-# --- the check protocol ------------------------------------------------------------------------------
+# --- the check protocol
+# ------------------------------------------------------------------------------
 
 
 def _span(tensor: Any) -> tuple[int, int]:
@@ -150,7 +165,9 @@ def run_checks(request: dict[str, Any]) -> int:
         return 0
     for group in cases["groups"]:
         pristine_first = [t.to(device) for t in group["cases"][0]["inputs"]]
-        buffers = [torch.empty_like(t) for t in pristine_first]  # reused across seeds: same addresses
+        buffers = [
+            torch.empty_like(t) for t in pristine_first
+        ]  # reused across seeds: same addresses
         for case in group["cases"]:
             pristine = [t.to(device) for t in case["inputs"]]
             flood = FLOOD_BYTES + 4 * sum(t.untyped_storage().nbytes() for t in pristine)
@@ -178,8 +195,16 @@ def _one_call(
 
     for buffer, source in zip(buffers, pristine, strict=True):
         buffer.copy_(source)
-    record: dict[str, Any] = {"error": None, "plain": False, "type": "", "alias": False,
-                              "inputs_changed": False, "reused_output": False, "out": None, "device": ""}
+    record: dict[str, Any] = {
+        "error": None,
+        "plain": False,
+        "type": "",
+        "alias": False,
+        "inputs_changed": False,
+        "reused_output": False,
+        "out": None,
+        "device": "",
+    }
     try:
         with poisoned_allocations(byte, device, flood_bytes):
             output = run(*buffers)

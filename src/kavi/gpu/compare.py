@@ -1,8 +1,11 @@
 """Comparing a candidate's output with the float64 reference.
 
-The tolerance is per dtype and applies twice: to the relative error norm (the output as a whole is right)
-and elementwise (no single element is badly wrong, which a norm over a large tensor would hide). NaN and
-Inf positions must match the reference cast to the output dtype, and a NaN is never "within tolerance".
+The tolerance is per dtype and applies twice: to the relative error norm (the output as a whole is
+right)
+and elementwise (no single element is badly wrong, which a norm over a large tensor would hide). NaN
+and
+Inf positions must match the reference cast to the output dtype, and a NaN is never "within
+tolerance".
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ def compare_output(output: Any, reference64: Any, dtype: str) -> Comparison:
     for name, mask in (("NaN", torch.isnan), ("+Inf", torch.isposinf), ("-Inf", torch.isneginf)):
         wrong = (mask(output) != mask(expected)).sum().item()
         if wrong:
-            return Comparison("nonfinite", f"{wrong} element(s) where {name} positions differ from the reference")
+            return Comparison(
+                "nonfinite", f"{wrong} element(s) where {name} positions differ from the reference"
+            )
     finite = torch.isfinite(expected)
     got = output.to(torch.float64)[finite]
     want = reference64.to(torch.float64)[finite]
@@ -41,7 +46,9 @@ def compare_output(output: Any, reference64: Any, dtype: str) -> Comparison:
     reference_norm = want.norm().item()
     relative = error.norm().item() / max(reference_norm, 1e-300)
     if not relative <= tolerance:
-        return Comparison("tolerance", f"relative error norm {relative:.3g} > {tolerance:g} ({dtype})", relative)
+        return Comparison(
+            "tolerance", f"relative error norm {relative:.3g} > {tolerance:g} ({dtype})", relative
+        )
     rms = reference_norm / max(got.numel(), 1) ** 0.5
     bound = tolerance * want.abs() + tolerance * rms + 1e-300
     bad = (~(error <= bound)).sum().item()
@@ -49,8 +56,8 @@ def compare_output(output: Any, reference64: Any, dtype: str) -> Comparison:
         worst = (error / bound).argmax().item()
         return Comparison(
             "tolerance",
-            f"{bad} element(s) outside the elementwise tolerance {tolerance:g} ({dtype}); worst: got "
-            f"{got[worst].item():.6g}, want {want[worst].item():.6g}",
+            f"{bad} element(s) outside the elementwise tolerance {tolerance:g} ({dtype}); "
+            f"worst: got {got[worst].item():.6g}, want {want[worst].item():.6g}",
             relative,
         )
     return Comparison(None, f"relative error norm {relative:.3g}", relative)

@@ -1,14 +1,18 @@
 """The correctness protocol for a kernel candidate (parent side).
 
-The parent builds the cases (unpredictable seeds, the spec's sizes plus one derived size the packet never
-showed, four input distributions), computes the float64 reference itself, and hands only the inputs to a
-spawned child (:mod:`kavi.gpu.child`) that imports the candidate. The child's outputs and per-call facts
+The parent builds the cases (unpredictable seeds, the spec's sizes plus one derived size the packet
+never
+showed, four input distributions), computes the float64 reference itself, and hands only the inputs
+to a
+spawned child (:mod:`kavi.gpu.child`) that imports the candidate. The child's outputs and per-call
+facts
 come back and are judged here by named checks, in this order:
 
 ``runs``, ``output-type``, ``aliasing``, ``inputs-unchanged``, ``fresh-output``, ``poison``,
 ``constant-output``, ``nonfinite``, ``tolerance``.
 
-Without a GPU, Triton candidates run through Triton's CPU interpreter (fp32 and fp16 only); CuPy and CUDA
+Without a GPU, Triton candidates run through Triton's CPU interpreter (fp32 and fp16 only); CuPy and
+CUDA
 candidates, bf16 and autotuned kernels are reported as skipped with the reason, never as passed.
 """
 
@@ -51,7 +55,8 @@ MIN_SIZES = 3
 
 @dataclass
 class CorrectnessReport:
-    """The verdict: ``pass``, ``fail`` (with the first failed named check), ``skipped`` or ``error``."""
+    """The verdict: ``pass``, ``fail`` (with the first failed named check), ``skipped`` or
+    ``error``."""
 
     status: str
     summary: str
@@ -83,8 +88,11 @@ class _Case:
     device: str = "cpu"
 
 
-def plan_device(spec: KernelSpec, source: str) -> tuple[str, tuple[str, ...], list[str], str | None]:
-    """Where and in which dtypes the check can run: (device, dtypes, notes, reason to skip everything)."""
+def plan_device(
+    spec: KernelSpec, source: str
+) -> tuple[str, tuple[str, ...], list[str], str | None]:
+    """Where and in which dtypes the check can run: (device, dtypes, notes, reason to skip
+    everything)."""
     status = gpu_status()
     if status.reason is not None:
         return "cpu", (), [], status.reason
@@ -92,9 +100,19 @@ def plan_device(spec: KernelSpec, source: str) -> tuple[str, tuple[str, ...], li
     if status.cuda:
         return "cuda", spec.dtypes, [], None
     if kinds & {"cupy", "cuda"}:
-        return "cpu", (), [], "a CuPy or CUDA C++ kernel needs a CUDA GPU; none here (checked on a GPU only)"
+        return (
+            "cpu",
+            (),
+            [],
+            "a CuPy or CUDA C++ kernel needs a CUDA GPU; none here (checked on a GPU only)",
+        )
     if "triton-autotune" in kinds:
-        return "cpu", (), [], "@triton.autotune cannot run under Triton's CPU interpreter; needs a GPU"
+        return (
+            "cpu",
+            (),
+            [],
+            "@triton.autotune cannot run under Triton's CPU interpreter; needs a GPU",
+        )
     if status.interpreter_reason is not None:
         return "cpu", (), [], status.interpreter_reason
     dtypes = tuple(d for d in spec.dtypes if d in INTERPRETER_DTYPES)
@@ -120,7 +138,9 @@ def check_kernel_correctness(
     source = kernel_file.read_text(encoding="utf-8")
     device, dtypes, notes, skip = plan_device(spec, source)
     if skip is not None:
-        return CorrectnessReport("skipped", f"SKIPPED: {skip}", details=notes, facts={"reason": skip})
+        return CorrectnessReport(
+            "skipped", f"SKIPPED: {skip}", details=notes, facts={"reason": skip}
+        )
     if salt is None:
         salt = salt_from(spec.reference_sha256, source)
     module = load_reference(spec.reference_source, spec.name)
@@ -139,8 +159,14 @@ def check_kernel_correctness(
         "cases": len(cases),
     }
     if failure is not None:
-        report = CorrectnessReport("fail", f"FAIL [runs]: the candidate's process {failure}", "runs",
-                                   {"runs": f"fail: {failure}"}, notes, facts)
+        report = CorrectnessReport(
+            "fail",
+            f"FAIL [runs]: the candidate's process {failure}",
+            "runs",
+            {"runs": f"fail: {failure}"},
+            notes,
+            facts,
+        )
         return report
     return judge(cases, answer, notes, facts)
 
@@ -148,7 +174,7 @@ def check_kernel_correctness(
 def _build_cases(
     module: Any, sizes: list[Size], dtypes: tuple[str, ...], seeds: list[int], device: str
 ) -> list[_Case]:
-    cases = []
+    cases: list[_Case] = []
     for dtype in dtypes:
         for size in sizes:
             group = f"{dtype}/{size}"
@@ -159,10 +185,17 @@ def _build_cases(
                 precise = module.reference(*to_float64(inputs))
                 cases.append(
                     _Case(
-                        id=len(cases), group=group, size=size, dtype=dtype, seed=seed, dist=dist,
+                        id=len(cases),
+                        group=group,
+                        size=size,
+                        dtype=dtype,
+                        seed=seed,
+                        dist=dist,
                         inputs=tuple(t.detach().to("cpu") for t in inputs),
                         reference64=precise.detach().to("cpu").to(dtype=_float64()),
-                        expected_shape=tuple(native.shape), expected_dtype=native.dtype, device=device,
+                        expected_shape=tuple(native.shape),
+                        expected_dtype=native.dtype,
+                        device=device,
                     )
                 )
     return cases
@@ -185,10 +218,16 @@ def _run_child(
     for case in cases:
         groups.setdefault(case.group, []).append({"id": case.id, "inputs": list(case.inputs)})
     cases_path = workdir / "cases.pt"
-    torch.save({"groups": [{"key": key, "cases": value} for key, value in groups.items()]}, cases_path)
+    torch.save(
+        {"groups": [{"key": key, "cases": value} for key, value in groups.items()]}, cases_path
+    )
     outcome = spawn_child(
         "check",
-        {"kernel_path": str(kernel_file.resolve()), "cases_path": str(cases_path), "device": device},
+        {
+            "kernel_path": str(kernel_file.resolve()),
+            "cases_path": str(cases_path),
+            "device": device,
+        },
         workdir,
         out_name="results.pt",
         timeout_s=timeout_s,
@@ -200,13 +239,15 @@ def _run_child(
     return answer, None
 
 
-# --- judging -----------------------------------------------------------------------------------------
+# --- judging
+# -----------------------------------------------------------------------------------------
 
 
 def judge(
     cases: list[_Case], answer: dict[str, Any], notes: list[str], facts: dict[str, Any]
 ) -> CorrectnessReport:
-    """Turn the child's facts and outputs into named checks; the first failure in CHECK_ORDER is reported."""
+    """Turn the child's facts and outputs into named checks; the first failure in CHECK_ORDER is
+    reported."""
     failures: dict[str, list[str]] = {name: [] for name in CHECK_ORDER}
     if answer.get("import_error"):
         failures["runs"].append(f"importing the kernel failed:\n{answer['import_error']}")
@@ -219,16 +260,22 @@ def judge(
                 continue
             _judge_case(case, runs, failures)
         _judge_constant(cases, by_id, failures)
-    checks = {name: ("fail: " + problems[0].splitlines()[0]) if problems else "pass"
-              for name, problems in failures.items()}
+    checks = {
+        name: ("fail: " + problems[0].splitlines()[0]) if problems else "pass"
+        for name, problems in failures.items()
+    }
     details = [*notes]
     for name, problems in failures.items():
         details += [f"[{name}] {problem}" for problem in problems[:5]]
     failed = next((name for name in CHECK_ORDER if failures[name]), None)
-    described = f"{len(cases)} cases ({facts.get('device')}, dtypes {', '.join(facts.get('dtypes', []))})"
+    described = (
+        f"{len(cases)} cases ({facts.get('device')}, dtypes {', '.join(facts.get('dtypes', []))})"
+    )
     if failed is None:
         skipped = f"; {len(notes)} dtype(s) skipped" if notes else ""
-        return CorrectnessReport("pass", f"PASS: {described}{skipped}", None, checks, details, facts)
+        return CorrectnessReport(
+            "pass", f"PASS: {described}{skipped}", None, checks, details, facts
+        )
     first = failures[failed][0].splitlines()[0]
     return CorrectnessReport("fail", f"FAIL [{failed}]: {first}", failed, checks, details, facts)
 
@@ -246,31 +293,44 @@ def _judge_case(case: _Case, runs: list[dict[str, Any]], failures: dict[str, lis
             failures["runs"].append(f"{where} call {index + 1} raised:\n{run['error']}")
             return
         if not run["plain"]:
-            failures["output-type"].append(f"{where}: returned {run['type']}, not a plain torch.Tensor")
+            failures["output-type"].append(
+                f"{where}: returned {run['type']}, not a plain torch.Tensor"
+            )
             return
         if run["alias"]:
             failures["aliasing"].append(f"{where}: the output shares memory with an input")
         if run["inputs_changed"]:
             failures["inputs-unchanged"].append(f"{where}: the inputs were modified by the call")
         if run["reused_output"]:
-            failures["fresh-output"].append(f"{where}: the second call returned the first call's memory")
+            failures["fresh-output"].append(
+                f"{where}: the second call returned the first call's memory"
+            )
         output = run["out"]
         if tuple(output.shape) != case.expected_shape or output.dtype != case.expected_dtype:
             failures["output-type"].append(
-                f"{where}: got shape {tuple(output.shape)} {output.dtype}, want {case.expected_shape} "
-                f"{case.expected_dtype}"
+                f"{where}: got shape {tuple(output.shape)} {output.dtype}, "
+                f"want {case.expected_shape} {case.expected_dtype}"
             )
             return
         if run["device"] != case.device:
-            failures["output-type"].append(f"{where}: the output is on {run['device']}, not the inputs' device")
+            failures["output-type"].append(
+                f"{where}: the output is on {run['device']}, not the inputs' device"
+            )
             return
     first, second = runs[0]["out"], runs[1]["out"]
     if not bitwise_equal(first, second):
-        differing = int((first.reshape(-1).view(_uint_type(first)) != second.reshape(-1).view(
-            _uint_type(second))).sum().item())
+        differing = int(
+            (
+                first.reshape(-1).view(_uint_type(first))
+                != second.reshape(-1).view(_uint_type(second))
+            )
+            .sum()
+            .item()
+        )
         failures["poison"].append(
-            f"{where}: {differing} element(s) differ between two calls with differently poisoned fresh memory: "
-            "part of the output is never written, or the kernel reads uninitialised memory"
+            f"{where}: {differing} element(s) differ between two calls with differently "
+            "poisoned fresh memory: part of the output is never written, "
+            "or the kernel reads uninitialised memory"
         )
         return
     comparison = compare_output(first, case.reference64, case.dtype)
@@ -296,8 +356,9 @@ def _judge_constant(
     for case in cases:
         groups.setdefault(case.group, []).append(case)
     for key, members in groups.items():
-        outputs = [by_id.get(case.id, [{}])[0].get("out") for case in members]
-        if len(members) < 2 or any(out is None for out in outputs):
+        maybe = [by_id.get(case.id, [{}])[0].get("out") for case in members]
+        outputs = [out for out in maybe if out is not None]
+        if len(members) < 2 or len(outputs) != len(members):
             continue
         if any(out.shape != outputs[0].shape for out in outputs):
             continue
@@ -305,6 +366,6 @@ def _judge_constant(
             torch.equal(case.reference64, members[0].reference64) for case in members[1:]
         ):
             failures["constant-output"].append(
-                f"size/dtype {key}: the output is identical for {len(members)} different inputs while the "
-                "reference changes: the kernel ignores its inputs"
+                f"size/dtype {key}: the output is identical for {len(members)} different "
+                "inputs while the reference changes: the kernel ignores its inputs"
             )

@@ -1,6 +1,7 @@
 """Spawning :mod:`kavi.gpu.child` through the isolated executor.
 
-The child gets a scrubbed environment plus what kernels need: the Triton interpreter switch when there is
+The child gets a scrubbed environment plus what kernels need: the Triton interpreter switch when
+there is
 no GPU (set before any candidate module is imported), a private Triton cache, and the CUDA device
 selection the parent was given.
 """
@@ -58,7 +59,8 @@ def spawn_child(
     timeout_s: float,
     interpret: bool,
 ) -> ChildRun:
-    """Write the request, run ``python -m kavi.gpu.child COMMAND request.json`` in ``workdir``, return."""
+    """Write the request, run ``python -m kavi.gpu.child COMMAND request.json`` in ``workdir``,
+    return."""
     workdir.mkdir(parents=True, exist_ok=True)
     out_path = workdir / out_name
     out_path.unlink(missing_ok=True)
@@ -71,6 +73,8 @@ def spawn_child(
         env=child_environment(workdir, interpret=interpret),
     )
     result = run_isolated(
-        [sys.executable, "-m", "kavi.gpu.child", command, str(request_path)], cwd=workdir, policy=policy
+        [sys.executable, "-m", "kavi.gpu.child", command, str(request_path)],
+        cwd=workdir,
+        policy=policy,
     )
     return ChildRun(result, out_path)

@@ -1,9 +1,12 @@
 """Loading a frozen reference file and turning it into check cases.
 
-A reference file is plain Python that defines ``reference(*inputs)``, ``make_inputs(size, seed, device,
+A reference file is plain Python that defines ``reference(*inputs)``, ``make_inputs(size, seed,
+device,
 dtype)`` and the module constants ``CHECK_SIZES``, ``BENCH_SIZES`` and ``DTYPES`` (optionally
-``MIN_SPEEDUP``, ``flops(size)``, ``bytes_moved(size[, dtype])`` and ``derive_size(size, k)``). It is run
-from its frozen text (never from the path it came from), so what the gates check is what was proposed.
+``MIN_SPEEDUP``, ``flops(size)``, ``bytes_moved(size[, dtype])`` and ``derive_size(size, k)``). It
+is run
+from its frozen text (never from the path it came from), so what the gates check is what was
+proposed.
 
 Everything that touches torch is imported inside functions: the rest of kavi never needs torch.
 """
@@ -42,7 +45,8 @@ class ReferenceMetadata:
 
 
 def load_reference(source: str, name: str) -> types.ModuleType:
-    """Execute the frozen reference text as a fresh module (the text, not a file that could change)."""
+    """Execute the frozen reference text as a fresh module (the text, not a file that could
+    change)."""
     module = types.ModuleType(f"kavi_reference_{name}")
     module.__file__ = f"<reference {name}>"
     code = compile(source, f"<reference {name}>", "exec")
@@ -58,8 +62,10 @@ def normalize_size(value: Any, where: str) -> Size:
         if value < 1:
             raise SpecError(f"{where}: sizes must be positive, got {value}")
         return value
-    if isinstance(value, list | tuple) and value and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
+    if (
+        isinstance(value, list | tuple)
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
         if any(v < 0 for v in value):
             raise SpecError(f"{where}: size {value!r} has a negative entry")
@@ -77,7 +83,13 @@ def _sizes(module: types.ModuleType, attribute: str) -> tuple[Size, ...]:
 def dtype_name(value: Any) -> str:
     """Accept ``"float16"``, ``"fp16"`` or ``torch.float16``; return the canonical name."""
     text = str(value).removeprefix("torch.")
-    aliases = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
+    aliases = {
+        "fp32": "float32",
+        "float": "float32",
+        "fp16": "float16",
+        "half": "float16",
+        "bf16": "bfloat16",
+    }
     text = aliases.get(text, text)
     if text not in SUPPORTED_DTYPES:
         raise SpecError(f"unsupported dtype {value!r}: use {', '.join(SUPPORTED_DTYPES)}")
@@ -94,7 +106,8 @@ def read_metadata(module: types.ModuleType) -> ReferenceMetadata:
         raise SpecError(f"CHECK_SIZES needs at least {MIN_CHECK_SIZES} different sizes")
     if all(_all_powers_of_two(size) for size in check_sizes):
         raise SpecError(
-            "CHECK_SIZES are all powers of two: add an odd size (e.g. 1000 or (37, 100)) so masks are tested"
+            "CHECK_SIZES are all powers of two: add an odd size (e.g. 1000 or (37, 100)) "
+            "so masks are tested"
         )
     bench_sizes = _sizes(module, "BENCH_SIZES")
     raw_dtypes = getattr(module, "DTYPES", None)
@@ -102,7 +115,11 @@ def read_metadata(module: types.ModuleType) -> ReferenceMetadata:
         raise SpecError("the reference must define DTYPES, e.g. ('float32', 'float16')")
     dtypes = tuple(dict.fromkeys(dtype_name(value) for value in raw_dtypes))
     min_speedup = getattr(module, "MIN_SPEEDUP", DEFAULT_MIN_SPEEDUP)
-    if not isinstance(min_speedup, int | float) or isinstance(min_speedup, bool) or not min_speedup > 0:
+    if (
+        not isinstance(min_speedup, int | float)
+        or isinstance(min_speedup, bool)
+        or not min_speedup > 0
+    ):
         raise SpecError(f"MIN_SPEEDUP must be a positive number, got {min_speedup!r}")
     for optional in ("flops", "bytes_moved", "derive_size"):
         if hasattr(module, optional) and not callable(getattr(module, optional)):
@@ -130,11 +147,13 @@ def _all_powers_of_two(size: Size) -> bool:
     return all(d > 0 and d & (d - 1) == 0 for d in dims)
 
 
-# --- sizes and seeds the packet never shows ----------------------------------------------------------
+# --- sizes and seeds the packet never shows
+# ----------------------------------------------------------
 
 
 def salt_from(*parts: str) -> int:
-    """A deterministic salt (from the spec and candidate hashes) that picks seeds and hidden sizes."""
+    """A deterministic salt (from the spec and candidate hashes) that picks seeds and hidden
+    sizes."""
     digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()
     return int(digest[:8], 16)
 
@@ -167,17 +186,21 @@ def hidden_size(module: types.ModuleType, check_sizes: Sequence[Size], salt: int
 
 
 def check_seeds(salt: int, count: int) -> list[int]:
-    """Seeds the builder cannot predict (they depend on the candidate's hash), at least ``count``."""
+    """Seeds the builder cannot predict (they depend on the candidate's hash), at least
+    ``count``."""
     return [(salt * 7919 + 104729 * index) % 1_000_003 for index in range(count)]
 
 
-# --- inputs ------------------------------------------------------------------------------------------
+# --- inputs
+# ------------------------------------------------------------------------------------------
 
 
 def torch_dtype(name: str) -> Any:
     import torch
 
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype_name(name)]
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[
+        dtype_name(name)
+    ]
 
 
 def make_case_inputs(
@@ -204,9 +227,11 @@ _HEAVY_CLIP = {"float32": 1e4, "float16": 1e3, "bfloat16": 1e4}
 
 
 def apply_distribution(inputs: Any, seed: int, dist: str) -> tuple[Any, ...]:
-    """Reshape floating inputs to ``dist`` for references whose make_inputs has no ``dist`` parameter.
+    """Reshape floating inputs to ``dist`` for references whose make_inputs has no ``dist``
+    parameter.
 
-    normal: unchanged; uniform: U(-1, 1); heavy_tailed: Student-t with 3 degrees of freedom, clipped;
+    normal: unchanged; uniform: U(-1, 1); heavy_tailed: Student-t with 3 degrees of freedom,
+    clipped;
     large_magnitude: scaled by 1e4 (1e2 for fp16). Integer and bool inputs are never touched.
     """
     import torch
@@ -226,7 +251,12 @@ def apply_distribution(inputs: Any, seed: int, dist: str) -> tuple[Any, ...]:
             values = torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1
         elif dist == "heavy_tailed":
             normal = torch.randn(shape, generator=generator, dtype=torch.float64)
-            chi = torch.randn((3, *shape), generator=generator, dtype=torch.float64).square().mean(0).sqrt()
+            chi = (
+                torch.randn((3, *shape), generator=generator, dtype=torch.float64)
+                .square()
+                .mean(0)
+                .sqrt()
+            )
             values = (normal / chi).clamp(-_HEAVY_CLIP[name], _HEAVY_CLIP[name])
         else:
             values = tensor.detach().to("cpu", torch.float64) * _LARGE_SCALE[name]
@@ -239,7 +269,8 @@ def to_float64(inputs: Sequence[Any]) -> tuple[Any, ...]:
     import torch
 
     return tuple(
-        t.to(torch.float64) if isinstance(t, torch.Tensor) and t.is_floating_point() else t for t in inputs
+        t.to(torch.float64) if isinstance(t, torch.Tensor) and t.is_floating_point() else t
+        for t in inputs
     )
 
 

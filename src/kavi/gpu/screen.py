@@ -1,10 +1,14 @@
 """The static anti-cheat screen for kernel candidates (AST only: nothing is imported or run).
 
-A kernel candidate must do its work in a real GPU kernel and must not be able to fool the dynamic checks
+A kernel candidate must do its work in a real GPU kernel and must not be able to fool the dynamic
+checks
 that follow. The screen refuses the shortcuts that are cheaper to forbid than to catch at run time:
-computing the answer with torch, falling back when the kernel fails, touching streams, threads, files or
-the interpreter's internals, patching torch or the clock, and keeping state between calls (a cache keyed
-by pointer can return a right answer for a wrong input). Every finding names its check, so a rejection
+computing the answer with torch, falling back when the kernel fails, touching streams, threads,
+files or
+the interpreter's internals, patching torch or the clock, and keeping state between calls (a cache
+keyed
+by pointer can return a right answer for a wrong input). Every finding names its check, so a
+rejection
 says which rule fired and the builder's next attempt knows what to change.
 
 Check names: ``kernel-present``, ``torch-compute``, ``fallback``, ``streams``, ``concurrency``,
@@ -17,146 +21,86 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+# fmt: off
 # Modules a kernel file may import; anything else is refused (check ``import``).
-_KERNEL_IMPORTS = frozenset(
-    {
-        "__future__",
-        "math",
-        "typing",
-        "torch",
-        "triton",
-        "triton.language",
-        "cupy",
-        "torch.utils.cpp_extension",
-        "torch.utils.dlpack",
-    }
+_KERNEL_IMPORTS = frozenset({
+    "__future__", "math", "typing", "torch", "triton", "triton.language", "cupy",
+    "torch.utils.cpp_extension", "torch.utils.dlpack",
+})
+_CONCURRENCY = frozenset(
+    {"threading", "_thread", "multiprocessing", "concurrent", "asyncio", "queue"}
 )
-_CONCURRENCY = frozenset({"threading", "_thread", "multiprocessing", "concurrent", "asyncio", "queue"})
-_INTROSPECTION = frozenset(
-    {"ctypes", "gc", "inspect", "sys", "importlib", "builtins", "dis", "types", "weakref", "traceback"}
-)
-_FILE_ACCESS = frozenset(
-    {
-        "os",
-        "io",
-        "pathlib",
-        "shutil",
-        "tempfile",
-        "pickle",
-        "socket",
-        "subprocess",
-        "mmap",
-        "fcntl",
-        "glob",
-        "shelve",
-        "sqlite3",
-    }
-)
-# Attributes of torch a kernel's host code may use: allocation, dtypes, devices, interop and kernel builders.
-_TORCH_GLUE = frozenset(
-    {
-        "torch.empty",
-        "torch.empty_like",
-        "torch.empty_strided",
-        "torch.zeros",
-        "torch.zeros_like",
-        "torch.ones",
-        "torch.ones_like",
-        "torch.full",
-        "torch.full_like",
-        "torch.float16",
-        "torch.half",
-        "torch.float32",
-        "torch.float",
-        "torch.bfloat16",
-        "torch.float64",
-        "torch.double",
-        "torch.int8",
-        "torch.int16",
-        "torch.int32",
-        "torch.int64",
-        "torch.long",
-        "torch.int",
-        "torch.uint8",
-        "torch.bool",
-        "torch.dtype",
-        "torch.device",
-        "torch.Tensor",
-        "torch.Size",
-        "torch.finfo",
-        "torch.iinfo",
-        "torch.is_tensor",
-        "torch.is_floating_point",
-        "torch.from_dlpack",
-        "torch.utils.dlpack.from_dlpack",
-        "torch.utils.dlpack.to_dlpack",
-        "torch.utils.cpp_extension.load_inline",
-        "torch.cuda.is_available",
-        "torch.cuda.current_device",
-        "torch.cuda.get_device_capability",
-    }
-)
-_CUPY_GLUE = frozenset(
-    {
-        "cupy.RawKernel",
-        "cupy.RawModule",
-        "cupy.ElementwiseKernel",
-        "cupy.ReductionKernel",
-        "cupy.from_dlpack",
-        "cupy.asarray",
-        "cupy.empty",
-        "cupy.float16",
-        "cupy.float32",
-        "cupy.float64",
-        "cupy.int32",
-        "cupy.int64",
-        "cupy.uint32",
-        "cupy.uint64",
-    }
-)
-# Methods that compute, copy or convert data; a kernel's host code may reshape and allocate, nothing more.
-_COMPUTE_METHODS = frozenset(
-    {
-        "matmul", "mm", "bmm", "addmm", "baddbmm", "addbmm", "einsum", "dot", "vdot", "mv", "outer",
-        "softmax", "log_softmax", "exp", "exp_", "exp2", "expm1", "log", "log_", "log1p", "log2",
-        "sum", "nansum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "logsumexp",
-        "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "true_divide", "floor_divide",
-        "neg", "neg_", "abs", "abs_", "sqrt", "sqrt_", "rsqrt", "rsqrt_", "pow", "pow_", "square",
-        "tanh", "sigmoid", "relu", "relu_", "gelu", "silu", "erf", "sin", "cos",
-        "clamp", "clamp_", "clip", "clip_", "where", "masked_fill", "masked_fill_", "masked_scatter",
-        "copy_", "fill_", "zero_", "clone", "to", "float", "half", "double", "bfloat16", "type", "type_as",
-        "cumsum", "cumprod", "prod", "norm", "std", "var", "index_select", "gather", "scatter",
-        "scatter_", "scatter_add", "scatter_add_", "index_add", "index_add_", "index_copy", "index_fill",
-        "put_", "sort", "topk", "triu", "tril", "flip", "roll", "repeat", "tile", "maximum", "minimum",
-        "lerp", "addcmul", "addcdiv", "reciprocal", "sign", "round", "floor", "ceil", "trunc",
-        "numpy", "tolist", "item", "cpu", "cuda", "apply_", "map_", "new_tensor", "detach", "requires_grad_",
-        "backward", "register_hook", "set_", "resize_", "as_strided_", "uniform_", "normal_", "random_",
-        "bernoulli_", "cauchy_", "exponential_", "geometric_", "log_normal_", "baddbmm_", "addmm_",
-        "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_not",
-        "all", "any", "nonzero", "count_nonzero", "unique", "bincount", "histc",
-    }
-)
+_INTROSPECTION = frozenset({
+    "ctypes", "gc", "inspect", "sys", "importlib", "builtins", "dis", "types", "weakref",
+    "traceback",
+})
+_FILE_ACCESS = frozenset({
+    "os", "io", "pathlib", "shutil", "tempfile", "pickle", "socket", "subprocess", "mmap", "fcntl",
+    "glob", "shelve", "sqlite3",
+})
+# Attributes of torch a kernel's host code may use: allocation, dtypes, devices, interop and kernel
+# builders.
+_TORCH_GLUE = frozenset({
+    "torch.empty", "torch.empty_like", "torch.empty_strided", "torch.zeros", "torch.zeros_like",
+    "torch.ones", "torch.ones_like", "torch.full", "torch.full_like", "torch.float16",
+    "torch.half", "torch.float32", "torch.float", "torch.bfloat16", "torch.float64",
+    "torch.double", "torch.int8", "torch.int16", "torch.int32", "torch.int64", "torch.long",
+    "torch.int", "torch.uint8", "torch.bool", "torch.dtype", "torch.device", "torch.Tensor",
+    "torch.Size", "torch.finfo", "torch.iinfo", "torch.is_tensor", "torch.is_floating_point",
+    "torch.from_dlpack", "torch.utils.dlpack.from_dlpack", "torch.utils.dlpack.to_dlpack",
+    "torch.utils.cpp_extension.load_inline", "torch.cuda.is_available",
+    "torch.cuda.current_device", "torch.cuda.get_device_capability",
+})
+_CUPY_GLUE = frozenset({
+    "cupy.RawKernel", "cupy.RawModule", "cupy.ElementwiseKernel", "cupy.ReductionKernel",
+    "cupy.from_dlpack", "cupy.asarray", "cupy.empty", "cupy.float16", "cupy.float32",
+    "cupy.float64", "cupy.int32", "cupy.int64", "cupy.uint32", "cupy.uint64",
+})
+# Methods that compute, copy or convert data; a kernel's host code may reshape and allocate, nothing
+# more.
+_COMPUTE_METHODS = frozenset({
+    "matmul", "mm", "bmm", "addmm", "baddbmm", "addbmm", "einsum", "dot", "vdot", "mv", "outer",
+    "softmax", "log_softmax", "exp", "exp_", "exp2", "expm1", "log", "log_", "log1p", "log2",
+    "sum", "nansum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "logsumexp", "add",
+    "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "true_divide", "floor_divide", "neg",
+    "neg_", "abs", "abs_", "sqrt", "sqrt_", "rsqrt", "rsqrt_", "pow", "pow_", "square", "tanh",
+    "sigmoid", "relu", "relu_", "gelu", "silu", "erf", "sin", "cos", "clamp", "clamp_", "clip",
+    "clip_", "where", "masked_fill", "masked_fill_", "masked_scatter", "copy_", "fill_", "zero_",
+    "clone", "to", "float", "half", "double", "bfloat16", "type", "type_as", "cumsum", "cumprod",
+    "prod", "norm", "std", "var", "index_select", "gather", "scatter", "scatter_", "scatter_add",
+    "scatter_add_", "index_add", "index_add_", "index_copy", "index_fill", "put_", "sort", "topk",
+    "triu", "tril", "flip", "roll", "repeat", "tile", "maximum", "minimum", "lerp", "addcmul",
+    "addcdiv", "reciprocal", "sign", "round", "floor", "ceil", "trunc", "numpy", "tolist", "item",
+    "cpu", "cuda", "apply_", "map_", "new_tensor", "detach", "requires_grad_", "backward",
+    "register_hook", "set_", "resize_", "as_strided_", "uniform_", "normal_", "random_",
+    "bernoulli_", "cauchy_", "exponential_", "geometric_", "log_normal_", "baddbmm_", "addmm_",
+    "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_not", "all", "any",
+    "nonzero", "count_nonzero", "unique", "bincount", "histc",
+})
 # Attributes and zero-argument methods of a tensor that yield plain Python metadata, not data.
-_METADATA = frozenset(
-    {
-        "shape", "dtype", "device", "ndim", "is_cuda", "size", "stride", "numel", "dim", "element_size",
-        "is_contiguous", "nbytes", "itemsize", "storage_offset",
-    }
-)
-_STREAM_NAMES = frozenset(
-    {"Stream", "stream", "current_stream", "default_stream", "set_stream", "ExternalStream", "StreamContext",
-     "Event", "graphs", "CUDAGraph", "graph"}
-)
-_INTROSPECTION_CALLS = frozenset(
-    {"getattr", "setattr", "delattr", "globals", "locals", "vars", "eval", "exec", "compile", "__import__",
-     "breakpoint", "memoryview", "super"}
-)
-_SCALAR_BUILTINS = frozenset({"sum", "max", "min", "abs", "pow", "round", "divmod", "sorted", "map", "list",
-                              "reversed", "iter", "next", "zip", "float", "int", "bool", "complex"})
-_MUTABLE_FACTORIES = frozenset({"dict", "list", "set", "bytearray", "defaultdict", "OrderedDict", "deque",
-                                "Counter", "WeakValueDictionary", "WeakKeyDictionary"})
+_METADATA = frozenset({
+    "shape", "dtype", "device", "ndim", "is_cuda", "size", "stride", "numel", "dim",
+    "element_size", "is_contiguous", "nbytes", "itemsize", "storage_offset",
+})
+_STREAM_NAMES = frozenset({
+    "Stream", "stream", "current_stream", "default_stream", "set_stream", "ExternalStream",
+    "StreamContext", "Event", "graphs", "CUDAGraph", "graph",
+})
+_INTROSPECTION_CALLS = frozenset({
+    "getattr", "setattr", "delattr", "globals", "locals", "vars", "eval", "exec", "compile",
+    "__import__", "breakpoint", "memoryview", "super",
+})
+_SCALAR_BUILTINS = frozenset({
+    "sum", "max", "min", "abs", "pow", "round", "divmod", "sorted", "map", "list", "reversed",
+    "iter", "next", "zip", "float", "int", "bool", "complex",
+})
+_MUTABLE_FACTORIES = frozenset({
+    "dict", "list", "set", "bytearray", "defaultdict", "OrderedDict", "deque", "Counter",
+    "WeakValueDictionary", "WeakKeyDictionary",
+})
 _PATCHABLE_ROOTS = frozenset({"torch", "triton", "cupy", "time", "math"})
 _SCALAR_ANNOTATIONS = frozenset({"int", "float", "bool", "str", "tuple", "dtype", "device"})
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -173,7 +117,8 @@ class Finding:
 
 
 def screen_kernel(source: str, filename: str) -> list[Finding]:
-    """Screen a kernel file (``kernels/<name>.py``); an empty list means it may go to the dynamic checks."""
+    """Screen a kernel file (``kernels/<name>.py``); an empty list means it may go to the dynamic
+    checks."""
     tree = _parse(source, filename)
     if isinstance(tree, Finding):
         return [tree]
@@ -187,17 +132,23 @@ def screen_kernel(source: str, filename: str) -> list[Finding]:
                 "kernel-present",
                 filename,
                 1,
-                "no GPU kernel found: define a @triton.jit function, a cupy.RawKernel/ElementwiseKernel, "
-                "or build one with torch.utils.cpp_extension.load_inline, and launch it from run()",
+                "no GPU kernel found: define a @triton.jit function, "
+                "a cupy.RawKernel/ElementwiseKernel, or build one with "
+                "torch.utils.cpp_extension.load_inline, and launch it from run()",
             ),
         )
     if not any(isinstance(node, ast.FunctionDef) and node.name == "run" for node in tree.body):
-        findings.append(Finding("kernel-present", filename, 1, "the module must define run(*inputs) at top level"))
+        findings.append(
+            Finding(
+                "kernel-present", filename, 1, "the module must define run(*inputs) at top level"
+            )
+        )
     return _deduplicate(findings)
 
 
 def screen_kernel_test(source: str, filename: str) -> list[Finding]:
-    """Screen a kernel's test file: it may compute with torch, but not escape or patch the harness."""
+    """Screen a kernel's test file: it may compute with torch, but not escape or patch the
+    harness."""
     tree = _parse(source, filename)
     if isinstance(tree, Finding):
         return [tree]
@@ -207,7 +158,8 @@ def screen_kernel_test(source: str, filename: str) -> list[Finding]:
 
 
 def kernel_kinds(source: str) -> frozenset[str]:
-    """Which kinds of kernel the source defines: ``triton``, ``triton-autotune``, ``cupy``, ``cuda``."""
+    """Which kinds of kernel the source defines: ``triton``, ``triton-autotune``, ``cupy``,
+    ``cuda``."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -223,14 +175,20 @@ def kernel_kinds(source: str) -> frozenset[str]:
                     kinds.add("triton-autotune")
         elif isinstance(node, ast.Call):
             name = _dotted(node.func) or ""
-            if name.split(".")[-1] in ("RawKernel", "RawModule", "ElementwiseKernel", "ReductionKernel"):
+            if name.split(".")[-1] in (
+                "RawKernel",
+                "RawModule",
+                "ElementwiseKernel",
+                "ReductionKernel",
+            ):
                 kinds.add("cupy")
             elif name.split(".")[-1] == "load_inline":
                 kinds.add("cuda")
     return frozenset(kinds)
 
 
-# --- helpers -------------------------------------------------------------------------------------------
+# --- helpers
+# -------------------------------------------------------------------------------------------
 
 
 def _parse(source: str, filename: str) -> ast.Module | Finding:
@@ -305,7 +263,8 @@ class _BaseScreen(ast.NodeVisitor):
         self.findings.append(Finding(check, self.filename, getattr(node, "lineno", 1), message))
 
     def resolve(self, node: ast.AST) -> str | None:
-        """The dotted name with import aliases expanded (``F.softmax`` -> ``torch.nn.functional.softmax``)."""
+        """The dotted name with import aliases expanded (``F.softmax`` ->
+        ``torch.nn.functional.softmax``)."""
         name = _dotted(node)
         if name is None:
             return None
@@ -332,13 +291,19 @@ class _BaseScreen(ast.NodeVisitor):
             self.flag("introspection", node, f"frame access ({node.attr}) is not allowed")
         resolved = self.resolve(node) or ""
         if node.attr in _STREAM_NAMES and resolved.split(".")[0] in ("torch", "cupy", "triton"):
-            self.flag("streams", node, f"{resolved} is not allowed: launch on the current stream only")
+            self.flag(
+                "streams", node, f"{resolved} is not allowed: launch on the current stream only"
+            )
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
         for keyword in node.keywords:
             if keyword.arg == "stream":
-                self.flag("streams", node, "passing stream= is not allowed: launch on the current stream only")
+                self.flag(
+                    "streams",
+                    node,
+                    "passing stream= is not allowed: launch on the current stream only",
+                )
         if isinstance(node.func, ast.Name) and node.func.id == "open":
             self.flag("file-access", node, "open() is not allowed in a kernel candidate")
         self.generic_visit(node)
@@ -347,7 +312,9 @@ class _BaseScreen(ast.NodeVisitor):
         if isinstance(target, ast.Attribute):
             root = (self.resolve(target) or "").split(".")[0]
             if root in _PATCHABLE_ROOTS:
-                self.flag("monkeypatch", target, f"assigning to an attribute of {root} is not allowed")
+                self.flag(
+                    "monkeypatch", target, f"assigning to an attribute of {root} is not allowed"
+                )
         elif isinstance(target, ast.Tuple | ast.List):
             for element in target.elts:
                 self.check_assignment_target(element)
@@ -365,11 +332,14 @@ class _BaseScreen(ast.NodeVisitor):
         self.flag("state", node, "`global` is not allowed: run() must keep no state between calls")
 
     def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
-        self.flag("state", node, "`nonlocal` is not allowed: run() must keep no state between calls")
+        self.flag(
+            "state", node, "`nonlocal` is not allowed: run() must keep no state between calls"
+        )
 
 
 class _TestScreen(_BaseScreen):
-    """A test file may compute references with torch and use os/pathlib for setup, not escape or patch."""
+    """A test file may compute references with torch and use os/pathlib for setup, not escape or
+    patch."""
 
     def check_module_name(self, module: str, node: ast.AST) -> None:
         root = module.split(".")[0]
@@ -382,7 +352,11 @@ class _TestScreen(_BaseScreen):
     def visit_Call(self, node: ast.Call) -> None:
         for keyword in node.keywords:
             if keyword.arg == "stream":
-                self.flag("streams", node, "passing stream= is not allowed: launch on the current stream only")
+                self.flag(
+                    "streams",
+                    node,
+                    "passing stream= is not allowed: launch on the current stream only",
+                )
         self.generic_visit(node)
 
 
@@ -402,16 +376,22 @@ class _KernelScreen(_BaseScreen):
         self.in_jit = False
         self.depth = 0
 
-    # imports ------------------------------------------------------------------------------------------
+    # imports -----------------------------------------------------------------------------------
     def check_module_name(self, module: str, node: ast.AST) -> None:
         check = _module_check(module)
         if check is not None:
             self.flag(check, node, f"importing {module} is not allowed in a kernel candidate")
         elif module.startswith("torch.") and module not in _KERNEL_IMPORTS:
-            self.flag("torch-compute", node, f"importing {module} is not allowed: compute in the kernel")
+            self.flag(
+                "torch-compute", node, f"importing {module} is not allowed: compute in the kernel"
+            )
         elif module not in _KERNEL_IMPORTS and module.split(".")[0] not in ("triton",):
-            self.flag("import", node, f"importing {module} is not allowed (kernel files may import torch, "
-                      "triton, cupy, math and typing)")
+            self.flag(
+                "import",
+                node,
+                f"importing {module} is not allowed (kernel files may import torch, "
+                "triton, cupy, math and typing)",
+            )
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         super().visit_ImportFrom(node)
@@ -419,9 +399,11 @@ class _KernelScreen(_BaseScreen):
             glue = _TORCH_GLUE if node.module == "torch" else _CUPY_GLUE
             for alias in node.names:
                 if f"{node.module}.{alias.name}" not in glue:
-                    self.flag("torch-compute", node, f"from {node.module} import {alias.name} is not glue")
+                    self.flag(
+                        "torch-compute", node, f"from {node.module} import {alias.name} is not glue"
+                    )
 
-    # structure ----------------------------------------------------------------------------------------
+    # structure ---------------------------------------------------------------------------------
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
         for default in [*node.args.defaults, *node.args.kw_defaults]:
             if default is not None and _is_mutable(default):
@@ -435,7 +417,8 @@ class _KernelScreen(_BaseScreen):
         self.in_jit = self.in_jit or jit
         if not jit:
             self.tensors = set(self.tensors) | {
-                arg.arg for arg in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+                arg.arg
+                for arg in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
                 if not _scalar_annotation(arg.annotation)
             }
             if node.args.vararg is not None:
@@ -455,7 +438,11 @@ class _KernelScreen(_BaseScreen):
         self.generic_visit(node)
 
     def visit_Try(self, node: ast.Try) -> None:
-        self.flag("fallback", node, "try/except is not allowed: a kernel that fails must fail, not fall back")
+        self.flag(
+            "fallback",
+            node,
+            "try/except is not allowed: a kernel that fails must fail, not fall back",
+        )
         self.generic_visit(node)
 
     visit_TryStar = visit_Try  # type: ignore[assignment]
@@ -463,27 +450,36 @@ class _KernelScreen(_BaseScreen):
     def visit_Lambda(self, node: ast.Lambda) -> None:
         self.generic_visit(node)
 
-    # assignments and state ----------------------------------------------------------------------------
+    # assignments and state
+    # ----------------------------------------------------------------------------
     def visit_Assign(self, node: ast.Assign) -> None:
         self.track_targets(node.targets, node.value)
         for target in node.targets:
             self.check_state_target(target)
         if self.depth == 0 and _is_mutable(node.value):
-            self.flag("state", node, "a module-level mutable container can keep state between calls")
+            self.flag(
+                "state", node, "a module-level mutable container can keep state between calls"
+            )
         super().visit_Assign(node)
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         if node.value is not None:
             self.track_targets([node.target], node.value)
             if self.depth == 0 and _is_mutable(node.value):
-                self.flag("state", node, "a module-level mutable container can keep state between calls")
+                self.flag(
+                    "state", node, "a module-level mutable container can keep state between calls"
+                )
         self.check_state_target(node.target)
         self.check_assignment_target(node.target)
         self.generic_visit(node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         if not self.in_jit and (self.is_tensor(node.target) or self.is_tensor(node.value)):
-            self.flag("torch-compute", node, "in-place arithmetic on a tensor in host code: compute in the kernel")
+            self.flag(
+                "torch-compute",
+                node,
+                "in-place arithmetic on a tensor in host code: compute in the kernel",
+            )
         self.check_state_target(node.target)
         super().visit_AugAssign(node)
 
@@ -491,16 +487,28 @@ class _KernelScreen(_BaseScreen):
         if isinstance(target, ast.Attribute):
             root = (self.resolve(target) or "").split(".")[0]
             if root not in _PATCHABLE_ROOTS:
-                self.flag("state", target, "assigning attributes keeps state between calls (function "
-                          "attributes, objects): recompute everything on each call")
+                self.flag(
+                    "state",
+                    target,
+                    "assigning attributes keeps state between calls (function "
+                    "attributes, objects): recompute everything on each call",
+                )
         elif isinstance(target, ast.Subscript):
             base = target.value
             while isinstance(base, ast.Subscript | ast.Attribute):
                 base = base.value
             if isinstance(base, ast.Name) and base.id in self.module_names:
-                self.flag("state", target, f"writing into module-level {base.id} keeps state between calls")
+                self.flag(
+                    "state",
+                    target,
+                    f"writing into module-level {base.id} keeps state between calls",
+                )
             elif not self.in_jit and self.is_tensor(target.value):
-                self.flag("torch-compute", target, "writing into a tensor from host code: do it in the kernel")
+                self.flag(
+                    "torch-compute",
+                    target,
+                    "writing into a tensor from host code: do it in the kernel",
+                )
         elif isinstance(target, ast.Tuple | ast.List):
             for element in target.elts:
                 self.check_state_target(element)
@@ -510,8 +518,14 @@ class _KernelScreen(_BaseScreen):
             return
         tensor = self.is_tensor(value)
         for target in targets:
-            names = [target] if isinstance(target, ast.Name) else (
-                [e for e in target.elts if isinstance(e, ast.Name)] if isinstance(target, ast.Tuple) else []
+            names = (
+                [target]
+                if isinstance(target, ast.Name)
+                else (
+                    [e for e in target.elts if isinstance(e, ast.Name)]
+                    if isinstance(target, ast.Tuple)
+                    else []
+                )
             )
             for name in names:
                 if tensor and not (isinstance(target, ast.Tuple) and _is_metadata_value(value)):
@@ -519,7 +533,8 @@ class _KernelScreen(_BaseScreen):
                 else:
                     self.tensors.discard(name.id)
 
-    # expressions --------------------------------------------------------------------------------------
+    # expressions
+    # --------------------------------------------------------------------------------------
     def is_tensor(self, node: ast.AST) -> bool:
         """A conservative guess whether host code ``node`` evaluates to a tensor (not metadata)."""
         if isinstance(node, ast.Name):
@@ -536,8 +551,17 @@ class _KernelScreen(_BaseScreen):
         if isinstance(node, ast.Call):
             resolved = self.resolve(node.func) or ""
             if resolved.startswith(("torch.", "cupy.")) and resolved.split(".")[-1] in (
-                "empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones", "ones_like", "full",
-                "full_like", "from_dlpack", "asarray",
+                "empty",
+                "empty_like",
+                "empty_strided",
+                "zeros",
+                "zeros_like",
+                "ones",
+                "ones_like",
+                "full",
+                "full_like",
+                "from_dlpack",
+                "asarray",
             ):
                 return True
             if isinstance(node.func, ast.Attribute):
@@ -558,13 +582,19 @@ class _KernelScreen(_BaseScreen):
             if isinstance(node.op, ast.MatMult):
                 self.flag("torch-compute", node, "the @ operator in host code computes with torch")
             elif self.is_tensor(node.left) or self.is_tensor(node.right):
-                self.flag("torch-compute", node, "arithmetic on a tensor in host code: compute in the kernel "
-                          "(annotate scalar parameters as int/float if this is not a tensor)")
+                self.flag(
+                    "torch-compute",
+                    node,
+                    "arithmetic on a tensor in host code: compute in the kernel "
+                    "(annotate scalar parameters as int/float if this is not a tensor)",
+                )
         self.generic_visit(node)
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> None:
         if not self.in_jit and not isinstance(node.op, ast.Not) and self.is_tensor(node.operand):
-            self.flag("torch-compute", node, "arithmetic on a tensor in host code: compute in the kernel")
+            self.flag(
+                "torch-compute", node, "arithmetic on a tensor in host code: compute in the kernel"
+            )
         self.generic_visit(node)
 
     def visit_Compare(self, node: ast.Compare) -> None:
@@ -580,20 +610,32 @@ class _KernelScreen(_BaseScreen):
         if node.attr.startswith("__") and node.attr.endswith("__"):
             self.flag("introspection", node, f"dunder attribute {node.attr} is not allowed")
         if node.attr == "data_ptr":
-            self.flag("state", node, "data_ptr identifies buffers across calls: pass tensors to the kernel")
+            self.flag(
+                "state",
+                node,
+                "data_ptr identifies buffers across calls: pass tensors to the kernel",
+            )
         resolved = self.resolve(node)
         root = resolved.split(".")[0] if resolved is not None else None
         if node.attr in _STREAM_NAMES and root in ("torch", "cupy", "triton"):
-            self.flag("streams", node, f"{resolved} is not allowed: launch on the current stream only")
+            self.flag(
+                "streams", node, f"{resolved} is not allowed: launch on the current stream only"
+            )
             return
         if root == "torch" and not self.in_jit and not _is_glue(resolved or "", _TORCH_GLUE):
-            self.flag("torch-compute", node, f"{resolved} is not allocation glue: compute in the kernel")
+            self.flag(
+                "torch-compute", node, f"{resolved} is not allocation glue: compute in the kernel"
+            )
             return
         if root == "cupy" and not _is_glue(resolved or "", _CUPY_GLUE):
-            self.flag("torch-compute", node, f"{resolved} computes on the host side: write a RawKernel")
+            self.flag(
+                "torch-compute", node, f"{resolved} computes on the host side: write a RawKernel"
+            )
             return
         if not self.in_jit and node.attr in _COMPUTE_METHODS and root not in ("triton", "math"):
-            self.flag("torch-compute", node, f".{node.attr}() computes with torch: do it in the kernel")
+            self.flag(
+                "torch-compute", node, f".{node.attr}() computes with torch: do it in the kernel"
+            )
         super().visit_Attribute(node)
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -602,11 +644,19 @@ class _KernelScreen(_BaseScreen):
             if name in _INTROSPECTION_CALLS:
                 self.flag("introspection", node, f"{name}() is not allowed in a kernel file")
             elif name == "id":
-                self.flag("state", node, "id() identifies objects across calls: recompute on each call")
-            elif name in _SCALAR_BUILTINS and not self.in_jit and any(self.is_tensor(a) for a in node.args):
+                self.flag(
+                    "state", node, "id() identifies objects across calls: recompute on each call"
+                )
+            elif (
+                name in _SCALAR_BUILTINS
+                and not self.in_jit
+                and any(self.is_tensor(a) for a in node.args)
+            ):
                 self.flag("torch-compute", node, f"{name}() over a tensor computes on the host")
             elif name in _MUTABLE_FACTORIES and self.depth == 0:
-                self.flag("state", node, "a module-level mutable container can keep state between calls")
+                self.flag(
+                    "state", node, "a module-level mutable container can keep state between calls"
+                )
         resolved = self.resolve(node.func) or ""
         if resolved.split(".")[0] in ("functools",) or resolved.endswith(("lru_cache", ".cache")):
             self.flag("state", node, "caching decorators keep state between calls")
@@ -616,7 +666,8 @@ class _KernelScreen(_BaseScreen):
 def _is_glue(resolved: str, glue: frozenset[str]) -> bool:
     if resolved in glue:
         return True
-    # A prefix of an allowed chain (``torch.utils`` inside ``torch.utils.dlpack.from_dlpack``) is not a use.
+    # A prefix of an allowed chain (``torch.utils`` inside ``torch.utils.dlpack.from_dlpack``) is
+    # not a use.
     return any(allowed.startswith(resolved + ".") for allowed in glue)
 
 
@@ -643,6 +694,15 @@ def _is_metadata_value(node: ast.AST) -> bool:
 def iter_checks() -> Iterator[str]:
     """Every check name the screen can report (for documentation and tests)."""
     yield from (
-        "syntax", "kernel-present", "torch-compute", "fallback", "streams", "concurrency", "introspection",
-        "file-access", "monkeypatch", "state", "import",
+        "syntax",
+        "kernel-present",
+        "torch-compute",
+        "fallback",
+        "streams",
+        "concurrency",
+        "introspection",
+        "file-access",
+        "monkeypatch",
+        "state",
+        "import",
     )

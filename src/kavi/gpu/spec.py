@@ -1,6 +1,7 @@
 """The frozen spec of a GPU kernel: its reference file, sizes, dtypes and speed target.
 
-The reference file's text is part of the spec (``reference_source``), hashed and frozen at propose time,
+The reference file's text is part of the spec (``reference_source``), hashed and frozen at propose
+time,
 so the gates always judge a candidate against exactly what was proposed.
 """
 
@@ -23,7 +24,8 @@ PROBE_TIMEOUT_S = 300.0
 
 
 class KernelSpec(BaseModel):
-    """The frozen spec of a kernel: ``kernels/<name>.py`` must match ``reference_source``'s reference()."""
+    """The frozen spec of a kernel: ``kernels/<name>.py`` must match ``reference_source``'s
+    reference()."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -90,7 +92,8 @@ def load_kernel_spec(data: bytes) -> KernelSpec:
 def freeze_reference(name: str, description: str, reference_file: Path) -> KernelSpec:
     """Validate a reference file (in a child process) and return the spec that will be frozen.
 
-    Raises :class:`SpecError` when the name is invalid, torch is missing, or the reference is invalid or
+    Raises :class:`SpecError` when the name is invalid, torch is missing, or the reference is
+    invalid or
     degenerate (nearly constant, nearly all zero, unchanged across seeds, not finite).
     """
     validate_name(name)

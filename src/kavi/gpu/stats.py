@@ -1,9 +1,12 @@
 """The statistics behind the speed gate (pure Python, so they are tested without a GPU).
 
-A speedup is the ratio of medians (baseline / candidate) of per-call times; its 95% interval comes from a
-percentile bootstrap that resamples both sample sets independently. Promotion needs the interval's lower
+A speedup is the ratio of medians (baseline / candidate) of per-call times; its 95% interval comes
+from a
+percentile bootstrap that resamples both sample sets independently. Promotion needs the interval's
+lower
 bound at or above the spec's MIN_SPEEDUP, so a lucky run cannot promote a kernel that is not faster.
-Times below the roofline floor are physically impossible and reject the measurement, and CUDA-event times
+Times below the roofline floor are physically impossible and reject the measurement, and CUDA-event
+times
 that disagree with the host clock mean the timer cannot be trusted.
 """
 
@@ -17,7 +20,9 @@ from dataclasses import dataclass
 
 MIN_SAMPLES = 100
 DEFAULT_RESAMPLES = 2000
-ROOFLINE_SLACK = 0.5  # a measured peak is below the true one; only a time under half the floor is impossible
+ROOFLINE_SLACK = (
+    0.5  # a measured peak is below the true one; only a time under half the floor is impossible
+)
 HOST_CLOCK_SLACK_MS = 0.05
 MAX_CLOCK_VIOLATIONS = 0.01
 
@@ -57,7 +62,7 @@ def bootstrap_speedup(
         raise ValueError("the bootstrap needs at least two samples on each side")
     if min(baseline_ms) <= 0 or min(candidate_ms) <= 0:
         raise ValueError("times must be positive")
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - statistics, not security
     base = list(baseline_ms)
     cand = list(candidate_ms)
     ratios = []
@@ -89,7 +94,8 @@ def roofline_floor_ms(
     peak_flops_per_s: float | None,
     bandwidth_bytes_per_s: float | None,
 ) -> float | None:
-    """The fastest time the machine allows: max(bytes / bandwidth, flops / peak), in ms (None if unknown)."""
+    """The fastest time the machine allows: max(bytes / bandwidth, flops / peak), in ms (None if
+    unknown)."""
     bounds = []
     if flops and peak_flops_per_s:
         bounds.append(flops / peak_flops_per_s)
@@ -99,7 +105,8 @@ def roofline_floor_ms(
 
 
 def is_impossible(kernel_ms: float, floor_ms: float | None, slack: float = ROOFLINE_SLACK) -> bool:
-    """A time under ``slack`` x the roofline floor cannot be real work: the timing or the output is fake."""
+    """A time under ``slack`` x the roofline floor cannot be real work: the timing or the output is
+    fake."""
     return floor_ms is not None and kernel_ms < slack * floor_ms
 
 
@@ -108,8 +115,11 @@ def roofline_fraction(kernel_ms: float, floor_ms: float | None) -> float | None:
     return None if floor_ms is None or kernel_ms <= 0 else floor_ms / kernel_ms
 
 
-def clock_violations(event_ms: Sequence[float], host_ms: Sequence[float], slack_ms: float = HOST_CLOCK_SLACK_MS) -> int:
-    """Samples whose device time exceeds the host time around the same call (impossible if honest)."""
+def clock_violations(
+    event_ms: Sequence[float], host_ms: Sequence[float], slack_ms: float = HOST_CLOCK_SLACK_MS
+) -> int:
+    """Samples whose device time exceeds the host time around the same call (impossible if
+    honest)."""
     return sum(1 for event, host in zip(event_ms, host_ms, strict=True) if event > host + slack_ms)
 
 

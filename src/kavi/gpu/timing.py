@@ -2,16 +2,22 @@
 
 Protocol, per size and dtype:
 
-* the timer's references (``torch.cuda.Event``, ``torch.cuda.synchronize``, ``time.perf_counter``) are
+* the timer's references (``torch.cuda.Event``, ``torch.cuda.synchronize``, ``time.perf_counter``)
+are
   captured before the candidate module is imported, so a candidate cannot swap them;
-* every call is timed on its own with CUDA events: the L2 cache is flushed (a 256 MiB buffer is written),
-  the start event recorded, the call made, the whole device synchronised, then the end event recorded;
+* every call is timed on its own with CUDA events: the L2 cache is flushed (a 256 MiB buffer is
+written),
+  the start event recorded, the call made, the whole device synchronised, then the end event
+  recorded;
   the host clock around the same call cross-checks the event time;
 * a few fresh input sets rotate, so no call sees the inputs of the call before;
-* warm-up calls first, then at least 100 samples, candidate and baselines (torch eager reference and, when
+* warm-up calls first, then at least 100 samples, candidate and baselines (torch eager reference
+and, when
   it compiles, ``torch.compile`` of it) interleaved, rotating which goes first;
-* the outputs of the candidate's timed calls are kept and re-checked against the reference afterwards
-  (the reference runs only after the candidate's last timed call; the baselines run on their own inputs).
+* the outputs of the candidate's timed calls are kept and re-checked against the reference
+afterwards
+  (the reference runs only after the candidate's last timed call; the baselines run on their own
+  inputs).
 
 The parent (:mod:`kavi.gpu.bench`) turns the raw samples into medians, bootstrap intervals and the
 roofline verdict.
@@ -33,7 +39,9 @@ INPUT_SETS = 3
 class CallTimer(Protocol):
     """Times one call: returns (device ms, host ms, output)."""
 
-    def time_call(self, function: Callable[..., Any], inputs: Sequence[Any]) -> tuple[float, float, Any]: ...
+    def time_call(
+        self, function: Callable[..., Any], inputs: Sequence[Any]
+    ) -> tuple[float, float, Any]: ...
 
 
 @dataclass
@@ -49,15 +57,23 @@ class Contender:
 
 
 def collect_samples(
-    contenders: Sequence[Contender], timer: CallTimer, *, samples: int, warmup: int, keep_outputs: str
+    contenders: Sequence[Contender],
+    timer: CallTimer,
+    *,
+    samples: int,
+    warmup: int,
+    keep_outputs: str,
 ) -> None:
-    """Warm up, then take ``samples`` interleaved samples of every contender (rotating who goes first).
+    """Warm up, then take ``samples`` interleaved samples of every contender (rotating who goes
+    first).
 
     The outputs of ``keep_outputs``'s last timed call on each input set are kept for the re-check.
     """
     for contender in contenders:
         for index in range(warmup):
-            timer.time_call(contender.function, contender.input_sets[index % len(contender.input_sets)])
+            timer.time_call(
+                contender.function, contender.input_sets[index % len(contender.input_sets)]
+            )
     for index in range(samples):
         shift = index % len(contenders)
         for contender in [*contenders[shift:], *contenders[:shift]]:
@@ -70,15 +86,20 @@ def collect_samples(
 
 
 class CudaTimer:
-    """Per-call CUDA-event timing with an L2 flush and a full device synchronise before the end event."""
+    """Per-call CUDA-event timing with an L2 flush and a full device synchronise before the end
+    event."""
 
-    def __init__(self, event: Any, synchronize: Callable[[], None], clock: Callable[[], float], flush: Any):
+    def __init__(
+        self, event: Any, synchronize: Callable[[], None], clock: Callable[[], float], flush: Any
+    ):
         self.event = event
         self.synchronize = synchronize
         self.clock = clock
         self.flush = flush
 
-    def time_call(self, function: Callable[..., Any], inputs: Sequence[Any]) -> tuple[float, float, Any]:
+    def time_call(
+        self, function: Callable[..., Any], inputs: Sequence[Any]
+    ) -> tuple[float, float, Any]:
         self.flush.zero_()
         self.synchronize()
         start = self.event(enable_timing=True)
@@ -122,16 +143,24 @@ def bench_in_child(request: dict[str, Any]) -> int:
 
 
 def _bench_one(
-    module: Any, run: Callable[..., Any], timer: CudaTimer, size: Any, dtype: str, request: dict[str, Any]
+    module: Any,
+    run: Callable[..., Any],
+    timer: CudaTimer,
+    size: Any,
+    dtype: str,
+    request: dict[str, Any],
 ) -> dict[str, Any]:
     import torch
 
     from kavi.gpu.reference import call_optional, make_case_inputs
 
     salt = int(request["salt"])
-    candidate_sets = [make_case_inputs(module, size, salt + i, "cuda", dtype, "normal") for i in range(INPUT_SETS)]
+    candidate_sets = [
+        make_case_inputs(module, size, salt + i, "cuda", dtype, "normal") for i in range(INPUT_SETS)
+    ]
     baseline_sets = [
-        make_case_inputs(module, size, salt + 1000 + i, "cuda", dtype, "normal") for i in range(INPUT_SETS)
+        make_case_inputs(module, size, salt + 1000 + i, "cuda", dtype, "normal")
+        for i in range(INPUT_SETS)
     ]
     contenders = [
         Contender("candidate", run, candidate_sets),
@@ -141,12 +170,18 @@ def _bench_one(
     if request.get("compile", True):
         try:
             compiled = torch.compile(module.reference)
-            compiled(*baseline_sets[0])
+            compiled(*baseline_sets[0])  # type: ignore[no-untyped-call]
             contenders.append(Contender("torch.compile", compiled, baseline_sets))
-        except Exception as exc:  # the harness's own baseline; a failed compile only loses that baseline
+        except (
+            Exception
+        ) as exc:  # the harness's own baseline; a failed compile only loses that baseline
             compile_note = f"torch.compile failed: {type(exc).__name__}: {exc}"[:300]
     collect_samples(
-        contenders, timer, samples=int(request["samples"]), warmup=int(request["warmup"]), keep_outputs="candidate"
+        contenders,
+        timer,
+        samples=int(request["samples"]),
+        warmup=int(request["warmup"]),
+        keep_outputs="candidate",
     )
     recheck = _recheck(module, contenders[0], dtype)
     return {
@@ -189,8 +224,27 @@ def _recheck(module: Any, candidate: Contender, dtype: str) -> dict[str, Any]:
     return {"ok": not problems, "problems": problems}
 
 
-def measure_machine(event: Any, synchronize: Callable[[], None], dtypes: Sequence[str]) -> dict[str, Any]:
-    """Measured DRAM bandwidth (a large device copy) and matmul peak per dtype (best of a few runs)."""
+def _copy_bandwidth(best_ms: Callable[[Callable[[], Any]], float]) -> float:
+    """Bytes per second of a 1 GiB device-to-device copy (read + write)."""
+    import torch
+
+    source = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
+    target = torch.empty_like(source)
+    return 2 * source.numel() / (best_ms(lambda: target.copy_(source)) / 1e3)
+
+
+def _matmul_call(a: Any, b: Any) -> Callable[[], Any]:
+    def call() -> Any:
+        return a @ b
+
+    return call
+
+
+def measure_machine(
+    event: Any, synchronize: Callable[[], None], dtypes: Sequence[str]
+) -> dict[str, Any]:
+    """Measured DRAM bandwidth (a large device copy) and matmul peak per dtype (best of a few
+    runs)."""
     import torch
 
     from kavi.gpu.reference import torch_dtype
@@ -208,16 +262,13 @@ def measure_machine(event: Any, synchronize: Callable[[], None], dtypes: Sequenc
             times.append(float(start.elapsed_time(end)))
         return min(times)
 
-    source = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
-    target = torch.empty_like(source)
-    bandwidth = 2 * source.numel() / (best_ms(lambda: target.copy_(source)) / 1e3)
-    del source, target
+    bandwidth = _copy_bandwidth(best_ms)
     peaks = {}
     for dtype in dtypes:
         n = 8192
         a = torch.randn(n, n, device="cuda", dtype=torch_dtype(dtype))
         b = torch.randn(n, n, device="cuda", dtype=torch_dtype(dtype))
-        peaks[dtype] = 2 * n**3 / (best_ms(lambda a=a, b=b: a @ b, 3) / 1e3)
+        peaks[dtype] = 2 * n**3 / (best_ms(_matmul_call(a, b), 3) / 1e3)
         del a, b
     torch.cuda.empty_cache()
     return {"bandwidth_bytes_per_s": bandwidth, "peak_flops_per_s": peaks}

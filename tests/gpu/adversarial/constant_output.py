@@ -1,5 +1,6 @@
 # rejected-by: constant-output
 """Writes the same value whatever the inputs (every element written, so the poison check passes)."""
+
 import torch
 import triton
 import triton.language as tl

@@ -1,5 +1,7 @@
 # rejected-by: inputs-unchanged
-"""Computes the right answer, then zeroes its first input (a kernel that scribbles on its inputs)."""
+"""Computes the right answer, then zeroes its first input (a kernel that scribbles on its
+inputs)."""
+
 import torch
 import triton
 import triton.language as tl

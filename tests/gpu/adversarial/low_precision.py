@@ -1,5 +1,6 @@
 # rejected-by: tolerance
 """Computes in fp16 for an fp32 spec: fast, and wrong beyond the fp32 tolerance."""
+
 import torch
 import triton
 import triton.language as tl

@@ -1,5 +1,6 @@
 # rejected-by: kernel-present
 """No kernel at all: plain torch."""
+
 import torch
 
 

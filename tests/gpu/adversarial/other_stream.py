@@ -1,5 +1,7 @@
 # rejected-by: streams
-"""Launches on a side stream and returns before it finishes (the timer would only see the launch)."""
+"""Launches on a side stream and returns before it finishes (the timer would only see the
+launch)."""
+
 import torch
 import triton
 import triton.language as tl
@@ -9,7 +11,11 @@ import triton.language as tl
 def _add_kernel(x_ptr, y_ptr, out_ptr, n, BLOCK: tl.constexpr):
     offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offsets < n
-    tl.store(out_ptr + offsets, tl.load(x_ptr + offsets, mask=mask) + tl.load(y_ptr + offsets, mask=mask), mask=mask)
+    tl.store(
+        out_ptr + offsets,
+        tl.load(x_ptr + offsets, mask=mask) + tl.load(y_ptr + offsets, mask=mask),
+        mask=mask,
+    )
 
 
 def run(x, y):
