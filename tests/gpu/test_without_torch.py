@@ -9,8 +9,8 @@ SCRIPT = """
 import sys
 for name in ("torch", "triton", "numpy", "cupy"):
     sys.modules[name] = None  # makes `import torch` fail and find_spec return None
-import kavi.gpu, kavi.gpu.screen, kavi.gpu.spec, kavi.gpu.correctness, kavi.gpu.bench,
-kavi.gates.kernel
+import kavi.gpu, kavi.gpu.screen, kavi.gpu.spec, kavi.gpu.correctness, kavi.gpu.bench
+import kavi.gates.kernel
 from kavi.gpu import torch_missing_reason, gpu_status
 from kavi.gpu.bench import bench_kernel
 print(torch_missing_reason())

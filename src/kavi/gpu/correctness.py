@@ -157,6 +157,7 @@ def check_kernel_correctness(
         "seeds": max(seeds, MIN_SEEDS),
         "distributions": list(DISTRIBUTIONS),
         "cases": len(cases),
+        "skipped_dtypes": [d for d in spec.dtypes if d not in dtypes],
     }
     if failure is not None:
         report = CorrectnessReport(
@@ -272,10 +273,9 @@ def judge(
         f"{len(cases)} cases ({facts.get('device')}, dtypes {', '.join(facts.get('dtypes', []))})"
     )
     if failed is None:
-        skipped = f"; {len(notes)} dtype(s) skipped" if notes else ""
-        return CorrectnessReport(
-            "pass", f"PASS: {described}{skipped}", None, checks, details, facts
-        )
+        skipped = facts.get("skipped_dtypes", [])
+        suffix = f"; SKIPPED {', '.join(skipped)} (needs a GPU)" if skipped else ""
+        return CorrectnessReport("pass", f"PASS: {described}{suffix}", None, checks, details, facts)
     first = failures[failed][0].splitlines()[0]
     return CorrectnessReport("fail", f"FAIL [{failed}]: {first}", failed, checks, details, facts)
 
