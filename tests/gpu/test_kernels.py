@@ -37,6 +37,9 @@ def test_shipped_kernel_passes_screen_and_correctness(name, tmp_path):
     assert result.status is GateStatus.PASS, result.report
     assert all(verdict == "pass" for verdict in result.facts["checks"].values())
     assert result.facts["seeds"] >= 5 and len(result.facts["sizes"]) >= 3
+    hidden = result.facts["hidden_size"]
+    assert (tuple(hidden) if isinstance(hidden, list) else hidden) not in spec.check_sizes
+    assert result.facts["cases"] == 5 * len(result.facts["sizes"]) * len(result.facts["dtypes"])
     assert set(result.facts["distributions"]) == {
         "normal",
         "uniform",
