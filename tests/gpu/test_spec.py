@@ -127,3 +127,12 @@ def test_kernel_spec_validates_its_hash_and_fields():
     with pytest.raises(ValueError):
         KernelSpec.model_validate({**data, "dtypes": ["int8"]})
     assert spec.canonical_json() == KernelSpec.model_validate(data).canonical_json()
+
+
+def test_build_rules_name_the_paths_dtypes_and_speed_target():
+    from kavi.gpu.spec import kernel_build_rules
+
+    rules = " ".join(kernel_build_rules(make_spec("matmul")))
+    assert "kernels/matmul.py" in rules and "kernels/test_matmul.py" in rules
+    assert "float16, bfloat16, float32" in rules
+    assert ">= 0.9" in rules

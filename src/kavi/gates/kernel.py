@@ -56,6 +56,20 @@ def screen_candidate(context: KernelGateContext) -> list[Finding]:
     return findings
 
 
+def _refuse_unscreened(gate: str, context: KernelGateContext) -> GateResult | None:
+    """A candidate that fails the screen is never executed: the dynamic gates fail it unrun."""
+    findings = screen_candidate(context)
+    if not findings:
+        return None
+    return GateResult(
+        gate,
+        GateStatus.FAIL,
+        f"not run: the candidate fails the kernel screen [{findings[0].check}]",
+        report="\n".join(finding.render() for finding in findings),
+        facts={"failed_check": f"screen:{findings[0].check}"},
+    )
+
+
 class KernelScreenGate:
     """Static AST screen: a real kernel, no torch compute, no fallbacks, escapes or state."""
 
@@ -93,15 +107,9 @@ class KernelCorrectnessGate:
         return timed(self.name, lambda: self._check(context))
 
     def _check(self, context: KernelGateContext) -> GateResult:
-        findings = screen_candidate(context)
-        if findings:
-            return GateResult(
-                self.name,
-                GateStatus.FAIL,
-                f"not run: the candidate fails the kernel screen [{findings[0].check}]",
-                report="\n".join(finding.render() for finding in findings),
-                facts={"failed_check": f"screen:{findings[0].check}"},
-            )
+        refused = _refuse_unscreened(self.name, context)
+        if refused is not None:
+            return refused
         from kavi.gpu import torch_missing_reason
 
         missing = torch_missing_reason()
@@ -112,7 +120,11 @@ class KernelCorrectnessGate:
         from kavi.gpu.correctness import check_kernel_correctness
 
         report = check_kernel_correctness(
-            context.spec, context.kernel_file, timeout_s=context.timeout_s, seeds=context.seeds
+            context.spec,
+            context.kernel_file,
+            timeout_s=context.timeout_s,
+            seeds=context.seeds,
+            require_isolation=context.require_isolation,
         )
         status = {
             "pass": GateStatus.PASS,
@@ -120,7 +132,14 @@ class KernelCorrectnessGate:
             "skipped": GateStatus.SKIPPED,
         }.get(report.status, GateStatus.ERROR)
         facts = {**report.facts, "checks": report.checks, "failed_check": report.failed_check}
-        return GateResult(self.name, status, report.summary, report=report.render(), facts=facts)
+        return GateResult(
+            self.name,
+            status,
+            report.summary,
+            report=report.render(),
+            isolation=report.facts.get("isolation"),
+            facts=facts,
+        )
 
 
 class KernelSpeedGate:
@@ -146,7 +165,15 @@ class KernelSpeedGate:
                 f"unmeasured: {reason}",
                 facts={"measured": False, "reason": reason},
             )
-        outcome = run_benchmark(context.spec, context.kernel_file, timeout_s=context.timeout_s)
+        refused = _refuse_unscreened(self.name, context)
+        if refused is not None:
+            return refused
+        outcome = run_benchmark(
+            context.spec,
+            context.kernel_file,
+            timeout_s=context.timeout_s,
+            require_isolation=context.require_isolation,
+        )
         if not outcome.rows:
             status = GateStatus.ERROR if outcome.measured else GateStatus.SKIPPED
             return GateResult(

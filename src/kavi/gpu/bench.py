@@ -103,6 +103,7 @@ def run_benchmark(
     warmup: int = WARMUP_CALLS,
     timeout_s: float = BENCH_TIMEOUT_S,
     compile_baseline: bool = True,
+    require_isolation: bool = False,
 ) -> BenchOutcome:
     """Time ``kernel_file`` against torch on the GPU; never raises for what the candidate does."""
     reason = no_gpu_reason()
@@ -132,6 +133,7 @@ def run_benchmark(
             out_name="bench.json",
             timeout_s=timeout_s,
             interpret=False,
+            require_isolation=require_isolation,
         )
         if outcome.failure is not None:
             return BenchOutcome((), True, f"the benchmark process {outcome.failure}")

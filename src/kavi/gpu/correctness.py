@@ -133,6 +133,7 @@ def check_kernel_correctness(
     timeout_s: float = 600.0,
     seeds: int = MIN_SEEDS,
     salt: int | None = None,
+    require_isolation: bool = False,
 ) -> CorrectnessReport:
     """Run the whole protocol on ``kernel_file``; never raises for what the candidate does."""
     source = kernel_file.read_text(encoding="utf-8")
@@ -147,7 +148,9 @@ def check_kernel_correctness(
     sizes = [*dict.fromkeys(spec.check_sizes), hidden_size(module, spec.check_sizes, salt)]
     cases = _build_cases(module, sizes, dtypes, check_seeds(salt, max(seeds, MIN_SEEDS)), device)
     with tempfile.TemporaryDirectory(prefix="kavi-kernel-check-") as scratch:
-        answer, failure = _run_child(cases, kernel_file, Path(scratch), device, timeout_s)
+        answer, failure, isolation = _run_child(
+            cases, kernel_file, Path(scratch), device, timeout_s, require_isolation
+        )
     facts = {
         "device": device,
         "interpreter": device == "cpu",
@@ -157,6 +160,7 @@ def check_kernel_correctness(
         "seeds": max(seeds, MIN_SEEDS),
         "distributions": list(DISTRIBUTIONS),
         "cases": len(cases),
+        "isolation": isolation,
         "skipped_dtypes": [d for d in spec.dtypes if d not in dtypes],
     }
     if failure is not None:
@@ -209,8 +213,13 @@ def _float64() -> Any:
 
 
 def _run_child(
-    cases: list[_Case], kernel_file: Path, workdir: Path, device: str, timeout_s: float
-) -> tuple[dict[str, Any], str | None]:
+    cases: list[_Case],
+    kernel_file: Path,
+    workdir: Path,
+    device: str,
+    timeout_s: float,
+    require_isolation: bool,
+) -> tuple[dict[str, Any], str | None, str]:
     import torch
 
     from kavi.gpu.process import spawn_child
@@ -233,11 +242,13 @@ def _run_child(
         out_name="results.pt",
         timeout_s=timeout_s,
         interpret=device == "cpu",
+        require_isolation=require_isolation,
     )
+    isolation = str(outcome.result.isolation)
     if outcome.failure is not None:
-        return {}, outcome.failure
+        return {}, outcome.failure, isolation
     answer: dict[str, Any] = torch.load(outcome.out_path, weights_only=True)
-    return answer, None
+    return answer, None, isolation
 
 
 # --- judging

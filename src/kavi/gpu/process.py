@@ -58,6 +58,7 @@ def spawn_child(
     out_name: str,
     timeout_s: float,
     interpret: bool,
+    require_isolation: bool = False,
 ) -> ChildRun:
     """Write the request, run ``python -m kavi.gpu.child COMMAND request.json`` in ``workdir``,
     return."""
@@ -71,6 +72,7 @@ def spawn_child(
         side_effect=SideEffect.GPU_KERNEL,
         timeout_s=timeout_s,
         env=child_environment(workdir, interpret=interpret),
+        require_isolation=require_isolation,
     )
     result = run_isolated(
         [sys.executable, "-m", "kavi.gpu.child", command, str(request_path)],

@@ -84,6 +84,35 @@ class KernelSpec(BaseModel):
         return canonical_json(self.model_dump(mode="json"))
 
 
+def kernel_build_rules(spec: KernelSpec) -> tuple[str, ...]:
+    """The rules a builder reads in its packet (BuildPacket.rules) for a kernel proposal."""
+    dtypes = ", ".join(spec.dtypes)
+    return (
+        f"Write {spec.kernel_path} exporting run(*inputs) -> torch.Tensor that matches "
+        f"reference() in the frozen reference_source for every size and for dtypes {dtypes}, "
+        f"and {spec.test_path}.",
+        "Do the work in a real kernel: @triton.jit (no @triton.autotune if it must be checked"
+        " without a GPU), a cupy.RawKernel/ElementwiseKernel, or "
+        "torch.utils.cpp_extension.load_inline.",
+        "Host code may only allocate (torch.empty/empty_like/zeros/ones/full), read shapes, "
+        "strides and dtypes, reshape/view/contiguous, and launch: no torch compute, no @, no "
+        "casts.",
+        "No try/except, streams, threads, processes, ctypes, gc, inspect, sys, os or file "
+        "access, no assignment to attributes of torch/triton/cupy/time, and no state kept "
+        "between calls.",
+        "Write every output element; never modify the inputs; return a fresh tensor of the "
+        "reference's shape and dtype on the inputs' device.",
+        "Accuracy is judged against float64: fp32 within 1e-4, fp16/bf16 within 1e-2 "
+        "(relative norm and elementwise); accumulate in fp32, and use IEEE fp32 products (no "
+        "tf32) for fp32.",
+        "Inputs include odd, non-power-of-two sizes you have not seen, and normal, uniform, "
+        "heavy-tailed and large-magnitude values: mask every load and store; be numerically "
+        "stable.",
+        "Speed: the 95% CI lower bound of the speedup over torch must be >= "
+        f"{spec.min_speedup} at the BENCH_SIZES (measured on a GPU only).",
+    )
+
+
 def load_kernel_spec(data: bytes) -> KernelSpec:
     """Read a frozen kernel spec artifact back."""
     return KernelSpec.model_validate_json(data)
