@@ -174,3 +174,23 @@ def test_the_shipped_kernel_tests_pass_under_the_interpreter():
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
+
+
+@pytest.mark.slow
+def test_bench_protocol_dry_run_on_cpu_rechecks_timed_outputs():
+    """The whole bench pipeline (child, rotation, interleaving, re-check, rows) through the interpreter;
+    host-clock times, so only the plumbing and the re-check are asserted, never the speed."""
+    from kavi.gpu.bench import run_benchmark
+
+    from .conftest import ADVERSARIAL
+
+    spec = make_spec("vector_add", dtypes=("float32",))
+    honest = run_benchmark(spec, KERNELS / "vector_add.py", sizes=(1000,), device="cpu")
+    assert honest.measured and len(honest.rows) == 1
+    row = honest.rows[0]
+    assert row.samples == 100 and row.outputs_correct and row.clocks_agree
+    assert row.speedup_low <= row.speedup <= row.speedup_high
+    assert "dry run" in row.device
+    cheat = run_benchmark(spec, ADVERSARIAL / "low_precision.py", sizes=(1000,), device="cpu")
+    assert not cheat.rows[0].outputs_correct
+    assert any("[tolerance]" in note for note in cheat.rows[0].notes)

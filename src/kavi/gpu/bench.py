@@ -104,9 +104,14 @@ def run_benchmark(
     timeout_s: float = BENCH_TIMEOUT_S,
     compile_baseline: bool = True,
     require_isolation: bool = False,
+    device: str = "cuda",
 ) -> BenchOutcome:
-    """Time ``kernel_file`` against torch on the GPU; never raises for what the candidate does."""
-    reason = no_gpu_reason()
+    """Time ``kernel_file`` against torch on the GPU; never raises for what the candidate does.
+
+    ``device="cpu"`` is a dry run of the whole protocol through Triton's interpreter with host-clock
+    times, for tests: its rows are not measurements and the speed gate never uses it.
+    """
+    reason = no_gpu_reason() if device == "cuda" else None
     if reason is not None:
         return BenchOutcome((), False, reason)
     if samples < MIN_SAMPLES:
@@ -124,6 +129,7 @@ def run_benchmark(
         "warmup": warmup,
         "salt": salt_from(spec.reference_sha256, source, "bench"),
         "compile": compile_baseline,
+        "device": device,
     }
     with tempfile.TemporaryDirectory(prefix="kavi-bench-") as scratch:
         outcome = spawn_child(
@@ -132,7 +138,7 @@ def run_benchmark(
             Path(scratch),
             out_name="bench.json",
             timeout_s=timeout_s,
-            interpret=False,
+            interpret=device == "cpu",
             require_isolation=require_isolation,
         )
         if outcome.failure is not None:

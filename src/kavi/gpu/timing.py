@@ -114,6 +114,21 @@ class CudaTimer:
         return float(start.elapsed_time(end)), host_ms, output
 
 
+class HostTimer:
+    """Host-clock timing for a dry run of the protocol without a GPU (tests only)."""
+
+    def __init__(self, clock: Callable[[], float]):
+        self.clock = clock
+
+    def time_call(
+        self, function: Callable[..., Any], inputs: Sequence[Any]
+    ) -> tuple[float, float, Any]:
+        start = self.clock()
+        output = function(*inputs)
+        elapsed = (self.clock() - start) * 1e3
+        return elapsed, elapsed, output
+
+
 def bench_in_child(request: dict[str, Any]) -> int:
     """The ``bench`` command of :mod:`kavi.gpu.child`: time every (size, dtype), write JSON."""
     import torch
@@ -123,21 +138,30 @@ def bench_in_child(request: dict[str, Any]) -> int:
     from kavi.gpu.child import import_candidate
     from kavi.gpu.reference import load_reference, normalize_size
 
-    if not torch.cuda.is_available():
+    device = request.get("device", "cuda")
+    if device == "cuda" and not torch.cuda.is_available():
         Path(request["out_path"]).write_text(json.dumps({"error": "no CUDA GPU"}), encoding="utf-8")
         return 0
     module = load_reference(request["reference_source"], request["name"])
-    machine = measure_machine(event, synchronize, request["dtypes"])
-    flush = torch.empty(L2_FLUSH_BYTES, dtype=torch.uint8, device="cuda")
-    timer = CudaTimer(event, synchronize, clock, flush)
+    timer: CallTimer
+    if device == "cuda":
+        machine = measure_machine(event, synchronize, request["dtypes"])
+        flush = torch.empty(L2_FLUSH_BYTES, dtype=torch.uint8, device="cuda")
+        timer = CudaTimer(event, synchronize, clock, flush)
+        device_name = torch.cuda.get_device_name()
+    else:  # a dry run of the protocol (tests): host-clock times, no roofline, not a measurement
+        machine = {"bandwidth_bytes_per_s": None, "peak_flops_per_s": {}}
+        timer = HostTimer(clock)
+        device_name = "cpu (dry run: host clock, not a measurement)"
     candidate = import_candidate(Path(request["kernel_path"]))
     rows = []
     for raw_size in request["sizes"]:
         size = normalize_size(tuple(raw_size) if isinstance(raw_size, list) else raw_size, "size")
         for dtype in request["dtypes"]:
-            rows.append(_bench_one(module, candidate.run, timer, size, dtype, request))
-            torch.cuda.empty_cache()
-    answer = {"device": torch.cuda.get_device_name(), "machine": machine, "rows": rows}
+            rows.append(_bench_one(module, candidate.run, timer, size, dtype, request, device))
+            if device == "cuda":
+                torch.cuda.empty_cache()
+    answer = {"device": device_name, "machine": machine, "rows": rows}
     Path(request["out_path"]).write_text(json.dumps(answer), encoding="utf-8")
     return 0
 
@@ -145,10 +169,11 @@ def bench_in_child(request: dict[str, Any]) -> int:
 def _bench_one(
     module: Any,
     run: Callable[..., Any],
-    timer: CudaTimer,
+    timer: CallTimer,
     size: Any,
     dtype: str,
     request: dict[str, Any],
+    device: str,
 ) -> dict[str, Any]:
     import torch
 
@@ -156,10 +181,10 @@ def _bench_one(
 
     salt = int(request["salt"])
     candidate_sets = [
-        make_case_inputs(module, size, salt + i, "cuda", dtype, "normal") for i in range(INPUT_SETS)
+        make_case_inputs(module, size, salt + i, device, dtype, "normal") for i in range(INPUT_SETS)
     ]
     baseline_sets = [
-        make_case_inputs(module, size, salt + 1000 + i, "cuda", dtype, "normal")
+        make_case_inputs(module, size, salt + 1000 + i, device, dtype, "normal")
         for i in range(INPUT_SETS)
     ]
     contenders = [
@@ -167,7 +192,7 @@ def _bench_one(
         Contender("torch", module.reference, baseline_sets),
     ]
     compile_note = None
-    if request.get("compile", True):
+    if request.get("compile", True) and device == "cuda":
         try:
             compiled = torch.compile(module.reference)
             compiled(*baseline_sets[0])  # type: ignore[no-untyped-call]
