@@ -178,8 +178,8 @@ def test_the_shipped_kernel_tests_pass_under_the_interpreter():
 
 @pytest.mark.slow
 def test_bench_protocol_dry_run_on_cpu_rechecks_timed_outputs():
-    """The whole bench pipeline (child, rotation, interleaving, re-check, rows) through the interpreter;
-    host-clock times, so only the plumbing and the re-check are asserted, never the speed."""
+    """The whole bench pipeline (child, rotation, interleaving, re-check, rows) through the
+    interpreter; host-clock times, so only the plumbing and the re-check are asserted."""
     from kavi.gpu.bench import run_benchmark
 
     from .conftest import ADVERSARIAL
