@@ -80,7 +80,7 @@ def fill_bytes(tensor: Any, byte: int) -> None:
     storage_bytes = tensor.untyped_storage().nbytes()
     if storage_bytes == 0:
         return
-    raw = torch.empty(0, dtype=torch.uint8, device=tensor.device)
+    raw = torch.tensor([], dtype=torch.uint8, device=tensor.device)  # not a wrapped empty()
     raw.set_(tensor.untyped_storage(), 0, (storage_bytes,), (1,))
     raw.fill_(byte)
 
@@ -170,6 +170,8 @@ def run_checks(request: dict[str, Any]) -> int:
         ]  # reused across seeds: same addresses
         for case in group["cases"]:
             pristine = [t.to(device) for t in case["inputs"]]
+            if [(b.shape, b.dtype) for b in buffers] != [(p.shape, p.dtype) for p in pristine]:
+                buffers = [torch.empty_like(t) for t in pristine]
             flood = FLOOD_BYTES + 4 * sum(t.untyped_storage().nbytes() for t in pristine)
             runs = []
             previous = None

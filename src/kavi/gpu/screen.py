@@ -50,6 +50,7 @@ _TORCH_GLUE = frozenset({
     "torch.from_dlpack", "torch.utils.dlpack.from_dlpack", "torch.utils.dlpack.to_dlpack",
     "torch.utils.cpp_extension.load_inline", "torch.cuda.is_available",
     "torch.cuda.current_device", "torch.cuda.get_device_capability",
+    "torch.cuda.get_device_properties", "torch.cuda.device_count",
 })
 _CUPY_GLUE = frozenset({
     "cupy.RawKernel", "cupy.RawModule", "cupy.ElementwiseKernel", "cupy.ReductionKernel",
