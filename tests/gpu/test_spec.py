@@ -136,3 +136,13 @@ def test_build_rules_name_the_paths_dtypes_and_speed_target():
     assert "kernels/matmul.py" in rules and "kernels/test_matmul.py" in rules
     assert "float16, bfloat16, float32" in rules
     assert ">= 0.9" in rules
+
+
+@pytest.mark.parametrize(
+    "name", ["vector_add", "softmax", "matmul", "attention", "vector_scale_cupy"]
+)
+def test_every_shipped_reference_passes_the_probe(name):
+    path = KERNELS / "references" / f"{name}.py"
+    answer = probe_reference({"reference_path": str(path), "name": name})
+    assert answer["ok"], answer
+    assert len(answer["metadata"]["check_sizes"]) >= 2
