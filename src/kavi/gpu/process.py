@@ -1,0 +1,82 @@
+"""Spawning :mod:`kavi.gpu.child` through the isolated executor.
+
+The child gets a scrubbed environment plus what kernels need: the Triton interpreter switch when
+there is
+no GPU (set before any candidate module is imported), a private Triton cache, and the CUDA device
+selection the parent was given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kavi.sandbox.executor import ExecPolicy, ExecResult, run_isolated
+from kavi.side_effects import SideEffect
+
+_PASSED_THROUGH = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "CUDA_HOME")
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """How a child run ended, with its stderr tail for the report."""
+
+    result: ExecResult
+    out_path: Path
+
+    @property
+    def failure(self) -> str | None:
+        if self.result.timed_out:
+            return f"timed out after {self.result.duration_s:.0f}s"
+        if self.result.returncode != 0:
+            tail = "\n".join(self.result.stderr.strip().splitlines()[-15:])
+            return f"exited with status {self.result.returncode}:\n{tail}"
+        if not self.out_path.exists():
+            return "wrote no answer"
+        return None
+
+
+def child_environment(workdir: Path, *, interpret: bool) -> dict[str, str]:
+    env = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
+    env["TRITON_CACHE_DIR"] = str(workdir / "triton-cache")
+    env["TORCHINDUCTOR_CACHE_DIR"] = str(workdir / "inductor-cache")
+    env["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", "1")
+    if interpret:
+        env["TRITON_INTERPRET"] = "1"
+    return env
+
+
+def spawn_child(
+    command: str,
+    request: dict[str, Any],
+    workdir: Path,
+    *,
+    out_name: str,
+    timeout_s: float,
+    interpret: bool,
+    require_isolation: bool = False,
+) -> ChildRun:
+    """Write the request, run ``python -m kavi.gpu.child COMMAND request.json`` in ``workdir``,
+    return."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    out_path = workdir / out_name
+    out_path.unlink(missing_ok=True)
+    request = {**request, "out_path": str(out_path)}
+    request_path = workdir / f"{command}-request.json"
+    request_path.write_text(json.dumps(request), encoding="utf-8")
+    policy = ExecPolicy(
+        side_effect=SideEffect.GPU_KERNEL,
+        timeout_s=timeout_s,
+        env=child_environment(workdir, interpret=interpret),
+        require_isolation=require_isolation,
+    )
+    result = run_isolated(
+        [sys.executable, "-m", "kavi.gpu.child", command, str(request_path)],
+        cwd=workdir,
+        policy=policy,
+    )
+    return ChildRun(result, out_path)

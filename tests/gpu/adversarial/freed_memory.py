@@ -1,0 +1,25 @@
+# rejected-by: poison
+"""Computes into a scratch buffer, frees it, and returns a fresh allocation hoping to get the same
+memory."""
+
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _add_kernel(x_ptr, y_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < n
+    tl.store(
+        out_ptr + offsets,
+        tl.load(x_ptr + offsets, mask=mask) + tl.load(y_ptr + offsets, mask=mask),
+        mask=mask,
+    )
+
+
+def run(x, y):
+    scratch = torch.empty_like(x)
+    _add_kernel[(triton.cdiv(x.numel(), 1024),)](x, y, scratch, x.numel(), BLOCK=1024)
+    del scratch
+    return torch.empty_like(x)

@@ -1,0 +1,152 @@
+"""The static screen: shipped kernels pass, each shortcut is refused by its named check.
+
+Pure AST: these tests need neither torch nor triton.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from kavi.gpu.screen import iter_checks, kernel_kinds, screen_kernel, screen_kernel_test
+
+from .conftest import ADVERSARIAL, KERNELS
+
+SHIPPED = ["vector_add", "softmax", "matmul", "attention", "vector_scale_cupy"]
+HEADER = (
+    "import torch\nimport triton\nimport triton.language as tl\n\n"
+    "@triton.jit\ndef _k(x_ptr):\n    pass\n\n"
+)
+
+
+def checks_of(source: str) -> set[str]:
+    return {finding.check for finding in screen_kernel(source, "kernels/candidate.py")}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_kernels_and_tests_pass_the_screen(name):
+    kernel = (KERNELS / f"{name}.py").read_text()
+    assert screen_kernel(kernel, f"kernels/{name}.py") == []
+    assert (
+        screen_kernel_test((KERNELS / f"test_{name}.py").read_text(), f"kernels/test_{name}.py")
+        == []
+    )
+
+
+def test_kernel_kinds_detects_each_kind():
+    assert kernel_kinds((KERNELS / "softmax.py").read_text()) == {"triton"}
+    assert kernel_kinds((KERNELS / "vector_scale_cupy.py").read_text()) == {"cupy"}
+    assert "cuda" in kernel_kinds(
+        "from torch.utils.cpp_extension import load_inline\nm = load_inline('m', '')\n"
+    )
+    assert "triton-autotune" in kernel_kinds(
+        "import triton\n@triton.autotune(configs=[], key=[])\n@triton.jit\ndef k(): pass\n"
+    )
+
+
+SCREEN_ADVERSARIES = {
+    path.name: path.read_text().splitlines()[0].split(":")[1].strip()
+    for path in sorted(ADVERSARIAL.glob("*.py"))
+}
+STATIC = {name: check for name, check in SCREEN_ADVERSARIES.items() if check in set(iter_checks())}
+
+
+@pytest.mark.parametrize("filename", sorted(STATIC))
+def test_static_adversaries_are_refused_by_their_check(filename):
+    assert filename  # the parametrisation is not empty
+    expected = STATIC[filename]
+    assert expected in checks_of((ADVERSARIAL / filename).read_text())
+
+
+@pytest.mark.parametrize(
+    ("body", "check"),
+    [
+        ("def run(x, y):\n    return x @ y\n", "torch-compute"),
+        ("def run(x):\n    return x.sum()\n", "torch-compute"),
+        ("def run(x):\n    out = torch.empty_like(x)\n    return out * 2\n", "torch-compute"),
+        (
+            "import torch.nn.functional as F\ndef run(x):\n    return F.softmax(x, -1)\n",
+            "torch-compute",
+        ),
+        ("from torch import einsum\ndef run(x):\n    return einsum('ij->i', x)\n", "torch-compute"),
+        (
+            "def run(q, k, v):\n"
+            "    return torch.nn.functional.scaled_dot_product_attention(q, k, v)\n",
+            "torch-compute",
+        ),
+        (
+            "def run(x):\n    out = torch.empty_like(x)\n    out[:] = x\n    return out\n",
+            "torch-compute",
+        ),
+        ("import numpy\ndef run(x):\n    return x\n", "import"),
+        ("import threading\ndef run(x):\n    return x\n", "concurrency"),
+        ("import multiprocessing\ndef run(x):\n    return x\n", "concurrency"),
+        ("import ctypes\ndef run(x):\n    return x\n", "introspection"),
+        ("import gc\ndef run(x):\n    return x\n", "introspection"),
+        ("import inspect\ndef run(x):\n    return x\n", "introspection"),
+        ("import sys\ndef run(x):\n    return sys._getframe(1)\n", "introspection"),
+        ("def run(x):\n    return getattr(torch, 'add')(x, x)\n", "introspection"),
+        ("import os\ndef run(x):\n    return x\n", "file-access"),
+        ("def run(x):\n    open('/tmp/a').read()\n    return x\n", "file-access"),
+        ("def run(x):\n    torch.cuda.synchronize = None\n    return x\n", "monkeypatch"),
+        (
+            "import time\ndef run(x):\n    time.perf_counter = lambda: 0.0\n    return x\n",
+            "monkeypatch",
+        ),
+        ("def run(x):\n    global _SEEN\n    return x\n", "state"),
+        ("_SEEN = {}\ndef run(x):\n    return x\n", "state"),
+        ("def run(x, cache=[]):\n    return x\n", "state"),
+        ("def run(x):\n    run.last = x\n    return x\n", "state"),
+        ("def run(x):\n    return {id(x): x}[id(x)]\n", "state"),
+        ("import functools\n@functools.lru_cache\ndef run(x):\n    return x\n", "state"),
+        ("class Holder:\n    pass\ndef run(x):\n    return x\n", "state"),
+        ("def run(x):\n    try:\n        return x\n    finally:\n        pass\n", "fallback"),
+        ("def run(x):\n    s = torch.cuda.current_stream()\n    return x\n", "streams"),
+        ("def run(x):\n    k[(1,)](x, stream=0)\n    return x\n", "streams"),
+        ("def run(x):\n    return x.__class__\n", "introspection"),
+    ],
+)
+def test_screen_rule(body, check):
+    assert check in checks_of(HEADER + textwrap.dedent(body))
+
+
+def test_glue_is_allowed():
+    source = HEADER + textwrap.dedent(
+        """
+        import math
+
+        def run(x: torch.Tensor, scale: float = 1.0):
+            x = x.contiguous().view(-1)
+            n = x.numel()
+            rows, cols = x.shape[0], x.stride(0)
+            out = torch.empty((n,), device=x.device, dtype=x.dtype)
+            grid = (triton.cdiv(n, 128) + (n % 2), math.ceil(n / 7))
+            if x.dtype == torch.float16 and n > 3:
+                grid = (grid[0] * 2,)
+            _k[grid](x)
+            return out
+        """
+    )
+    assert checks_of(source) == set()
+
+
+def test_missing_kernel_and_missing_run_are_named():
+    assert checks_of("import torch\n\ndef run(x):\n    return x\n") == {"kernel-present"}
+    assert "kernel-present" in checks_of(HEADER)
+
+
+def test_syntax_error_is_a_finding():
+    findings = screen_kernel("def run(:\n", "kernels/k.py")
+    assert [f.check for f in findings] == ["syntax"]
+
+
+def test_test_files_may_compute_but_not_escape():
+    assert (
+        screen_kernel_test(
+            "import torch\ndef test_a():\n    assert (torch.ones(2) @ torch.ones(2)) == 2\n", "t.py"
+        )
+        == []
+    )
+    bad = "import threading\nimport torch\ntorch.cuda.synchronize = None\n"
+    assert {f.check for f in screen_kernel_test(bad, "t.py")} == {"concurrency", "monkeypatch"}
