@@ -18,7 +18,7 @@ from kavi.errors import IntegrityError
 from kavi.stages.build import build_skill
 from kavi.stages.common import Forge
 from kavi.stages.promote import promote_skill
-from kavi.stages.propose import propose_skill
+from kavi.stages.propose import propose_kernel, propose_skill
 from kavi.stages.run import run_skill
 from kavi.stages.verify import verify_skill
 from kavi.workspace import init_workspace
@@ -81,7 +81,7 @@ def recording_of(name: str) -> Path:
     return Path(str(resources.files("kavi.demo_replays") / name))
 
 
-def run_demo(target: Path | None, narrate: Narrate) -> DemoReport:
+def run_demo(target: Path | None, narrate: Narrate, *, kernels: bool = False) -> DemoReport:
     root = target or Path(tempfile.mkdtemp(prefix="kavi-demo-"))
     workspace, _ = init_workspace(root)
     narrate("init", f"workspace {workspace.root}", {"workspace": str(workspace.root)})
@@ -92,6 +92,8 @@ def run_demo(target: Path | None, narrate: Narrate) -> DemoReport:
             report.skills.append(_forge_one(forge, skill, narrate))
         if all(skill["status"] == "TRUSTED" for skill in report.skills):
             report.tamper_refused = _show_tamper_refusal(forge, narrate)
+        if kernels:
+            report.skills.append(_forge_kernel(forge, "vector_add", narrate))
     finally:
         forge.close()
     return report
@@ -134,6 +136,31 @@ def _forge_one(forge: Forge, skill: DemoSkill, narrate: Narrate) -> dict[str, An
     result = run_skill(forge.workspace, skill.name, skill.run_input)
     narrate("run", f"{skill.name}({skill.run_input}) -> {result.output}", asdict(result))
     return {"name": skill.name, "status": "TRUSTED", "version": promoted.version, "output": result.output}
+
+
+def _forge_kernel(forge: Forge, name: str, narrate: Narrate) -> dict[str, Any]:
+    """A Triton kernel end to end: on a machine without a GPU its correctness is proven through Triton's
+    CPU interpreter and its speed is unmeasured, which promotion must accept explicitly."""
+    reference = Path(str(resources.files("kavi.demo_replays") / "kernel_references" / f"{name}.py"))
+    proposed = propose_kernel(forge, name=name, description=f"Triton kernel: {name}", reference=reference)
+    narrate("propose", f"{name}: reference frozen as {proposed.spec_sha256[:12]}", asdict(proposed))
+    built = build_skill(
+        forge,
+        proposed.proposal_id,
+        builder_name="replay",
+        builder_options={"source": str(recording_of(f"kernels/{name}"))},
+    )
+    narrate("build", f"{name}: attempt {built.attempt} {built.status}", asdict(built))
+    verified = verify_skill(forge, proposed.proposal_id)
+    gates = [{k: g[k] for k in ("gate", "status", "summary", "duration_s")} for g in verified.gates]
+    narrate("verify", f"{name}: {verified.status}", {"gates": gates, "status": verified.status})
+    if not verified.passed:
+        return {"name": name, "status": verified.status}
+    unmeasured = any(g["gate"] == "kernel-speed" and g["status"] == "skipped" for g in gates)
+    promoted = promote_skill(forge, proposed.proposal_id, approver="kavi-demo", allow_unmeasured=unmeasured)
+    note = " (speed unmeasured: no GPU here)" if unmeasured else ""
+    narrate("promote", f"{name} v{promoted.version} TRUSTED{note}", asdict(promoted))
+    return {"name": name, "status": "TRUSTED", "version": promoted.version, "unmeasured": unmeasured}
 
 
 def _show_tamper_refusal(forge: Forge, narrate: Narrate) -> bool:

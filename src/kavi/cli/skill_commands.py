@@ -168,16 +168,19 @@ def promote_skill_command(
     approver: Annotated[
         str | None, typer.Option(help="Who approves (default: git user.name, else the OS user).")
     ] = None,
+    allow_unmeasured: Annotated[
+        bool, typer.Option(help="Kernels: accept a speedup that could not be measured (no GPU).")
+    ] = False,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Make the verified candidate a TRUSTED version and install it into skills/."""
+    """Make the verified candidate a TRUSTED version and install it into skills/ (or kernels/)."""
     from kavi.stages.common import Forge
     from kavi.stages.promote import promote_skill
 
     forge = Forge.open(workspace)
     try:
-        promoted = promote_skill(forge, proposal_id, approver=approver)
+        promoted = promote_skill(forge, proposal_id, approver=approver, allow_unmeasured=allow_unmeasured)
     finally:
         forge.close()
     if json_output:
@@ -215,7 +218,7 @@ def list_skills_command(
         table.add_row(
             skill["name"],
             f"v{skill['version']}",
-            styled(skill["status"]),
+            styled(skill["status"]) + (" [yellow](speed unmeasured)[/yellow]" if skill["unmeasured"] else ""),
             skill["side_effect"],
             skill["approver"],
             skill["skill_sha256"][:12],
@@ -262,6 +265,7 @@ def show(
         out.print(
             f"  v{version['version']} {styled(version['status'])} by {version['approver']} "
             f"at {version['promoted_at']} sha256 {version['skill_sha256'][:12]}"
+            + (" (speed unmeasured: promoted without a GPU)" if version["unmeasured"] else "")
         )
     executions = detail["executions"]
     out.print(f"  executions: {executions['total']} {executions['by_isolation'] or ''}")

@@ -58,6 +58,7 @@ def demo(
     path: Annotated[
         Path | None, typer.Option("--path", help="Where to create the demo workspace (default: a new temp folder).")
     ] = None,
+    kernels: Annotated[bool, typer.Option("--kernels", help="Also forge a Triton kernel (needs kavi[gpu]).")] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Run the whole pipeline on two example skills, with no API key: propose, build (replay), verify,
@@ -73,7 +74,7 @@ def demo(
         if stage == "verify":
             out.print(gate_table([{**g, "isolation": None} for g in data["gates"]]))
 
-    report = run_demo(path, narrate)
+    report = run_demo(path, narrate, kernels=kernels)
     if json_output:
         emit_json({"ok": report.ok, **report.__dict__})
     else:

@@ -114,9 +114,7 @@ class KernelCorrectnessGate:
 
         missing = torch_missing_reason()
         if missing is not None:
-            return GateResult(
-                self.name, GateStatus.SKIPPED, f"SKIPPED: {missing}", facts={"reason": missing}
-            )
+            return GateResult(self.name, GateStatus.SKIPPED, f"SKIPPED: {missing}", facts={"reason": missing})
         from kavi.gpu.correctness import check_kernel_correctness
 
         report = check_kernel_correctness(
@@ -195,19 +193,13 @@ class KernelSpeedGate:
                 line += f", roofline {row.roofline_fraction:.0%}"
             lines.append(line)
             if row.impossible:
-                failures.append(
-                    f"{row.size} {row.dtype}: faster than the roofline floor allows (impossible)"
-                )
+                failures.append(f"{row.size} {row.dtype}: faster than the roofline floor allows (impossible)")
             elif not row.clocks_agree:
                 failures.append(f"{row.size} {row.dtype}: CUDA events disagree with the host clock")
             elif not row.outputs_correct:
-                failures.append(
-                    f"{row.size} {row.dtype}: timed outputs are wrong: {'; '.join(row.notes)}"
-                )
+                failures.append(f"{row.size} {row.dtype}: timed outputs are wrong: {'; '.join(row.notes)}")
             elif row.speedup_low < minimum:
-                failures.append(
-                    f"{row.size} {row.dtype}: CI lower bound {row.speedup_low:.3f} < {minimum}"
-                )
+                failures.append(f"{row.size} {row.dtype}: CI lower bound {row.speedup_low:.3f} < {minimum}")
         facts = {
             "measured": True,
             "rows": [row.to_json() for row in outcome.rows],
@@ -246,8 +238,7 @@ def promotion_allowed(results: Sequence[GateResult], *, allow_unmeasured: bool) 
         if unmeasured:
             return (
                 False,
-                "kernel speed is unmeasured (no GPU): "
-                "promote with --allow-unmeasured to accept that",
+                "kernel speed is unmeasured (no GPU): promote with --allow-unmeasured to accept that",
             )
         return False, f"gate {result.gate} did not pass: {result.summary}"
     return True, "all kernel gates passed"

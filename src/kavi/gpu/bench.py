@@ -140,21 +140,18 @@ def run_benchmark(
             timeout_s=timeout_s,
             interpret=device == "cpu",
             require_isolation=require_isolation,
+            readable=(kernel_file.resolve().parent,),
         )
         if outcome.failure is not None:
             return BenchOutcome((), True, f"the benchmark process {outcome.failure}")
         answer = json.loads(outcome.out_path.read_text(encoding="utf-8"))
     if "error" in answer:
         return BenchOutcome((), False, f"no GPU: {answer['error']}")
-    rows = tuple(
-        summarize_row(spec.name, raw, answer["machine"], answer["device"]) for raw in answer["rows"]
-    )
+    rows = tuple(summarize_row(spec.name, raw, answer["machine"], answer["device"]) for raw in answer["rows"])
     return BenchOutcome(rows, True)
 
 
-def summarize_row(
-    kernel: str, raw: dict[str, Any], machine: dict[str, Any], device: str
-) -> BenchRow:
+def summarize_row(kernel: str, raw: dict[str, Any], machine: dict[str, Any], device: str) -> BenchRow:
     """Raw samples from the child -> one BenchRow (medians, interval, roofline, clock check)."""
     samples = raw["samples"]
     candidate = samples["candidate"]["event_ms"]
@@ -215,16 +212,10 @@ def bench_kernel(
         LOG.warning(reason)
         return []
     root = workspace or Path.cwd()
-    spec = (
-        name_or_spec
-        if isinstance(name_or_spec, KernelSpec)
-        else _spec_from_workspace(name_or_spec, root)
-    )
+    spec = name_or_spec if isinstance(name_or_spec, KernelSpec) else _spec_from_workspace(name_or_spec, root)
     kernel = kernel_file or root / spec.kernel_path
     if not kernel.is_file():
-        raise KaviError(
-            f"kernel file {kernel} not found", hint="promote the kernel or pass kernel_file"
-        )
+        raise KaviError(f"kernel file {kernel} not found", hint="promote the kernel or pass kernel_file")
     chosen_sizes = tuple(normalize_size(s, "sizes") for s in sizes) if sizes else None
     chosen_dtypes = tuple(dtype_name(d) for d in dtypes) if dtypes else None
     outcome = run_benchmark(spec, kernel, sizes=chosen_sizes, dtypes=chosen_dtypes, samples=samples)

@@ -165,9 +165,7 @@ def run_checks(request: dict[str, Any]) -> int:
         return 0
     for group in cases["groups"]:
         pristine_first = [t.to(device) for t in group["cases"][0]["inputs"]]
-        buffers = [
-            torch.empty_like(t) for t in pristine_first
-        ]  # reused across seeds: same addresses
+        buffers = [torch.empty_like(t) for t in pristine_first]  # reused across seeds: same addresses
         for case in group["cases"]:
             pristine = [t.to(device) for t in case["inputs"]]
             if [(b.shape, b.dtype) for b in buffers] != [(p.shape, p.dtype) for p in pristine]:

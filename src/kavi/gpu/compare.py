@@ -34,9 +34,7 @@ def compare_output(output: Any, reference64: Any, dtype: str) -> Comparison:
     for name, mask in (("NaN", torch.isnan), ("+Inf", torch.isposinf), ("-Inf", torch.isneginf)):
         wrong = (mask(output) != mask(expected)).sum().item()
         if wrong:
-            return Comparison(
-                "nonfinite", f"{wrong} element(s) where {name} positions differ from the reference"
-            )
+            return Comparison("nonfinite", f"{wrong} element(s) where {name} positions differ from the reference")
     finite = torch.isfinite(expected)
     got = output.to(torch.float64)[finite]
     want = reference64.to(torch.float64)[finite]
@@ -46,9 +44,7 @@ def compare_output(output: Any, reference64: Any, dtype: str) -> Comparison:
     reference_norm = want.norm().item()
     relative = error.norm().item() / max(reference_norm, 1e-300)
     if not relative <= tolerance:
-        return Comparison(
-            "tolerance", f"relative error norm {relative:.3g} > {tolerance:g} ({dtype})", relative
-        )
+        return Comparison("tolerance", f"relative error norm {relative:.3g} > {tolerance:g} ({dtype})", relative)
     rms = reference_norm / max(got.numel(), 1) ** 0.5
     bound = tolerance * want.abs() + tolerance * rms + 1e-300
     bad = (~(error <= bound)).sum().item()

@@ -88,9 +88,7 @@ class _Case:
     device: str = "cpu"
 
 
-def plan_device(
-    spec: KernelSpec, source: str
-) -> tuple[str, tuple[str, ...], list[str], str | None]:
+def plan_device(spec: KernelSpec, source: str) -> tuple[str, tuple[str, ...], list[str], str | None]:
     """Where and in which dtypes the check can run: (device, dtypes, notes, reason to skip
     everything)."""
     status = gpu_status()
@@ -139,18 +137,14 @@ def check_kernel_correctness(
     source = kernel_file.read_text(encoding="utf-8")
     device, dtypes, notes, skip = plan_device(spec, source)
     if skip is not None:
-        return CorrectnessReport(
-            "skipped", f"SKIPPED: {skip}", details=notes, facts={"reason": skip}
-        )
+        return CorrectnessReport("skipped", f"SKIPPED: {skip}", details=notes, facts={"reason": skip})
     if salt is None:
         salt = salt_from(spec.reference_sha256, source)
     module = load_reference(spec.reference_source, spec.name)
     sizes = [*dict.fromkeys(spec.check_sizes), hidden_size(module, spec.check_sizes, salt)]
     cases = _build_cases(module, sizes, dtypes, check_seeds(salt, max(seeds, MIN_SEEDS)), device)
     with tempfile.TemporaryDirectory(prefix="kavi-kernel-check-") as scratch:
-        answer, failure, isolation = _run_child(
-            cases, kernel_file, Path(scratch), device, timeout_s, require_isolation
-        )
+        answer, failure, isolation = _run_child(cases, kernel_file, Path(scratch), device, timeout_s, require_isolation)
     facts = {
         "device": device,
         "interpreter": device == "cpu",
@@ -176,9 +170,7 @@ def check_kernel_correctness(
     return judge(cases, answer, notes, facts)
 
 
-def _build_cases(
-    module: Any, sizes: list[Size], dtypes: tuple[str, ...], seeds: list[int], device: str
-) -> list[_Case]:
+def _build_cases(module: Any, sizes: list[Size], dtypes: tuple[str, ...], seeds: list[int], device: str) -> list[_Case]:
     cases: list[_Case] = []
     for dtype in dtypes:
         for size in sizes:
@@ -228,9 +220,7 @@ def _run_child(
     for case in cases:
         groups.setdefault(case.group, []).append({"id": case.id, "inputs": list(case.inputs)})
     cases_path = workdir / "cases.pt"
-    torch.save(
-        {"groups": [{"key": key, "cases": value} for key, value in groups.items()]}, cases_path
-    )
+    torch.save({"groups": [{"key": key, "cases": value} for key, value in groups.items()]}, cases_path)
     outcome = spawn_child(
         "check",
         {
@@ -239,6 +229,7 @@ def _run_child(
             "device": device,
         },
         workdir,
+        readable=(kernel_file.resolve().parent,),
         out_name="results.pt",
         timeout_s=timeout_s,
         interpret=device == "cpu",
@@ -255,9 +246,7 @@ def _run_child(
 # -----------------------------------------------------------------------------------------
 
 
-def judge(
-    cases: list[_Case], answer: dict[str, Any], notes: list[str], facts: dict[str, Any]
-) -> CorrectnessReport:
+def judge(cases: list[_Case], answer: dict[str, Any], notes: list[str], facts: dict[str, Any]) -> CorrectnessReport:
     """Turn the child's facts and outputs into named checks; the first failure in CHECK_ORDER is
     reported."""
     failures: dict[str, list[str]] = {name: [] for name in CHECK_ORDER}
@@ -273,16 +262,13 @@ def judge(
             _judge_case(case, runs, failures)
         _judge_constant(cases, by_id, failures)
     checks = {
-        name: ("fail: " + problems[0].splitlines()[0]) if problems else "pass"
-        for name, problems in failures.items()
+        name: ("fail: " + problems[0].splitlines()[0]) if problems else "pass" for name, problems in failures.items()
     }
     details = [*notes]
     for name, problems in failures.items():
         details += [f"[{name}] {problem}" for problem in problems[:5]]
     failed = next((name for name in CHECK_ORDER if failures[name]), None)
-    described = (
-        f"{len(cases)} cases ({facts.get('device')}, dtypes {', '.join(facts.get('dtypes', []))})"
-    )
+    described = f"{len(cases)} cases ({facts.get('device')}, dtypes {', '.join(facts.get('dtypes', []))})"
     if failed is None:
         skipped = facts.get("skipped_dtypes", [])
         suffix = f"; SKIPPED {', '.join(skipped)} (needs a GPU)" if skipped else ""
@@ -304,18 +290,14 @@ def _judge_case(case: _Case, runs: list[dict[str, Any]], failures: dict[str, lis
             failures["runs"].append(f"{where} call {index + 1} raised:\n{run['error']}")
             return
         if not run["plain"]:
-            failures["output-type"].append(
-                f"{where}: returned {run['type']}, not a plain torch.Tensor"
-            )
+            failures["output-type"].append(f"{where}: returned {run['type']}, not a plain torch.Tensor")
             return
         if run["alias"]:
             failures["aliasing"].append(f"{where}: the output shares memory with an input")
         if run["inputs_changed"]:
             failures["inputs-unchanged"].append(f"{where}: the inputs were modified by the call")
         if run["reused_output"]:
-            failures["fresh-output"].append(
-                f"{where}: the second call returned the first call's memory"
-            )
+            failures["fresh-output"].append(f"{where}: the second call returned the first call's memory")
         output = run["out"]
         if tuple(output.shape) != case.expected_shape or output.dtype != case.expected_dtype:
             failures["output-type"].append(
@@ -324,19 +306,12 @@ def _judge_case(case: _Case, runs: list[dict[str, Any]], failures: dict[str, lis
             )
             return
         if run["device"] != case.device:
-            failures["output-type"].append(
-                f"{where}: the output is on {run['device']}, not the inputs' device"
-            )
+            failures["output-type"].append(f"{where}: the output is on {run['device']}, not the inputs' device")
             return
     first, second = runs[0]["out"], runs[1]["out"]
     if not bitwise_equal(first, second):
         differing = int(
-            (
-                first.reshape(-1).view(_uint_type(first))
-                != second.reshape(-1).view(_uint_type(second))
-            )
-            .sum()
-            .item()
+            (first.reshape(-1).view(_uint_type(first)) != second.reshape(-1).view(_uint_type(second))).sum().item()
         )
         failures["poison"].append(
             f"{where}: {differing} element(s) differ between two calls with differently "
@@ -355,9 +330,7 @@ def _uint_type(tensor: Any) -> Any:
     return {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[tensor.element_size()]
 
 
-def _judge_constant(
-    cases: list[_Case], by_id: dict[int, list[dict[str, Any]]], failures: dict[str, list[str]]
-) -> None:
+def _judge_constant(cases: list[_Case], by_id: dict[int, list[dict[str, Any]]], failures: dict[str, list[str]]) -> None:
     """Within one size and dtype the reference varies across seeds; the candidate must vary too."""
     import torch
 

@@ -70,12 +70,8 @@ def _probe_size(module: Any, size: Size, device: str, dtype: str) -> None:
     first = make_case_inputs(module, size, 0, device, dtype, "normal")
     again = make_case_inputs(module, size, 0, device, dtype, "normal")
     other = make_case_inputs(module, size, 1, device, dtype, "normal")
-    if len(first) != len(again) or not all(
-        bitwise_equal(a, b) for a, b in zip(first, again, strict=True)
-    ):
-        raise SpecError(
-            f"make_inputs is not deterministic in its seed at size {size}: use a seeded Generator"
-        )
+    if len(first) != len(again) or not all(bitwise_equal(a, b) for a, b in zip(first, again, strict=True)):
+        raise SpecError(f"make_inputs is not deterministic in its seed at size {size}: use a seeded Generator")
     if all(bitwise_equal(a, b) for a, b in zip(first, other, strict=True)):
         raise SpecError(f"make_inputs returns the same inputs for different seeds at size {size}")
     kept = [t.clone() for t in first]
@@ -87,13 +83,8 @@ def _probe_size(module: Any, size: Size, device: str, dtype: str) -> None:
     values = output.detach().to(torch.float64)
     _refuse_degenerate(values, size)
     other_values = module.reference(*other).detach().to(torch.float64)
-    if other_values.shape == values.shape and torch.allclose(
-        values, other_values, rtol=1e-6, atol=1e-12
-    ):
-        raise SpecError(
-            f"the reference output at size {size} is unchanged across seeds: "
-            "it must depend on the inputs"
-        )
+    if other_values.shape == values.shape and torch.allclose(values, other_values, rtol=1e-6, atol=1e-12):
+        raise SpecError(f"the reference output at size {size} is unchanged across seeds: it must depend on the inputs")
     precise = module.reference(*to_float64(first))
     if not isinstance(precise, torch.Tensor) or precise.shape != output.shape:
         raise SpecError(

@@ -59,6 +59,7 @@ def spawn_child(
     timeout_s: float,
     interpret: bool,
     require_isolation: bool = False,
+    readable: tuple[Path, ...] = (),
 ) -> ChildRun:
     """Write the request, run ``python -m kavi.gpu.child COMMAND request.json`` in ``workdir``,
     return."""
@@ -72,6 +73,9 @@ def spawn_child(
         side_effect=SideEffect.GPU_KERNEL,
         timeout_s=timeout_s,
         env=child_environment(workdir, interpret=interpret),
+        # The child's private scratch folder (inputs, its answer, Triton's cache) is its only writable place.
+        write_roots=(workdir.resolve(),),
+        readonly_paths=tuple(path.resolve() for path in readable),
         require_isolation=require_isolation,
     )
     result = run_isolated(

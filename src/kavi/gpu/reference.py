@@ -62,11 +62,7 @@ def normalize_size(value: Any, where: str) -> Size:
         if value < 1:
             raise SpecError(f"{where}: sizes must be positive, got {value}")
         return value
-    if (
-        isinstance(value, list | tuple)
-        and value
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    ):
+    if isinstance(value, list | tuple) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         if any(v < 0 for v in value):
             raise SpecError(f"{where}: size {value!r} has a negative entry")
         return tuple(value)
@@ -106,8 +102,7 @@ def read_metadata(module: types.ModuleType) -> ReferenceMetadata:
         raise SpecError(f"CHECK_SIZES needs at least {MIN_CHECK_SIZES} different sizes")
     if all(_all_powers_of_two(size) for size in check_sizes):
         raise SpecError(
-            "CHECK_SIZES are all powers of two: add an odd size (e.g. 1000 or (37, 100)) "
-            "so masks are tested"
+            "CHECK_SIZES are all powers of two: add an odd size (e.g. 1000 or (37, 100)) so masks are tested"
         )
     bench_sizes = _sizes(module, "BENCH_SIZES")
     raw_dtypes = getattr(module, "DTYPES", None)
@@ -115,11 +110,7 @@ def read_metadata(module: types.ModuleType) -> ReferenceMetadata:
         raise SpecError("the reference must define DTYPES, e.g. ('float32', 'float16')")
     dtypes = tuple(dict.fromkeys(dtype_name(value) for value in raw_dtypes))
     min_speedup = getattr(module, "MIN_SPEEDUP", DEFAULT_MIN_SPEEDUP)
-    if (
-        not isinstance(min_speedup, int | float)
-        or isinstance(min_speedup, bool)
-        or not min_speedup > 0
-    ):
+    if not isinstance(min_speedup, int | float) or isinstance(min_speedup, bool) or not min_speedup > 0:
         raise SpecError(f"MIN_SPEEDUP must be a positive number, got {min_speedup!r}")
     for optional in ("flops", "bytes_moved", "derive_size"):
         if hasattr(module, optional) and not callable(getattr(module, optional)):
@@ -198,9 +189,7 @@ def check_seeds(salt: int, count: int) -> list[int]:
 def torch_dtype(name: str) -> Any:
     import torch
 
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[
-        dtype_name(name)
-    ]
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype_name(name)]
 
 
 def make_case_inputs(
@@ -251,12 +240,7 @@ def apply_distribution(inputs: Any, seed: int, dist: str) -> tuple[Any, ...]:
             values = torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1
         elif dist == "heavy_tailed":
             normal = torch.randn(shape, generator=generator, dtype=torch.float64)
-            chi = (
-                torch.randn((3, *shape), generator=generator, dtype=torch.float64)
-                .square()
-                .mean(0)
-                .sqrt()
-            )
+            chi = torch.randn((3, *shape), generator=generator, dtype=torch.float64).square().mean(0).sqrt()
             values = (normal / chi).clamp(-_HEAVY_CLIP[name], _HEAVY_CLIP[name])
         else:
             values = tensor.detach().to("cpu", torch.float64) * _LARGE_SCALE[name]
@@ -268,10 +252,7 @@ def to_float64(inputs: Sequence[Any]) -> tuple[Any, ...]:
     """The float64 twin of the inputs (integer inputs stay as they are)."""
     import torch
 
-    return tuple(
-        t.to(torch.float64) if isinstance(t, torch.Tensor) and t.is_floating_point() else t
-        for t in inputs
-    )
+    return tuple(t.to(torch.float64) if isinstance(t, torch.Tensor) and t.is_floating_point() else t for t in inputs)
 
 
 def call_optional(module: types.ModuleType, function: str, size: Size, dtype: str) -> float | None:

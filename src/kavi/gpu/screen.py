@@ -139,11 +139,7 @@ def screen_kernel(source: str, filename: str) -> list[Finding]:
             ),
         )
     if not any(isinstance(node, ast.FunctionDef) and node.name == "run" for node in tree.body):
-        findings.append(
-            Finding(
-                "kernel-present", filename, 1, "the module must define run(*inputs) at top level"
-            )
-        )
+        findings.append(Finding("kernel-present", filename, 1, "the module must define run(*inputs) at top level"))
     return _deduplicate(findings)
 
 
@@ -292,9 +288,7 @@ class _BaseScreen(ast.NodeVisitor):
             self.flag("introspection", node, f"frame access ({node.attr}) is not allowed")
         resolved = self.resolve(node) or ""
         if node.attr in _STREAM_NAMES and resolved.split(".")[0] in ("torch", "cupy", "triton"):
-            self.flag(
-                "streams", node, f"{resolved} is not allowed: launch on the current stream only"
-            )
+            self.flag("streams", node, f"{resolved} is not allowed: launch on the current stream only")
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -313,9 +307,7 @@ class _BaseScreen(ast.NodeVisitor):
         if isinstance(target, ast.Attribute):
             root = (self.resolve(target) or "").split(".")[0]
             if root in _PATCHABLE_ROOTS:
-                self.flag(
-                    "monkeypatch", target, f"assigning to an attribute of {root} is not allowed"
-                )
+                self.flag("monkeypatch", target, f"assigning to an attribute of {root} is not allowed")
         elif isinstance(target, ast.Tuple | ast.List):
             for element in target.elts:
                 self.check_assignment_target(element)
@@ -333,9 +325,7 @@ class _BaseScreen(ast.NodeVisitor):
         self.flag("state", node, "`global` is not allowed: run() must keep no state between calls")
 
     def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
-        self.flag(
-            "state", node, "`nonlocal` is not allowed: run() must keep no state between calls"
-        )
+        self.flag("state", node, "`nonlocal` is not allowed: run() must keep no state between calls")
 
 
 class _TestScreen(_BaseScreen):
@@ -383,15 +373,12 @@ class _KernelScreen(_BaseScreen):
         if check is not None:
             self.flag(check, node, f"importing {module} is not allowed in a kernel candidate")
         elif module.startswith("torch.") and module not in _KERNEL_IMPORTS:
-            self.flag(
-                "torch-compute", node, f"importing {module} is not allowed: compute in the kernel"
-            )
+            self.flag("torch-compute", node, f"importing {module} is not allowed: compute in the kernel")
         elif module not in _KERNEL_IMPORTS and module.split(".")[0] not in ("triton",):
             self.flag(
                 "import",
                 node,
-                f"importing {module} is not allowed (kernel files may import torch, "
-                "triton, cupy, math and typing)",
+                f"importing {module} is not allowed (kernel files may import torch, triton, cupy, math and typing)",
             )
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
@@ -400,9 +387,7 @@ class _KernelScreen(_BaseScreen):
             glue = _TORCH_GLUE if node.module == "torch" else _CUPY_GLUE
             for alias in node.names:
                 if f"{node.module}.{alias.name}" not in glue:
-                    self.flag(
-                        "torch-compute", node, f"from {node.module} import {alias.name} is not glue"
-                    )
+                    self.flag("torch-compute", node, f"from {node.module} import {alias.name} is not glue")
 
     # structure ---------------------------------------------------------------------------------
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
@@ -458,18 +443,14 @@ class _KernelScreen(_BaseScreen):
         for target in node.targets:
             self.check_state_target(target)
         if self.depth == 0 and _is_mutable(node.value):
-            self.flag(
-                "state", node, "a module-level mutable container can keep state between calls"
-            )
+            self.flag("state", node, "a module-level mutable container can keep state between calls")
         super().visit_Assign(node)
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         if node.value is not None:
             self.track_targets([node.target], node.value)
             if self.depth == 0 and _is_mutable(node.value):
-                self.flag(
-                    "state", node, "a module-level mutable container can keep state between calls"
-                )
+                self.flag("state", node, "a module-level mutable container can keep state between calls")
         self.check_state_target(node.target)
         self.check_assignment_target(node.target)
         self.generic_visit(node)
@@ -522,11 +503,7 @@ class _KernelScreen(_BaseScreen):
             names = (
                 [target]
                 if isinstance(target, ast.Name)
-                else (
-                    [e for e in target.elts if isinstance(e, ast.Name)]
-                    if isinstance(target, ast.Tuple)
-                    else []
-                )
+                else ([e for e in target.elts if isinstance(e, ast.Name)] if isinstance(target, ast.Tuple) else [])
             )
             for name in names:
                 if tensor and not (isinstance(target, ast.Tuple) and _is_metadata_value(value)):
@@ -593,9 +570,7 @@ class _KernelScreen(_BaseScreen):
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> None:
         if not self.in_jit and not isinstance(node.op, ast.Not) and self.is_tensor(node.operand):
-            self.flag(
-                "torch-compute", node, "arithmetic on a tensor in host code: compute in the kernel"
-            )
+            self.flag("torch-compute", node, "arithmetic on a tensor in host code: compute in the kernel")
         self.generic_visit(node)
 
     def visit_Compare(self, node: ast.Compare) -> None:
@@ -619,24 +594,16 @@ class _KernelScreen(_BaseScreen):
         resolved = self.resolve(node)
         root = resolved.split(".")[0] if resolved is not None else None
         if node.attr in _STREAM_NAMES and root in ("torch", "cupy", "triton"):
-            self.flag(
-                "streams", node, f"{resolved} is not allowed: launch on the current stream only"
-            )
+            self.flag("streams", node, f"{resolved} is not allowed: launch on the current stream only")
             return
         if root == "torch" and not self.in_jit and not _is_glue(resolved or "", _TORCH_GLUE):
-            self.flag(
-                "torch-compute", node, f"{resolved} is not allocation glue: compute in the kernel"
-            )
+            self.flag("torch-compute", node, f"{resolved} is not allocation glue: compute in the kernel")
             return
         if root == "cupy" and not _is_glue(resolved or "", _CUPY_GLUE):
-            self.flag(
-                "torch-compute", node, f"{resolved} computes on the host side: write a RawKernel"
-            )
+            self.flag("torch-compute", node, f"{resolved} computes on the host side: write a RawKernel")
             return
         if not self.in_jit and node.attr in _COMPUTE_METHODS and root not in ("triton", "math"):
-            self.flag(
-                "torch-compute", node, f".{node.attr}() computes with torch: do it in the kernel"
-            )
+            self.flag("torch-compute", node, f".{node.attr}() computes with torch: do it in the kernel")
         super().visit_Attribute(node)
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -645,19 +612,11 @@ class _KernelScreen(_BaseScreen):
             if name in _INTROSPECTION_CALLS:
                 self.flag("introspection", node, f"{name}() is not allowed in a kernel file")
             elif name == "id":
-                self.flag(
-                    "state", node, "id() identifies objects across calls: recompute on each call"
-                )
-            elif (
-                name in _SCALAR_BUILTINS
-                and not self.in_jit
-                and any(self.is_tensor(a) for a in node.args)
-            ):
+                self.flag("state", node, "id() identifies objects across calls: recompute on each call")
+            elif name in _SCALAR_BUILTINS and not self.in_jit and any(self.is_tensor(a) for a in node.args):
                 self.flag("torch-compute", node, f"{name}() over a tensor computes on the host")
             elif name in _MUTABLE_FACTORIES and self.depth == 0:
-                self.flag(
-                    "state", node, "a module-level mutable container can keep state between calls"
-                )
+                self.flag("state", node, "a module-level mutable container can keep state between calls")
         resolved = self.resolve(node.func) or ""
         if resolved.split(".")[0] in ("functools",) or resolved.endswith(("lru_cache", ".cache")):
             self.flag("state", node, "caching decorators keep state between calls")

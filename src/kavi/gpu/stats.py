@@ -20,9 +20,7 @@ from dataclasses import dataclass
 
 MIN_SAMPLES = 100
 DEFAULT_RESAMPLES = 2000
-ROOFLINE_SLACK = (
-    0.5  # a measured peak is below the true one; only a time under half the floor is impossible
-)
+ROOFLINE_SLACK = 0.5  # a measured peak is below the true one; only a time under half the floor is impossible
 HOST_CLOCK_SLACK_MS = 0.05
 MAX_CLOCK_VIOLATIONS = 0.01
 
@@ -115,9 +113,7 @@ def roofline_fraction(kernel_ms: float, floor_ms: float | None) -> float | None:
     return None if floor_ms is None or kernel_ms <= 0 else floor_ms / kernel_ms
 
 
-def clock_violations(
-    event_ms: Sequence[float], host_ms: Sequence[float], slack_ms: float = HOST_CLOCK_SLACK_MS
-) -> int:
+def clock_violations(event_ms: Sequence[float], host_ms: Sequence[float], slack_ms: float = HOST_CLOCK_SLACK_MS) -> int:
     """Samples whose device time exceeds the host time around the same call (impossible if
     honest)."""
     return sum(1 for event, host in zip(event_ms, host_ms, strict=True) if event > host + slack_ms)

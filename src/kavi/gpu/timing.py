@@ -39,9 +39,7 @@ INPUT_SETS = 3
 class CallTimer(Protocol):
     """Times one call: returns (device ms, host ms, output)."""
 
-    def time_call(
-        self, function: Callable[..., Any], inputs: Sequence[Any]
-    ) -> tuple[float, float, Any]: ...
+    def time_call(self, function: Callable[..., Any], inputs: Sequence[Any]) -> tuple[float, float, Any]: ...
 
 
 @dataclass
@@ -71,9 +69,7 @@ def collect_samples(
     """
     for contender in contenders:
         for index in range(warmup):
-            timer.time_call(
-                contender.function, contender.input_sets[index % len(contender.input_sets)]
-            )
+            timer.time_call(contender.function, contender.input_sets[index % len(contender.input_sets)])
     for index in range(samples):
         shift = index % len(contenders)
         for contender in [*contenders[shift:], *contenders[:shift]]:
@@ -89,17 +85,13 @@ class CudaTimer:
     """Per-call CUDA-event timing with an L2 flush and a full device synchronise before the end
     event."""
 
-    def __init__(
-        self, event: Any, synchronize: Callable[[], None], clock: Callable[[], float], flush: Any
-    ):
+    def __init__(self, event: Any, synchronize: Callable[[], None], clock: Callable[[], float], flush: Any):
         self.event = event
         self.synchronize = synchronize
         self.clock = clock
         self.flush = flush
 
-    def time_call(
-        self, function: Callable[..., Any], inputs: Sequence[Any]
-    ) -> tuple[float, float, Any]:
+    def time_call(self, function: Callable[..., Any], inputs: Sequence[Any]) -> tuple[float, float, Any]:
         self.flush.zero_()
         self.synchronize()
         start = self.event(enable_timing=True)
@@ -120,9 +112,7 @@ class HostTimer:
     def __init__(self, clock: Callable[[], float]):
         self.clock = clock
 
-    def time_call(
-        self, function: Callable[..., Any], inputs: Sequence[Any]
-    ) -> tuple[float, float, Any]:
+    def time_call(self, function: Callable[..., Any], inputs: Sequence[Any]) -> tuple[float, float, Any]:
         start = self.clock()
         output = function(*inputs)
         elapsed = (self.clock() - start) * 1e3
@@ -180,12 +170,9 @@ def _bench_one(
     from kavi.gpu.reference import call_optional, make_case_inputs
 
     salt = int(request["salt"])
-    candidate_sets = [
-        make_case_inputs(module, size, salt + i, device, dtype, "normal") for i in range(INPUT_SETS)
-    ]
+    candidate_sets = [make_case_inputs(module, size, salt + i, device, dtype, "normal") for i in range(INPUT_SETS)]
     baseline_sets = [
-        make_case_inputs(module, size, salt + 1000 + i, device, dtype, "normal")
-        for i in range(INPUT_SETS)
+        make_case_inputs(module, size, salt + 1000 + i, device, dtype, "normal") for i in range(INPUT_SETS)
     ]
     contenders = [
         Contender("candidate", run, candidate_sets),
@@ -197,9 +184,7 @@ def _bench_one(
             compiled = torch.compile(module.reference)
             compiled(*baseline_sets[0])  # type: ignore[no-untyped-call]
             contenders.append(Contender("torch.compile", compiled, baseline_sets))
-        except (
-            Exception
-        ) as exc:  # the harness's own baseline; a failed compile only loses that baseline
+        except Exception as exc:  # the harness's own baseline; a failed compile only loses that baseline
             compile_note = f"torch.compile failed: {type(exc).__name__}: {exc}"[:300]
     collect_samples(
         contenders,
@@ -236,9 +221,7 @@ def _recheck(module: Any, candidate: Contender, dtype: str) -> dict[str, Any]:
         try:
             expected = module.reference(*to_float64(inputs))
         except torch.cuda.OutOfMemoryError:  # float64 too large here: fall back to fp32 arithmetic
-            expected = module.reference(
-                *(t.float() if t.is_floating_point() else t for t in inputs)
-            ).to(torch.float64)
+            expected = module.reference(*(t.float() if t.is_floating_point() else t for t in inputs)).to(torch.float64)
         if tuple(output.shape) != tuple(expected.shape):
             problems.append(f"set {slot}: shape {tuple(output.shape)} != {tuple(expected.shape)}")
             continue
@@ -265,9 +248,7 @@ def _matmul_call(a: Any, b: Any) -> Callable[[], Any]:
     return call
 
 
-def measure_machine(
-    event: Any, synchronize: Callable[[], None], dtypes: Sequence[str]
-) -> dict[str, Any]:
+def measure_machine(event: Any, synchronize: Callable[[], None], dtypes: Sequence[str]) -> dict[str, Any]:
     """Measured DRAM bandwidth (a large device copy) and matmul peak per dtype (best of a few
     runs)."""
     import torch

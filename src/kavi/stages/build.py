@@ -23,7 +23,7 @@ from kavi.ledger.store import append_event
 from kavi.sandbox.allowlist import DiffVerdict, judge_files, judge_sandbox, snapshot_to_bytes, snapshot_tree
 from kavi.sandbox.copy import make_build_sandbox, remove_sandbox
 from kavi.spec import SkillSpec, canonical_json
-from kavi.stages.common import Forge, get_proposal, latest_build, require_status, set_status
+from kavi.stages.common import AnySpec, Forge, get_proposal, latest_build, require_status, set_status
 
 RUNNING = "RUNNING"
 ABANDONED = "ABANDONED"
@@ -67,13 +67,20 @@ class Built:
     cost_usd: float | None = None
 
 
-def make_packet(proposal: Proposal, spec: SkillSpec, attempt: int, **extra: Any) -> BuildPacket:
+def make_packet(proposal: Proposal, spec: AnySpec, attempt: int, **extra: Any) -> BuildPacket:
+    rules: tuple[str, ...]
+    if isinstance(spec, SkillSpec):
+        rules = RULES
+    else:
+        from kavi.gpu.spec import kernel_build_rules
+
+        rules = kernel_build_rules(spec)
     return BuildPacket(
         proposal_id=proposal.id,
         attempt=attempt,
         spec=spec.model_dump(mode="json"),
         allowed_paths=spec.allowed_paths,
-        rules=RULES,
+        rules=rules,
         previous_failure=extra.get("previous_failure"),
         advice=extra.get("advice"),
     )
@@ -168,7 +175,7 @@ def resume_build(forge: Forge, reference: str, *, source: Path | None = None) ->
 
 def _start_attempt(
     forge: Forge, reference: str, builder: str, previous_failure: dict[str, Any] | None, advice: str | None
-) -> tuple[Build, SkillSpec, BuildPacket]:
+) -> tuple[Build, AnySpec, BuildPacket]:
     with forge.ledger.transaction() as session:
         proposal = get_proposal(session, reference)
         if proposal.status == ProposalStatus.AWAITING_INPUT:
@@ -234,7 +241,7 @@ def _await_input(
 def _finish(
     forge: Forge,
     build_id: str,
-    spec: SkillSpec,
+    spec: AnySpec,
     outcome: BuildOutcome,
     verdict: DiffVerdict | None,
     *,

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from sqlmodel import Session, col, select
 
@@ -20,6 +20,11 @@ from kavi.ledger.models import Build, Promotion, Proposal, ProposalStatus, Versi
 from kavi.ledger.store import Ledger, append_event, record_artifact
 from kavi.spec import SkillSpec, load_spec
 from kavi.workspace import Workspace, find_workspace
+
+if TYPE_CHECKING:
+    from kavi.gpu.spec import KernelSpec
+
+AnySpec = Union[SkillSpec, "KernelSpec"]
 
 
 @dataclass
@@ -54,8 +59,14 @@ class Forge:
         record_artifact(session, digest, kind, len(data))
         return digest
 
-    def spec_of(self, proposal: Proposal) -> SkillSpec:
-        return load_spec(self.store.get(proposal.spec_sha256))
+    def spec_of(self, proposal: Proposal) -> AnySpec:
+        """The frozen spec, read back hash-checked: a SkillSpec, or a KernelSpec for kernel proposals."""
+        data = self.store.get(proposal.spec_sha256)
+        if proposal.kind == "kernel":
+            from kavi.gpu.spec import load_kernel_spec
+
+            return load_kernel_spec(data)
+        return load_spec(data)
 
 
 def get_proposal(session: Session, reference: str) -> Proposal:

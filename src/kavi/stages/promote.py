@@ -18,7 +18,7 @@ from kavi.artifacts import sha256_bytes, write_atomic
 from kavi.builders.base import BuildStatus
 from kavi.errors import TransitionError
 from kavi.ledger.ids import new_id, utc_now
-from kavi.ledger.models import Promotion, Proposal, ProposalStatus, Verification, VersionStatus
+from kavi.ledger.models import GateRecord, Promotion, Proposal, ProposalStatus, Verification, VersionStatus
 from kavi.ledger.store import append_event
 from kavi.stages.common import (
     Forge,
@@ -29,7 +29,7 @@ from kavi.stages.common import (
     set_status,
     trusted_versions,
 )
-from kavi.stages.verify import PASSED
+from kavi.stages.verify import PASSED, UNMEASURED_GATE
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,9 @@ class Rejected:
     status: str
 
 
-def promote_skill(forge: Forge, reference: str, *, approver: str | None = None) -> Promoted:
+def promote_skill(
+    forge: Forge, reference: str, *, approver: str | None = None, allow_unmeasured: bool = False
+) -> Promoted:
     approver = (approver or default_approver()).strip()
     if not approver:
         raise TransitionError("the approver name is empty", hint="pass --approver NAME")
@@ -91,6 +93,8 @@ def promote_skill(forge: Forge, reference: str, *, approver: str | None = None) 
                 )
             manifest = json.loads(forge.store.get(build.candidate_sha256))
             spec = forge.spec_of(proposal)
+            unmeasured = _unmeasured(session, verification.id, allow_unmeasured)
+            main_path, test_path = spec.allowed_paths
             version = (
                 session.exec(select(func.max(Promotion.version)).where(Promotion.name == proposal.name)).one() or 0
             ) + 1
@@ -102,11 +106,12 @@ def promote_skill(forge: Forge, reference: str, *, approver: str | None = None) 
                 name=proposal.name,
                 version=version,
                 candidate_sha256=build.candidate_sha256,
-                skill_sha256=manifest["files"][spec.skill_path],
-                test_sha256=manifest["files"][spec.test_path],
+                skill_sha256=manifest["files"][main_path],
+                test_sha256=manifest["files"][test_path],
                 spec_sha256=proposal.spec_sha256,
                 side_effect=proposal.side_effect,
                 approver=approver,
+                unmeasured=unmeasured,
                 status=VersionStatus.TRUSTED,
                 promoted_at=utc_now(),
             )
@@ -120,6 +125,7 @@ def promote_skill(forge: Forge, reference: str, *, approver: str | None = None) 
                     "name": promotion.name,
                     "version": version,
                     "approver": approver,
+                    "unmeasured": unmeasured,
                     "candidate_sha256": promotion.candidate_sha256,
                     "skill_sha256": promotion.skill_sha256,
                     "verification_id": verification.id,
@@ -131,6 +137,21 @@ def promote_skill(forge: Forge, reference: str, *, approver: str | None = None) 
             promoted = _promoted(promotion, installed=[], completed=False)
     installed = sync_installed(forge, promoted.name)
     return Promoted(**{**promoted.__dict__, "installed": installed})
+
+
+def _unmeasured(session: Session, verification_id: str, allow_unmeasured: bool) -> bool:
+    """A kernel verified without a GPU has an unmeasured speed gate: promotable only when accepted."""
+    speed = session.exec(
+        select(GateRecord).where(GateRecord.verification_id == verification_id, GateRecord.gate == UNMEASURED_GATE)
+    ).first()
+    if speed is None or speed.status != "skipped":
+        return False
+    if not allow_unmeasured:
+        raise TransitionError(
+            f"the kernel's speed is unmeasured ({speed.summary})",
+            hint="promote with --allow-unmeasured to accept a kernel whose speedup was never measured",
+        )
+    return True
 
 
 def _already_promoted(session: Session, proposal: Proposal, candidate: str | None) -> Promotion | None:
@@ -217,19 +238,29 @@ def reject_proposal(forge: Forge, reference: str, *, reason: str | None = None) 
 
 
 def sync_installed(forge: Forge, name: str) -> list[str]:
-    """Make ``skills/`` hold exactly the latest TRUSTED version of ``name`` (or nothing). Idempotent."""
+    """Make ``skills/`` (or ``kernels/``) hold exactly the latest TRUSTED version of ``name``, or nothing.
+    Idempotent: re-running it completes an interrupted promotion or revocation."""
     with forge.ledger.reading() as session:
         versions = trusted_versions(session, name)
-        spec = forge.spec_of(session.get(Proposal, versions[0].proposal_id)) if versions else None  # type: ignore[arg-type]
+        proposal = session.exec(
+            select(Proposal).where(Proposal.name == name).order_by(col(Proposal.created_at).desc())
+        ).first()
+        spec = forge.spec_of(proposal) if proposal else None
         wanted = versions[0] if versions else None
-    skill_file = forge.workspace.skills_dir / f"{name}.py"
-    test_file = forge.workspace.skills_dir / f"test_{name}.py"
-    if wanted is None or spec is None:
-        for path in (skill_file, test_file):
-            path.unlink(missing_ok=True)
+    if spec is None:
         return []
+    main_path, test_path = spec.allowed_paths
+    targets = (
+        (forge.workspace.root / main_path, wanted.skill_sha256 if wanted else None),
+        (forge.workspace.root / test_path, wanted.test_sha256 if wanted else None),
+    )
     changed = []
-    for path, digest in ((skill_file, wanted.skill_sha256), (test_file, wanted.test_sha256)):
+    for path, digest in targets:
+        if digest is None:
+            if path.exists() or path.is_symlink():
+                path.unlink()
+                changed.append(path.relative_to(forge.workspace.root).as_posix())
+            continue
         if path.is_file() and not path.is_symlink() and sha256_bytes(path.read_bytes()) == digest:
             continue
         if path.is_symlink():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import col, select
@@ -11,8 +12,8 @@ from kavi.errors import SpecError
 from kavi.ledger.ids import new_id, utc_now
 from kavi.ledger.models import Proposal, ProposalStatus
 from kavi.ledger.store import append_event
-from kavi.spec import SkillSpec, make_spec
-from kavi.stages.common import Forge
+from kavi.spec import make_spec
+from kavi.stages.common import AnySpec, Forge
 
 
 @dataclass(frozen=True)
@@ -50,16 +51,24 @@ def propose_skill(
     return freeze_proposal(forge, spec)
 
 
-def freeze_proposal(forge: Forge, spec: SkillSpec, *, kind: str = "python") -> Proposed:
+def propose_kernel(forge: Forge, *, name: str, description: str, reference: Path) -> Proposed:
+    """Freeze a kernel's reference file as its spec, after checking (in a child) it is not degenerate."""
+    from kavi.gpu.spec import freeze_reference
+
+    return freeze_proposal(forge, freeze_reference(name, description, reference), kind="kernel")
+
+
+def freeze_proposal(forge: Forge, spec: AnySpec, *, kind: str = "python") -> Proposed:
     """Record a validated spec: refuse a name already taken by a live proposal, freeze, record."""
     data = spec.canonical_json()
     with forge.ledger.transaction() as session:
         taken = session.exec(
             select(Proposal).where(Proposal.name == spec.name, col(Proposal.status) != ProposalStatus.REJECTED)
         ).first()
-        if taken is not None or (forge.workspace.skills_dir / f"{spec.name}.py").exists():
+        installed = forge.workspace.root / spec.allowed_paths[0]
+        if taken is not None or installed.exists():
             raise SpecError(
-                f"a skill named {spec.name!r} already exists ({taken.id if taken else 'skills/' + spec.name + '.py'})",
+                f"a skill named {spec.name!r} already exists ({taken.id if taken else spec.allowed_paths[0]})",
                 hint="choose another name, or `kavi reject` the old proposal first",
             )
         digest = forge.put_artifact(session, data, "SPEC")

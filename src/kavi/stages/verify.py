@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kavi.builders.base import BuildStatus
 from kavi.errors import TransitionError
@@ -21,10 +21,15 @@ from kavi.ledger.models import GateRecord, Proposal, ProposalStatus, Verificatio
 from kavi.ledger.store import append_event
 from kavi.sandbox.copy import remove_sandbox
 from kavi.spec import SkillSpec
-from kavi.stages.common import Forge, get_proposal, latest_build, require_status, set_status
+
+if TYPE_CHECKING:
+    from kavi.gpu.spec import KernelSpec
+from kavi.stages.common import AnySpec, Forge, get_proposal, latest_build, require_status, set_status
 
 PASSED = "PASSED"
 FAILED = "FAILED"
+INCOMPLETE = "INCOMPLETE"
+UNMEASURED_GATE = "kernel-speed"
 # Isolation levels from weakest to strongest; a verification is as isolated as its weakest gate.
 _ISOLATION_ORDER = ("none", "process", "fallback", "full")
 
@@ -73,7 +78,7 @@ def candidate_files(forge: Forge, candidate_sha256: str) -> dict[str, bytes]:
     return {path: forge.store.get(digest) for path, digest in manifest["files"].items()}
 
 
-def run_gates(forge: Forge, spec: SkillSpec, files: dict[str, bytes]) -> list[GateResult]:
+def run_gates(forge: Forge, spec: AnySpec, files: dict[str, bytes]) -> list[GateResult]:
     """Materialise the candidate in a fresh sandbox (never the workspace) and run the gates on it."""
     sandbox = Path(tempfile.mkdtemp(prefix="kavi-verify-"))
     try:
@@ -82,9 +87,11 @@ def run_gates(forge: Forge, spec: SkillSpec, files: dict[str, bytes]) -> list[Ga
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
         (sandbox / SPEC_FILE).write_bytes(spec.canonical_json())
+        forge.workspace.cache_dir.mkdir(parents=True, exist_ok=True)
+        if not isinstance(spec, SkillSpec):
+            return _run_kernel_gates(forge, spec, sandbox)
         for root in spec.write_roots:
             (sandbox / root).mkdir(parents=True, exist_ok=True)
-        forge.workspace.cache_dir.mkdir(parents=True, exist_ok=True)
         context = GateContext(
             spec=spec,
             sandbox=sandbox,
@@ -100,6 +107,30 @@ def run_gates(forge: Forge, spec: SkillSpec, files: dict[str, bytes]) -> list[Ga
         remove_sandbox(sandbox)
 
 
+def _run_kernel_gates(forge: Forge, spec: KernelSpec, sandbox: Path) -> list[GateResult]:
+    """Kernel gates run in order: the screen decides whether candidate code may execute at all."""
+    from kavi.gates.kernel import KERNEL_GATES, KernelGateContext
+
+    context = KernelGateContext(
+        spec=spec,
+        sandbox=sandbox,
+        cache_dir=forge.workspace.cache_dir,
+        timeout_s=max(forge.workspace.config.verify.timeout_s, 600.0),
+        require_isolation=forge.workspace.config.isolation.require,
+    )
+    return [timed(gate.name, partial(gate.run, context)) for gate in KERNEL_GATES]
+
+
+def verification_status(results: list[GateResult]) -> str:
+    """PASSED when every gate passed; an unmeasured kernel speed gate (no GPU) is the one allowed skip,
+    which promotion then has to accept explicitly. Any other skip means the candidate could not be judged
+    here: INCOMPLETE, which never promotes."""
+    if any(result.status in (GateStatus.FAIL, GateStatus.ERROR) for result in results):
+        return FAILED
+    skipped = [r for r in results if r.status is GateStatus.SKIPPED and r.gate != UNMEASURED_GATE]
+    return INCOMPLETE if skipped else PASSED
+
+
 def overall_isolation(results: list[GateResult]) -> str:
     levels = [result.isolation for result in results if result.isolation]
     if not levels:
@@ -110,8 +141,8 @@ def overall_isolation(results: list[GateResult]) -> str:
 def _record(
     forge: Forge, proposal_id: str, build_id: str, candidate: str, results: list[GateResult], duration: float
 ) -> Verified:
-    passed = all(result.status in (GateStatus.PASS, GateStatus.SKIPPED) for result in results)
-    status = PASSED if passed else FAILED
+    status = verification_status(results)
+    passed = status == PASSED
     isolation = overall_isolation(results)
     gates: list[dict[str, Any]] = []
     with forge.ledger.transaction() as session:
