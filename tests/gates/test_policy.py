@@ -19,9 +19,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "policy"
 IO = {"input": {"text": "str"}, "output": {"count": "int"}}
 
 SPECS: dict[str, SkillSpec] = {
-    "READ_ONLY": make_spec(
-        name="word_count", description="count words", side_effect="READ_ONLY", io_schema=IO
-    ),
+    "READ_ONLY": make_spec(name="word_count", description="count words", side_effect="READ_ONLY", io_schema=IO),
     "FILE_WRITE": make_spec(
         name="save_note",
         description="save a note",
@@ -387,12 +385,7 @@ def test_declared_programs_and_hosts_pass() -> None:
 
 
 def test_declared_secrets_by_name_pass() -> None:
-    source = (
-        "import os\n"
-        "a = os.environ['API_TOKEN']\n"
-        "b = os.environ.get('API_TOKEN')\n"
-        "c = os.getenv('API_TOKEN', '')\n"
-    )
+    source = "import os\na = os.environ['API_TOKEN']\nb = os.environ.get('API_TOKEN')\nc = os.getenv('API_TOKEN', '')\n"
     assert scan(source, "SECRET_READ") == []
 
 
@@ -521,9 +514,7 @@ def test_every_module_reachable_from_an_allowed_module_is_judged() -> None:
 # -- the gate --------------------------------------------------------------------------------------
 
 
-def make_context(
-    tmp_path: Path, skill: str, tests: str, side_effect: str = "READ_ONLY"
-) -> GateContext:
+def make_context(tmp_path: Path, skill: str, tests: str, side_effect: str = "READ_ONLY") -> GateContext:
     spec = SPECS[side_effect]
     (tmp_path / "skills").mkdir()
     (tmp_path / spec.skill_path).write_text(skill, encoding="utf-8")
@@ -545,9 +536,7 @@ def test_gate_passes_an_honest_candidate(tmp_path: Path) -> None:
 def test_gate_passes_a_realistic_skill_with_pydantic_validators_and_fixtures(
     tmp_path: Path,
 ) -> None:
-    spec = make_spec(
-        name="text_stats", description="text statistics", side_effect="READ_ONLY", io_schema=IO
-    )
+    spec = make_spec(name="text_stats", description="text statistics", side_effect="READ_ONLY", io_schema=IO)
     (tmp_path / "skills").mkdir()
     (tmp_path / spec.skill_path).write_bytes((FIXTURES / "rich_read_only_skill.py").read_bytes())
     (tmp_path / spec.test_path).write_bytes((FIXTURES / "rich_read_only_tests.py").read_bytes())

@@ -43,9 +43,7 @@ def make_context(spec, tmp_path: Path, kernel_source: Path, test_source: Path | 
     shutil.copyfile(kernel_source, sandbox / spec.kernel_path)
     test = test_source or KERNELS / f"test_{spec.name}.py"
     shutil.copyfile(test, sandbox / spec.test_path)
-    return KernelGateContext(
-        spec=spec, sandbox=sandbox, cache_dir=tmp_path / "cache", timeout_s=300
-    )
+    return KernelGateContext(spec=spec, sandbox=sandbox, cache_dir=tmp_path / "cache", timeout_s=300)
 
 
 @pytest.fixture

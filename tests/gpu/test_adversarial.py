@@ -47,9 +47,7 @@ def test_every_adversary_names_a_known_check():
         assert expected_check(path) in SCREEN_CHECKS | set(CHECK_ORDER), path.name
 
 
-@pytest.mark.parametrize(
-    "path", [p for p in ADVERSARIES if expected_check(p) in SCREEN_CHECKS], ids=lambda p: p.stem
-)
+@pytest.mark.parametrize("path", [p for p in ADVERSARIES if expected_check(p) in SCREEN_CHECKS], ids=lambda p: p.stem)
 def test_screen_rejects(path, tmp_path):
     spec = spec_for(path)
     context = make_context(spec, tmp_path, path)
@@ -79,11 +77,7 @@ def test_dynamic_checks_reject(path, tmp_path):
 def test_a_pointer_cache_that_slipped_past_the_screen_is_still_caught(tmp_path):
     from kavi.gpu.correctness import check_kernel_correctness
 
-    report = check_kernel_correctness(
-        make_spec("vector_add", dtypes=("float32",)), ADVERSARIAL / "pointer_cache.py"
-    )
+    report = check_kernel_correctness(make_spec("vector_add", dtypes=("float32",)), ADVERSARIAL / "pointer_cache.py")
     assert report.status == "fail"
     assert report.failed_check == "fresh-output"
-    assert report.checks["tolerance"].startswith(
-        "fail"
-    )  # the stale answer for the next seed is wrong too
+    assert report.checks["tolerance"].startswith("fail")  # the stale answer for the next seed is wrong too

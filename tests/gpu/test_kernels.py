@@ -128,9 +128,7 @@ def test_promotion_needs_allow_unmeasured_without_a_gpu():
     unmeasured = GateResult("kernel-speed", GateStatus.SKIPPED, "unmeasured: no GPU")
     slow = GateResult("kernel-speed", GateStatus.FAIL, "CI lower bound 0.8 < 1.0")
     assert promotion_allowed([passed, unmeasured], allow_unmeasured=False)[0] is False
-    assert (
-        "--allow-unmeasured" in promotion_allowed([passed, unmeasured], allow_unmeasured=False)[1]
-    )
+    assert "--allow-unmeasured" in promotion_allowed([passed, unmeasured], allow_unmeasured=False)[1]
     assert promotion_allowed([passed, unmeasured], allow_unmeasured=True)[0] is True
     assert promotion_allowed([passed, slow], allow_unmeasured=True)[0] is False
 

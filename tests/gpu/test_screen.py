@@ -14,10 +14,7 @@ from kavi.gpu.screen import iter_checks, kernel_kinds, screen_kernel, screen_ker
 from .conftest import ADVERSARIAL, KERNELS
 
 SHIPPED = ["vector_add", "softmax", "matmul", "attention", "vector_scale_cupy"]
-HEADER = (
-    "import torch\nimport triton\nimport triton.language as tl\n\n"
-    "@triton.jit\ndef _k(x_ptr):\n    pass\n\n"
-)
+HEADER = "import torch\nimport triton\nimport triton.language as tl\n\n@triton.jit\ndef _k(x_ptr):\n    pass\n\n"
 
 
 def checks_of(source: str) -> set[str]:
@@ -28,26 +25,20 @@ def checks_of(source: str) -> set[str]:
 def test_shipped_kernels_and_tests_pass_the_screen(name):
     kernel = (KERNELS / f"{name}.py").read_text()
     assert screen_kernel(kernel, f"kernels/{name}.py") == []
-    assert (
-        screen_kernel_test((KERNELS / f"test_{name}.py").read_text(), f"kernels/test_{name}.py")
-        == []
-    )
+    assert screen_kernel_test((KERNELS / f"test_{name}.py").read_text(), f"kernels/test_{name}.py") == []
 
 
 def test_kernel_kinds_detects_each_kind():
     assert kernel_kinds((KERNELS / "softmax.py").read_text()) == {"triton"}
     assert kernel_kinds((KERNELS / "vector_scale_cupy.py").read_text()) == {"cupy"}
-    assert "cuda" in kernel_kinds(
-        "from torch.utils.cpp_extension import load_inline\nm = load_inline('m', '')\n"
-    )
+    assert "cuda" in kernel_kinds("from torch.utils.cpp_extension import load_inline\nm = load_inline('m', '')\n")
     assert "triton-autotune" in kernel_kinds(
         "import triton\n@triton.autotune(configs=[], key=[])\n@triton.jit\ndef k(): pass\n"
     )
 
 
 SCREEN_ADVERSARIES = {
-    path.name: path.read_text().splitlines()[0].split(":")[1].strip()
-    for path in sorted(ADVERSARIAL.glob("*.py"))
+    path.name: path.read_text().splitlines()[0].split(":")[1].strip() for path in sorted(ADVERSARIAL.glob("*.py"))
 }
 STATIC = {name: check for name, check in SCREEN_ADVERSARIES.items() if check in set(iter_checks())}
 
@@ -71,8 +62,7 @@ def test_static_adversaries_are_refused_by_their_check(filename):
         ),
         ("from torch import einsum\ndef run(x):\n    return einsum('ij->i', x)\n", "torch-compute"),
         (
-            "def run(q, k, v):\n"
-            "    return torch.nn.functional.scaled_dot_product_attention(q, k, v)\n",
+            "def run(q, k, v):\n    return torch.nn.functional.scaled_dot_product_attention(q, k, v)\n",
             "torch-compute",
         ),
         (
@@ -143,9 +133,7 @@ def test_syntax_error_is_a_finding():
 
 def test_test_files_may_compute_but_not_escape():
     assert (
-        screen_kernel_test(
-            "import torch\ndef test_a():\n    assert (torch.ones(2) @ torch.ones(2)) == 2\n", "t.py"
-        )
+        screen_kernel_test("import torch\ndef test_a():\n    assert (torch.ones(2) @ torch.ones(2)) == 2\n", "t.py")
         == []
     )
     bad = "import threading\nimport torch\ntorch.cuda.synchronize = None\n"

@@ -40,9 +40,7 @@ def probe(tmp_path, source):
 
 
 def test_freeze_reference_runs_the_probe_in_a_child_and_freezes_the_text(tmp_path):
-    spec = freeze_reference(
-        "vector_add", "add two vectors", KERNELS / "references" / "vector_add.py"
-    )
+    spec = freeze_reference("vector_add", "add two vectors", KERNELS / "references" / "vector_add.py")
     source = (KERNELS / "references" / "vector_add.py").read_text()
     assert spec.reference_source == source
     assert spec.reference_sha256 == hashlib.sha256(source.encode()).hexdigest()
@@ -138,9 +136,7 @@ def test_build_rules_name_the_paths_dtypes_and_speed_target():
     assert ">= 0.9" in rules
 
 
-@pytest.mark.parametrize(
-    "name", ["vector_add", "softmax", "matmul", "attention", "vector_scale_cupy"]
-)
+@pytest.mark.parametrize("name", ["vector_add", "softmax", "matmul", "attention", "vector_scale_cupy"])
 def test_every_shipped_reference_passes_the_probe(name):
     path = KERNELS / "references" / f"{name}.py"
     answer = probe_reference({"reference_path": str(path), "name": name})

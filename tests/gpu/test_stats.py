@@ -20,10 +20,7 @@ from kavi.gpu.timing import Contender, collect_samples
 
 def noisy(center: float, count: int, seed: int, spread: float = 0.05) -> list[float]:
     rng = random.Random(seed)
-    return [
-        center * (1 + rng.gauss(0, spread)) + abs(rng.gauss(0, spread * center))
-        for _ in range(count)
-    ]
+    return [center * (1 + rng.gauss(0, spread)) + abs(rng.gauss(0, spread * center)) for _ in range(count)]
 
 
 def test_equal_distributions_give_an_interval_around_one():

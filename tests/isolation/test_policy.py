@@ -64,9 +64,7 @@ def test_secret_values_never_appear_on_a_command_line(
     assert seen and not any("value-9f8e7d" in arg for argv in seen for arg in argv)
 
 
-def test_read_only_child_never_sees_a_secret_even_if_passed(
-    level: IsolationLevel, run_snippet: RunSnippet
-) -> None:
+def test_read_only_child_never_sees_a_secret_even_if_passed(level: IsolationLevel, run_snippet: RunSnippet) -> None:
     code = "import os\nprint(os.environ.get('MY_SECRET'))"
     result = run_snippet(code, SideEffect.READ_ONLY, secrets={"MY_SECRET": "declared-value"})
     assert result.stdout.strip() == "None"
@@ -119,9 +117,7 @@ def test_a_swallowed_block_still_fails_even_with_stderr_redirected(
     assert not result.ok
 
 
-def test_an_event_the_hook_cannot_read_is_refused(
-    level: IsolationLevel, run_snippet: RunSnippet
-) -> None:
+def test_an_event_the_hook_cannot_read_is_refused(level: IsolationLevel, run_snippet: RunSnippet) -> None:
     """Fail closed: a malformed or unexpected event is a block, not a crash and not a pass."""
     result = run_snippet("import sys\nsys.audit('os.remove')", SideEffect.FILE_WRITE)
     assert result.blocked[0]["effect"] == "unchecked"
@@ -179,18 +175,14 @@ def test_fork_exec_without_subprocess_is_still_audited(
         os.waitpid(pid, 0)
         print("RAN")
     """
-    result = run_snippet(
-        code, side_effect, executables=("true",) if side_effect == "SUBPROCESS" else ()
-    )
+    result = run_snippet(code, side_effect, executables=("true",) if side_effect == "SUBPROCESS" else ())
     assert ("RAN" in result.stdout) == allowed, result.stderr[-1000:]
     assert "SPAWNED" not in result.stdout
     if not allowed:
         assert result.blocked[0]["effect"] == "process"
 
 
-def test_a_gpu_kernel_runs_only_the_compilers_it_declares(
-    level: IsolationLevel, run_snippet: RunSnippet
-) -> None:
+def test_a_gpu_kernel_runs_only_the_compilers_it_declares(level: IsolationLevel, run_snippet: RunSnippet) -> None:
     code = """
         import subprocess
         subprocess.run(["true"], check=True)
@@ -202,9 +194,7 @@ def test_a_gpu_kernel_runs_only_the_compilers_it_declares(
     assert result.blocked[0]["effect"] == "process" and "ls" in result.blocked[0]["detail"]
 
 
-def test_network_skill_reaches_only_its_declared_port(
-    level: IsolationLevel, run_snippet: RunSnippet
-) -> None:
+def test_network_skill_reaches_only_its_declared_port(level: IsolationLevel, run_snippet: RunSnippet) -> None:
     allowed, other = socket.socket(), socket.socket()
     for server in (allowed, other):
         server.bind(("127.0.0.1", 0))
@@ -227,9 +217,7 @@ def test_network_skill_reaches_only_its_declared_port(
     assert result.blocked[0]["effect"] == "network"
 
 
-def test_network_skill_cannot_resolve_an_undeclared_name(
-    level: IsolationLevel, run_snippet: RunSnippet
-) -> None:
+def test_network_skill_cannot_resolve_an_undeclared_name(level: IsolationLevel, run_snippet: RunSnippet) -> None:
     code = "import socket\nsocket.getaddrinfo('example.invalid', 80)"
     result = run_snippet(code, SideEffect.NETWORK, allow_hosts=("localhost",))
     assert result.blocked[0]["effect"] == "network"
@@ -237,9 +225,7 @@ def test_network_skill_cannot_resolve_an_undeclared_name(
 
 
 @pytest.mark.skipif(not bwrap_works(), reason="bubblewrap cannot run here")
-def test_bubblewrap_is_the_boundary_without_any_hook(
-    sandbox: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_bubblewrap_is_the_boundary_without_any_hook(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """At FULL, an unguarded child still cannot write the folder, reach the host or see the home."""
     monkeypatch.setenv("KAVI_ISOLATION", "full")
     server = socket.socket()
@@ -293,18 +279,14 @@ def test_pytest_runs_under_the_hook(level: IsolationLevel, sandbox: Path) -> Non
         args=["-p", "no:cacheprovider", "-q", "-rA", "test_candidate.py"],
     )
     result = run_isolated(argv, cwd=sandbox, policy=ExecPolicy(timeout_s=30))
-    assert "PASSED test_candidate.py::test_tmp_path_is_writable" in result.stdout, (
-        result.stdout + result.stderr
-    )
+    assert "PASSED test_candidate.py::test_tmp_path_is_writable" in result.stdout, result.stdout + result.stderr
     assert "FAILED test_candidate.py::test_writing_the_candidate_folder_is_refused" in result.stdout
     assert "EffectBlocked" in result.stdout
     assert result.returncode == BLOCKED_EXIT_CODE
     assert not (sandbox / "written-by-test.txt").exists()
 
 
-def test_require_isolation_refuses_to_run_below_full(
-    sandbox: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_require_isolation_refuses_to_run_below_full(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAVI_ISOLATION", "fallback")
     with pytest.raises(IsolationError, match="unset KAVI_ISOLATION"):
         run_isolated(["true"], cwd=sandbox, policy=ExecPolicy(require_isolation=True))
@@ -314,24 +296,16 @@ def test_require_isolation_refuses_to_run_below_full(
         run_isolated(["true"], cwd=sandbox, policy=ExecPolicy(require_isolation=True))
 
 
-def test_forcing_full_without_bubblewrap_is_an_error(
-    sandbox: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_forcing_full_without_bubblewrap_is_an_error(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAVI_ISOLATION", "full")
-    monkeypatch.setattr(
-        bwrap, "probe_bwrap", lambda: bwrap.BwrapInfo(None, None, False, "not installed")
-    )
+    monkeypatch.setattr(bwrap, "probe_bwrap", lambda: bwrap.BwrapInfo(None, None, False, "not installed"))
     with pytest.raises(IsolationError, match="not installed"):
         run_isolated(["true"], cwd=sandbox, policy=ExecPolicy())
 
 
-def test_without_bubblewrap_the_executor_falls_back_and_says_so(
-    sandbox: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_without_bubblewrap_the_executor_falls_back_and_says_so(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KAVI_ISOLATION", raising=False)
-    monkeypatch.setattr(
-        bwrap, "probe_bwrap", lambda: bwrap.BwrapInfo(None, None, False, "not installed")
-    )
+    monkeypatch.setattr(bwrap, "probe_bwrap", lambda: bwrap.BwrapInfo(None, None, False, "not installed"))
     result = run_isolated(["true"], cwd=sandbox, policy=ExecPolicy())
     assert result.ok and result.isolation == IsolationLevel.FALLBACK
     report = probe_isolation()
@@ -340,9 +314,7 @@ def test_without_bubblewrap_the_executor_falls_back_and_says_so(
     assert any("bubblewrap" in note for note in report.notes)
 
 
-def test_an_unknown_isolation_value_is_a_config_error(
-    sandbox: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unknown_isolation_value_is_a_config_error(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAVI_ISOLATION", "paranoid")
     with pytest.raises(ConfigError, match="KAVI_ISOLATION"):
         run_isolated(["true"], cwd=sandbox, policy=ExecPolicy())
@@ -378,9 +350,7 @@ def test_effect_policy_from_spec_and_json_round_trip(tmp_path: Path) -> None:
         EffectPolicy.from_json('{"side_effect": "ANYTHING"}')
 
 
-def test_policies_for_spec_agree_and_let_the_skill_write_its_root(
-    level: IsolationLevel, tmp_path: Path
-) -> None:
+def test_policies_for_spec_agree_and_let_the_skill_write_its_root(level: IsolationLevel, tmp_path: Path) -> None:
     spec = make_spec(
         name="write_notes",
         description="Writes notes.",
@@ -400,9 +370,7 @@ def test_policies_for_spec_agree_and_let_the_skill_write_its_root(
         f"open({str(scratch / 'b.txt')!r}, 'w').write('2')\n"
         "open('elsewhere.txt', 'w')\n"
     )
-    result = run_isolated(
-        guarded_python_argv(effects, script="skill.py"), cwd=workspace, policy=policy
-    )
+    result = run_isolated(guarded_python_argv(effects, script="skill.py"), cwd=workspace, policy=policy)
     assert (workspace / "notes" / "a.txt").read_text() == "1"
     assert (scratch / "b.txt").read_text() == "2"
     assert not (workspace / "elsewhere.txt").exists()
@@ -423,9 +391,7 @@ except Exception as exc:
     print("REFUSED", type(exc).__name__)
 open("x.txt", "w")
 """
-    completed = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
-    )
+    completed = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert "REFUSED EffectBlocked" in completed.stdout
     assert completed.returncode == BLOCKED_EXIT_CODE
     assert not (tmp_path / "x.txt").exists()
