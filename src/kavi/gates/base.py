@@ -7,6 +7,7 @@ a bad candidate, and never touch the ledger or the workspace.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,9 @@ class GateContext:
     cache_dir: Path
     timeout_s: float = 120.0
     require_isolation: bool = False
+    # Results that several gates of one verification share (the probe child), computed once.
+    shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    shared_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @property
     def skill_file(self) -> Path:

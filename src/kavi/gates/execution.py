@@ -3,8 +3,10 @@ the power the spec's side-effect class declares and no more."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from kavi.gates.base import GateContext
 from kavi.runtime.guard import guarded_python_argv
@@ -34,3 +36,21 @@ def describe_blocks(result: ExecResult) -> list[str]:
     if result.killed_reason and result.killed_reason != "timeout":
         lines.append(f"stopped: the {result.killed_reason} limit was reached")
     return lines
+
+
+PROBE_SPEC_FILE = "kavi_spec.json"
+
+
+def shared_probe(context: GateContext) -> tuple[ExecResult, dict[str, Any] | None]:
+    """Import the candidate once, in one isolated child, for both the examples and the invariants gates:
+    the first gate to ask runs it, the other waits for the same answer."""
+    with context.shared_lock:
+        if "probe" not in context.shared:
+            result = run_python(context, "kavi.runtime.probe", ["all", PROBE_SPEC_FILE, context.spec.skill_path])
+            try:
+                verdict: dict[str, Any] | None = json.loads(result.stdout.strip().splitlines()[-1])
+            except (json.JSONDecodeError, IndexError):
+                verdict = None
+            context.shared["probe"] = (result, verdict)
+        cached: tuple[ExecResult, dict[str, Any] | None] = context.shared["probe"]
+        return cached

@@ -9,12 +9,10 @@
 from __future__ import annotations
 
 import ast
-import json
 from typing import ClassVar
 
 from kavi.gates.base import GateContext, GateResult, GateStatus
-from kavi.gates.examples import SPEC_FILE
-from kavi.gates.execution import describe_blocks, run_python
+from kavi.gates.execution import describe_blocks, shared_probe
 from kavi.spec import SkillSpec
 
 _CONSTANT_NODES = (
@@ -127,7 +125,7 @@ class InvariantsGate:
             return GateResult(
                 self.name, GateStatus.FAIL, problems[0], "\n".join(problems), facts={"problems": problems}
             )
-        result = run_python(context, "kavi.runtime.probe", ["introspect", SPEC_FILE, context.spec.skill_path])
+        result, probe = shared_probe(context)
         isolation = str(result.isolation)
         report = result.stdout + result.stderr
         blocks = describe_blocks(result)
@@ -137,15 +135,14 @@ class InvariantsGate:
                 GateStatus.FAIL,
                 blocks[0],
                 "\n".join(blocks) + "\n\n" + report,
-                isolation=str(result.isolation),
+                isolation=isolation,
                 facts={"blocked": list(result.blocked)},
             )
-        try:
-            verdict = json.loads(result.stdout.strip().splitlines()[-1])
-        except (json.JSONDecodeError, IndexError):
+        verdict = (probe or {}).get("introspect")
+        if not isinstance(verdict, dict):
             return GateResult(self.name, GateStatus.FAIL, "importing the skill failed", report, isolation=isolation)
         problems = list(verdict.get("problems", []))
-        if verdict.get("ok") and result.returncode == 0:
+        if verdict.get("ok"):
             return GateResult(
                 self.name,
                 GateStatus.PASS,

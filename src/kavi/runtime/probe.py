@@ -1,6 +1,7 @@
 """The child side of verification checks that must import the candidate: the frozen examples and the
 invariants that need live objects (the skill's I/O models). Run as
-``python -m kavi.runtime.probe examples|introspect SPEC_JSON SKILL_FILE``; prints one JSON object.
+``python -m kavi.runtime.probe all|examples|introspect SPEC_JSON SKILL_FILE``; prints one JSON object
+(``all``: both, from one import of the candidate, so verification pays for one interpreter, not two).
 
 This module is kavi's trusted code; it runs inside the isolated executor because the candidate it imports
 is not trusted yet.
@@ -100,13 +101,19 @@ def main(argv: list[str]) -> int:
     try:
         module = module_from_bytes(spec.name, Path(skill_path).read_bytes(), filename=skill_path)
         skill = find_skill_class(module)
-        result = run_examples(spec, skill) if mode == "examples" else introspect(spec, skill)
+        if mode == "all":  # introspect first: running the examples must not be able to change what it sees
+            shape_result = introspect(spec, skill)
+            result = {"ok": True, "introspect": shape_result, "examples": run_examples(spec, skill)}
+        else:
+            result = run_examples(spec, skill) if mode == "examples" else introspect(spec, skill)
     except Exception as exc:
         result = {
             "ok": False,
             "problems": [f"importing the skill failed: {type(exc).__name__}: {exc}"],
             "traceback": traceback.format_exc(limit=5),
         }
+        if mode == "all":
+            result = {"ok": False, "introspect": result, "examples": result}
     sys.stdout.write(json.dumps(result, default=str) + "\n")
     return 0 if result["ok"] else 1
 
