@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from kavi.gates.base import GateContext, GateResult, GateStatus
-from kavi.gates.execution import PROBE_SPEC_FILE, describe_blocks, shared_probe
+from kavi.gates.execution import PROBE_SPEC_FILE, blocked_result, shared_probe
 from kavi.spec import SkillSpec
 
 SPEC_FILE = PROBE_SPEC_FILE
@@ -25,16 +25,9 @@ class ExamplesGate:
         result, probe = shared_probe(context)
         isolation = str(result.isolation)
         report = result.stdout + result.stderr
-        blocks = describe_blocks(result)
-        if blocks:
-            return GateResult(
-                self.name,
-                GateStatus.FAIL,
-                blocks[0],
-                "\n".join(blocks) + "\n\n" + report,
-                isolation=isolation,
-                facts={"blocked": list(result.blocked)},
-            )
+        blocked = blocked_result(self.name, result)
+        if blocked is not None:
+            return blocked
         if result.timed_out:
             return GateResult(self.name, GateStatus.FAIL, "examples timed out", report, isolation=isolation)
         verdict = (probe or {}).get("examples")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kavi.gates.base import GateContext
+from kavi.gates.base import GateContext, GateResult, GateStatus
 from kavi.runtime.guard import guarded_python_argv
 from kavi.sandbox.executor import ExecResult, policies_for_spec, run_isolated
 
@@ -25,6 +25,22 @@ def run_python(context: GateContext, module: str, args: Sequence[str]) -> ExecRe
     )
     argv = guarded_python_argv(effects, module=module, args=args)
     return run_isolated(argv, cwd=Path(context.sandbox), policy=policy)
+
+
+def blocked_result(gate: str, result: ExecResult) -> GateResult | None:
+    """The gate's FAIL when the hook or the OS refused an effect or a limit stopped the child, else None."""
+    blocks = describe_blocks(result)
+    if not blocks:
+        return None
+    report = "\n".join(blocks) + "\n\n" + result.stdout + result.stderr
+    return GateResult(
+        gate,
+        GateStatus.FAIL,
+        blocks[0],
+        report,
+        isolation=str(result.isolation),
+        facts={"blocked": list(result.blocked)},
+    )
 
 
 def describe_blocks(result: ExecResult) -> list[str]:

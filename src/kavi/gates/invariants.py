@@ -12,7 +12,7 @@ import ast
 from typing import ClassVar
 
 from kavi.gates.base import GateContext, GateResult, GateStatus
-from kavi.gates.execution import describe_blocks, shared_probe
+from kavi.gates.execution import blocked_result, shared_probe
 from kavi.spec import SkillSpec
 
 _CONSTANT_NODES = (
@@ -128,16 +128,9 @@ class InvariantsGate:
         result, probe = shared_probe(context)
         isolation = str(result.isolation)
         report = result.stdout + result.stderr
-        blocks = describe_blocks(result)
-        if blocks:
-            return GateResult(
-                self.name,
-                GateStatus.FAIL,
-                blocks[0],
-                "\n".join(blocks) + "\n\n" + report,
-                isolation=isolation,
-                facts={"blocked": list(result.blocked)},
-            )
+        blocked = blocked_result(self.name, result)
+        if blocked is not None:
+            return blocked
         verdict = (probe or {}).get("introspect")
         if not isinstance(verdict, dict):
             return GateResult(self.name, GateStatus.FAIL, "importing the skill failed", report, isolation=isolation)

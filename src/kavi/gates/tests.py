@@ -7,7 +7,7 @@ import re
 from typing import ClassVar
 
 from kavi.gates.base import GateContext, GateResult, GateStatus
-from kavi.gates.execution import describe_blocks, run_python
+from kavi.gates.execution import blocked_result, run_python
 from kavi.spec import SkillSpec
 
 PYTEST_INI = "[pytest]\npythonpath = skills\naddopts = -p no:cacheprovider\n"
@@ -25,16 +25,9 @@ class PytestGate:
         args = ["-q", "-rfE", "--tb=short", "--color=no", "-c", "pytest.ini", "--rootdir", ".", context.spec.test_path]
         result = run_python(context, "pytest", args)
         report = result.stdout + result.stderr
-        blocks = describe_blocks(result)
-        if blocks:
-            return GateResult(
-                self.name,
-                GateStatus.FAIL,
-                blocks[0],
-                "\n".join(blocks) + "\n\n" + report,
-                isolation=str(result.isolation),
-                facts={"blocked": list(result.blocked)},
-            )
+        blocked = blocked_result(self.name, result)
+        if blocked is not None:
+            return blocked
         counts = {kind: int(n) for n, kind in _SUMMARY.findall(report)}
         failing = re.findall(r"^(?:FAILED|ERROR) (\S+)", report, flags=re.MULTILINE)
         facts = {"counts": counts, "failing_tests": failing, "isolation": str(result.isolation)}
