@@ -354,7 +354,7 @@ def _wrap_in_bwrap(command: list[str], *, cwd: Path, policy: ExecPolicy, env_fd:
     info = bwrap.probe_bwrap()
     assert info.path is not None  # select_level returned FULL only because it works
     write_roots = bwrap.real_paths(policy.write_roots)
-    readonly = bwrap.real_paths([p for p in policy.readonly_paths if Path(p).exists()])
+    readonly = bwrap.real_paths([p for p in policy.readonly_paths if Path(p).exists()] + list(_roots_under_tmp()))
     hidden, visible = _hidden_and_visible(policy, cwd, (*write_roots, *readonly))
     mounts = bwrap.Mounts(
         cwd=str(cwd),
@@ -373,6 +373,22 @@ def _wrap_in_bwrap(command: list[str], *, cwd: Path, policy: ExecPolicy, env_fd:
         env_fd=env_fd,
         network=policy.side_effect == SideEffect.NETWORK,
     )
+
+
+def _roots_under_tmp() -> tuple[str, ...]:
+    """The interpreter, virtual environment and import folders that live under /tmp (a clone checked out
+    there, a venv made there): the child's fresh /tmp would hide them, so they are bound back read-only."""
+    tmp = Path("/tmp")  # noqa: S108 - the folder bubblewrap replaces with a private tmpfs
+    candidates = [sys.prefix, sys.exec_prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent), *sys.path]
+    found: list[str] = []
+    for candidate in candidates:
+        path = Path(candidate) if candidate else None
+        if path is None or not path.is_absolute() or not path.is_dir():
+            continue
+        real = path.resolve()
+        if real != tmp and real.is_relative_to(tmp) and str(real) not in found:
+            found.append(str(real))
+    return tuple(found)
 
 
 def _hidden_and_visible(
