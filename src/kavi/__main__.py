@@ -12,11 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
-import tempfile
-import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -93,6 +89,11 @@ def _report(code: int, message: str, json_mode: bool, kind: str, *, also_stderr:
 
 
 def _write_crash_log(args: list[str]) -> Path:
+    import platform
+    import tempfile
+    import time
+    import traceback
+
     folder = Path(tempfile.gettempdir()) / "kavi-logs"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
