@@ -8,6 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from kavi.crash import crashpoint
 from kavi.errors import IntegrityError, NotFoundError
 
 
@@ -24,6 +25,7 @@ def write_atomic(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        crashpoint("write_atomic")
         Path(temp).replace(path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

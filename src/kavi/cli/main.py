@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kavi.cli import run_command, skill_commands, workspace_commands
+from kavi.cli import integrity_commands, run_command, skill_commands, workspace_commands
 from kavi.cli.app import app
 
-__all__ = ["app", "run_command", "skill_commands", "workspace_commands"]
+__all__ = ["app", "integrity_commands", "run_command", "skill_commands", "workspace_commands"]

@@ -43,7 +43,8 @@ def execute(
         json.dumps(
             {
                 "ok": True,
-                "execution_id": result.execution_id,
+                "execution_id": result.execution_id or None,
+                "recorded": result.recorded,
                 "name": result.name,
                 "version": result.version,
                 "output": result.output,
