@@ -106,8 +106,11 @@ def audit_workspace(workspace: Workspace, *, quick: bool = False) -> AuditReport
             for where, message in problems:
                 report.add("lock", where, message)
             if lock is not None:
-                for where, message in compare_lock_with_ledger(lock, conn, workspace.artifacts_dir):
-                    report.add("lock", where, message)
+                try:
+                    for where, message in compare_lock_with_ledger(lock, conn, workspace.artifacts_dir):
+                        report.add("lock", where, message)
+                except KaviError as exc:
+                    report.add("lock", LOCK_FILE, f"cannot derive the lock from the ledger: {exc.message}")
         conn.execute("COMMIT")
     finally:
         conn.close()

@@ -297,6 +297,8 @@ def verify_lock(workspace: Workspace, *, regate: bool = False) -> LockReport:
         try:
             conn.row_factory = None
             report.problems += compare_lock_with_ledger(lock, conn, workspace.artifacts_dir)
+        except KaviError as exc:
+            report.problems.append((LOCK_FILE, f"cannot derive the lock from the ledger: {exc.message}"))
         finally:
             conn.close()
     if regate:
