@@ -39,7 +39,9 @@ def build_template(root: Path) -> Workspace:
         skill = v2 / "skills" / "word_count.py"
         skill.write_text(skill.read_text() + "# v2\n")
         for source in (recording_of("word_count"), v2):
-            built = build_skill(forge, proposed.proposal_id, builder_name="replay", builder_options={"source": str(source)})
+            built = build_skill(
+                forge, proposed.proposal_id, builder_name="replay", builder_options={"source": str(source)}
+            )
             assert built.status == "SUCCEEDED", built.reason
             verified = verify_skill(forge, proposed.proposal_id)
             assert verified.passed, verified.gates

@@ -174,9 +174,18 @@ def test_the_chain_walk_matches_the_ledger_hash_function(trusted: Workspace) -> 
     rows = conn.execute("SELECT id, ts, kind, proposal_id, build_id, payload, prev_hash, hash FROM events").fetchall()
     conn.close()
     for row in rows:
-        assert event_hash(
-            prev_hash=row[6], event_id=row[0], ts=row[1], kind=row[2], proposal_id=row[3], build_id=row[4], payload=row[5]
-        ) == row[7]
+        assert (
+            event_hash(
+                prev_hash=row[6],
+                event_id=row[0],
+                ts=row[1],
+                kind=row[2],
+                proposal_id=row[3],
+                build_id=row[4],
+                payload=row[5],
+            )
+            == row[7]
+        )
     assert audit_workspace(trusted).head == rows[-1][7]
 
 

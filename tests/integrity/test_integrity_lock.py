@@ -65,7 +65,7 @@ def test_revoke_and_reject_rewrite_the_lock(trusted: Workspace) -> None:
         (lambda ws: (ws.skills_dir / "extra.py").write_text("x = 1\n"), "skills/extra.py"),
         (
             lambda ws: (ws.root / "kavi.lock").write_text(
-                (ws.root / "kavi.lock").read_text().replace("\\\"count\\\"", "\\\"total\\\"")
+                (ws.root / "kavi.lock").read_text().replace('\\"count\\"', '\\"total\\"')
             ),
             "kavi.lock word_count",
         ),
