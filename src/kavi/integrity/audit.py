@@ -14,6 +14,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,9 @@ class _Seen:
 
 def _check_chain(conn: sqlite3.Connection, report: AuditReport) -> _Seen:
     """Walk every event once: recompute its hash, check its link, and note what it says about rows."""
-    encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    # The body is what kavi.ledger.chain.event_hash feeds json.dumps, spelled out with the same C string
+    # escaper: a 6-item list with no spaces. Half the cost of calling json.dumps per event.
+    quote = encode_basestring
     sha256 = hashlib.sha256
     loads = json.loads
     seen = _Seen()
@@ -176,8 +179,10 @@ def _check_chain(conn: sqlite3.Connection, report: AuditReport) -> _Seen:
             report.add("chain", f"event #{event_id}", f"expected event #{expected_id} here: events were removed")
         if prev_hash != previous:
             report.add("chain", f"event #{event_id}", f"prev_hash {prev_hash[:12]} does not link to {previous[:12]}")
-        body = encode([event_id, ts, kind, proposal_id, build_id, payload])
-        if sha256(f"{prev_hash}|{body}".encode()).hexdigest() != digest:
+        pid = "null" if proposal_id is None else quote(proposal_id)
+        bid = "null" if build_id is None else quote(build_id)
+        text = f"{prev_hash}|[{event_id},{quote(ts)},{quote(kind)},{pid},{bid},{quote(payload)}]"
+        if sha256(text.encode()).hexdigest() != digest:
             report.add("chain", f"event #{event_id}", f"{kind}: stored hash {digest[:12]} does not match its content")
         previous, expected_id = digest, event_id + 1
         if kind.startswith(("proposal.", "promotion.", "build.", "verification.", "run.")):
@@ -225,10 +230,11 @@ def _note(
 
 def _check_artifacts(conn: sqlite3.Connection, root: Path, report: AuditReport) -> None:
     sha256 = hashlib.sha256
+    base = str(root)
     for digest, kind, size in conn.execute("SELECT sha256, kind, size FROM artifacts"):
-        path = root / digest[:2] / digest
         try:
-            data = path.read_bytes()
+            with open(f"{base}/{digest[:2]}/{digest}", "rb") as handle:
+                data = handle.read()
         except OSError:
             report.add("artifact", f"artifacts row {digest[:12]} ({kind})", "missing from the store")
             continue

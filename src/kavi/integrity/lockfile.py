@@ -165,6 +165,7 @@ def settle(forge: Forge, names: Iterable[str] | None = None) -> list[str]:
         return []
     with install_lock(workspace):
         _remove_stale_temps(workspace.skills_dir)
+        _remove_stale_temps(workspace.root, f".{LOCK_FILE}.")
         if names is None:
             conn = fast.connect(workspace.ledger_path)
             try:
@@ -179,10 +180,10 @@ def settle(forge: Forge, names: Iterable[str] | None = None) -> list[str]:
     return changed
 
 
-def _remove_stale_temps(skills: Path) -> None:
+def _remove_stale_temps(folder: Path, prefix: str = ".") -> None:
     """Temporary files of an atomic write killed before its rename (``.<name>.<random>.tmp``)."""
-    if skills.is_dir():
-        for stale in skills.glob(".*.tmp"):
+    if folder.is_dir():
+        for stale in folder.glob(f"{prefix}*.tmp"):
             stale.unlink(missing_ok=True)
 
 
