@@ -151,3 +151,12 @@ def test_regate_reruns_the_gates_on_a_clone(trusted: Workspace, tmp_path: Path) 
     gates = result.json()["regate"][0]["gates"]
     assert {g["gate"] for g in gates} >= {"ruff", "mypy", "pytest", "examples"}
     assert all(g["status"] == "pass" for g in gates)
+
+
+def test_the_reusable_ci_workflow_checks_the_lock_and_regates() -> None:
+    from support import REPO
+
+    text = (REPO / ".github" / "workflows" / "kavi-verify-lock.yml").read_text()
+    assert "workflow_call:" in text
+    assert "run: kavi verify-lock\n" in text and "run: kavi verify-lock --regate\n" in text
+    assert "${{ inputs." not in text.split("steps:")[1].split("run:")[-1], "inputs reach shells only via env"
