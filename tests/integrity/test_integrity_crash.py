@@ -201,10 +201,14 @@ def test_kill_9_at_every_crash_point_leaves_a_recoverable_workspace(tmp_path: Pa
         args = _with_recording(scenario, recordings)
         for point in _points(scenario, states, work, home, args):
             jobs.append((scenario, states[scenario.state], point, args))
+    per_scenario: dict[str, int] = {}
+    for scenario, _, _, _ in jobs:
+        per_scenario[scenario.name] = per_scenario.get(scenario.name, 0) + 1
+    print(f"crash points: {len(jobs)} {per_scenario}")
     labels = {point.split(":")[0] for _, _, point, _ in jobs}
     assert len(jobs) >= 100, len(jobs)
     assert {"build.started", "verify.commit", "promote.committed", "revoke.committed", "write_atomic"} <= labels
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2))) as pool:
         failures = [
             failure
             for failure in pool.map(lambda job: _crash_and_recover(job[0], job[1], job[2], work, home, job[3]), jobs)
