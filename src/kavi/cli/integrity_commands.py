@@ -38,6 +38,11 @@ def audit(
             out.print(f"  {finding.line()}", markup=False)
         for check, more in report.truncated.items():
             out.print(f"  [{check}] ... and {more} more", markup=False)
+        if {f.check for f in report.findings} & {"installed", "lock"}:
+            out.print(
+                "fix: if the ledger is right, `kavi verify-lock --write` reinstalls skills/ and rewrites kavi.lock",
+                markup=False,
+            )
     if not report.ok:
         raise typer.Exit(1)
 
