@@ -161,8 +161,8 @@ def settle(forge: Forge, names: Iterable[str] | None = None) -> list[str]:
     from kavi.stages.promote import sync_installed
 
     workspace = forge.workspace
-    if workspace.ledger_path is None:
-        return []
+    if workspace.ledger_path is None:  # a server ledger: install as before, no lock (decision 12)
+        return [path for name in names or () for path in sync_installed(forge, name)]
     with install_lock(workspace):
         _remove_stale_temps(workspace.skills_dir)
         _remove_stale_temps(workspace.root, f".{LOCK_FILE}.")
