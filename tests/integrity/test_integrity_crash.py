@@ -180,8 +180,9 @@ def _crash_and_recover(
             return f"{point}: versions were promoted but there is no kavi.lock"
     elif not (lock := verify_lock(workspace)).ok:
         return f"{point}: lock after re-run: {lock.problems[:3]}"
-    if any(workspace.skills_dir.glob(".*.tmp")) and args[0] in ("promote-skill", "revoke", "reject"):
-        return f"{point}: a temporary file was left in skills/ after the re-run"
+    temporaries = [*workspace.skills_dir.glob(".*.tmp"), *(workspace.state_dir / "install-tmp").glob("*")]
+    if temporaries and args[0] in ("promote-skill", "revoke", "reject"):
+        return f"{point}: temporary files were left after the re-run: {temporaries}"
     shutil.rmtree(root, ignore_errors=True)
     return ""
 

@@ -35,6 +35,8 @@ HEADER = (
     "# kavi.lock: the TRUSTED skill versions of this workspace. Written by kavi on every promote, revoke and\n"
     "# reject; commit it. `kavi verify-lock` checks skills/ against it (no ledger needed).\n"
 )
+# Where settle's atomic writes keep their temporaries (inside .kavi/, never in skills/ or the root).
+INSTALL_TMP = "install-tmp"
 EFFECT_PARAMS = ("write_roots", "allow_hosts", "secrets", "executables")
 
 Problem = tuple[str, str]
@@ -133,7 +135,7 @@ def write_lock(workspace: Workspace) -> Path:
     finally:
         conn.close()
     target = workspace.root / LOCK_FILE
-    write_atomic(target, data)
+    write_atomic(target, data, temp_dir=workspace.state_dir / INSTALL_TMP)
     return target
 
 
@@ -164,8 +166,8 @@ def settle(forge: Forge, names: Iterable[str] | None = None) -> list[str]:
     if workspace.ledger_path is None:  # a server ledger: install as before, no lock (decision 12)
         return [path for name in names or () for path in sync_installed(forge, name)]
     with install_lock(workspace):
-        _remove_stale_temps(workspace.skills_dir)
-        _remove_stale_temps(workspace.root, f".{LOCK_FILE}.")
+        _remove_stale_temps(workspace.state_dir / INSTALL_TMP)
+        _remove_stale_temps(workspace.skills_dir)  # left by kavi versions that kept temporaries in place
         if names is None:
             conn = fast.connect(workspace.ledger_path)
             try:

@@ -18,7 +18,7 @@ from kavi.artifacts import sha256_bytes, write_atomic
 from kavi.builders.base import BuildStatus
 from kavi.crash import crashpoint
 from kavi.errors import TransitionError
-from kavi.integrity.lockfile import settle
+from kavi.integrity.lockfile import INSTALL_TMP, settle
 from kavi.ledger.ids import new_id, utc_now
 from kavi.ledger.models import Promotion, Proposal, ProposalStatus, Verification, VersionStatus
 from kavi.ledger.store import append_event
@@ -244,6 +244,6 @@ def sync_installed(forge: Forge, name: str) -> list[str]:
             continue
         if path.is_symlink():
             path.unlink()
-        write_atomic(path, forge.store.get(digest))
+        write_atomic(path, forge.store.get(digest), temp_dir=forge.workspace.state_dir / INSTALL_TMP)
         changed.append(path.relative_to(forge.workspace.root).as_posix())
     return changed
