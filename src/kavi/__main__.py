@@ -40,13 +40,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_typer(args: list[str]) -> int:
+    """Run the Typer app; its usage errors become kavi's one-line UsageError (exit 2) instead of a box."""
+    import typer
+
     from kavi.cli.main import app
+    from kavi.errors import UsageError
 
     try:
-        app(args=args, prog_name="kavi", standalone_mode=True)
+        result = app(args=args, prog_name="kavi", standalone_mode=False)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    except typer.Abort:
+        return _report(1, "aborted", "--json" in args, "Abort")
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            return int(getattr(exc, "exit_code", 2))  # the help is already printed
+        known = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+        command = next((a for a in args if not a.startswith("-")), "")
+        where = f"kavi {command} --help" if command in known else "kavi --help"
+        raise UsageError(f"{exc.format_message()} (see `{where}`)") from None
+    return result if isinstance(result, int) else 0
 
 
 class _ArgumentParser(argparse.ArgumentParser):

@@ -8,6 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from kavi.crash import crashpoint
 from kavi.errors import IntegrityError, NotFoundError
 
 
@@ -15,15 +16,21 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary name in the same folder, fsync, then rename: a crash leaves old or new, never half."""
+def write_atomic(path: Path, data: bytes, *, temp_dir: Path | None = None) -> None:
+    """Write to a temporary name, fsync, then rename: a crash leaves old or new, never half.
+
+    The temporary lives next to ``path`` unless ``temp_dir`` (on the same file system) is given: files in the
+    workspace use ``.kavi/`` so a concurrent build's sandbox copy never meets a half-written temporary."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    folder = temp_dir or path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        crashpoint("write_atomic")
         Path(temp).replace(path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

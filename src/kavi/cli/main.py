@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from kavi.cli import forge_commands, kernel_commands, run_command, skill_commands, workspace_commands
+from kavi.cli import (
+    forge_commands,
+    integrity_commands,
+    kernel_commands,
+    run_command,
+    skill_commands,
+    workspace_commands,
+)
 from kavi.cli.app import app
 
-__all__ = ["app", "forge_commands", "kernel_commands", "run_command", "skill_commands", "workspace_commands"]
+__all__ = [
+    "app",
+    "forge_commands",
+    "integrity_commands",
+    "kernel_commands",
+    "run_command",
+    "skill_commands",
+    "workspace_commands",
+]

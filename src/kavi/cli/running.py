@@ -24,7 +24,10 @@ def execute(
 
     if input_json is not None and input_file is not None:
         raise UsageError("give the input with --json or --input-file, not both")
-    text = input_file.read_text(encoding="utf-8") if input_file is not None else (input_json or "{}")
+    try:
+        text = input_file.read_text(encoding="utf-8") if input_file is not None else (input_json or "{}")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read --input-file {input_file}: {exc}") from None
     try:
         payload: Any = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -43,7 +46,8 @@ def execute(
         json.dumps(
             {
                 "ok": True,
-                "execution_id": result.execution_id,
+                "execution_id": result.execution_id or None,
+                "recorded": result.recorded,
                 "name": result.name,
                 "version": result.version,
                 "output": result.output,

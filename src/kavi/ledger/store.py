@@ -15,6 +15,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
+from kavi.crash import crashpoint
 from kavi.errors import LedgerError
 from kavi.ledger.chain import GENESIS, canonical_payload, event_hash
 from kavi.ledger.ids import utc_now
@@ -127,6 +128,7 @@ def append_event(
     )
     session.add(record)
     session.flush()
+    crashpoint("ledger.event")
     return record
 
 

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from kavi.builders.base import Builder, BuildOutcome, BuildPacket, BuildStatus, TraceEvent
 from kavi.builders.registry import create_builder
+from kavi.crash import crashpoint
 from kavi.errors import BuildError, BuilderUnavailableError, KaviError, TransitionError
 from kavi.ledger.ids import new_id, utc_now
 from kavi.ledger.models import Build, Proposal, ProposalStatus
@@ -104,6 +105,7 @@ def build_skill(
     if not ok:
         raise BuilderUnavailableError(f"builder {name!r} is not available: {why}")
     build, spec, packet = _start_attempt(forge, reference, name, previous_failure, advice)
+    crashpoint("build.started")
     sandbox = make_build_sandbox(forge.workspace.root, prefix=f"build-{build.id}")
     started = time.perf_counter()
     try:
@@ -123,6 +125,7 @@ def build_skill(
         remove_sandbox(sandbox)
         raise
     outcome = _with_duration(outcome, time.perf_counter() - started)
+    crashpoint("build.built")
     if outcome.status is BuildStatus.AWAITING_INPUT:
         result = _await_input(forge, build.id, outcome, sandbox, before, packet_path)
         return result
@@ -287,6 +290,7 @@ def _finish(
         set_status(
             session, proposal, ProposalStatus.BUILT if succeeded else ProposalStatus.BUILD_FAILED, build_id=build.id
         )
+        crashpoint("build.commit")
         return _built(proposal, build, files=files)
 
 

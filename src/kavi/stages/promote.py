@@ -16,7 +16,9 @@ from sqlmodel import Session, col, func, select
 
 from kavi.artifacts import sha256_bytes, write_atomic
 from kavi.builders.base import BuildStatus
+from kavi.crash import crashpoint
 from kavi.errors import TransitionError
+from kavi.integrity.lockfile import INSTALL_TMP, settle
 from kavi.ledger.ids import new_id, utc_now
 from kavi.ledger.models import GateRecord, Promotion, Proposal, ProposalStatus, Verification, VersionStatus
 from kavi.ledger.store import append_event
@@ -66,6 +68,7 @@ def promote_skill(
     approver = (approver or default_approver()).strip()
     if not approver:
         raise TransitionError("the approver name is empty", hint="pass --approver NAME")
+    settle(forge)  # completes an earlier command killed between its commit and its install
     with forge.ledger.transaction() as session:
         proposal = get_proposal(session, reference)
         build = latest_build(session, proposal.id)
@@ -135,7 +138,9 @@ def promote_skill(
             )
             set_status(session, proposal, ProposalStatus.TRUSTED, promotion_id=promotion.id, version=version)
             promoted = _promoted(promotion, installed=[], completed=False)
-    installed = sync_installed(forge, promoted.name)
+            crashpoint("promote.commit")
+    crashpoint("promote.committed")
+    installed = settle(forge, [promoted.name])
     return Promoted(**{**promoted.__dict__, "installed": installed})
 
 
@@ -183,6 +188,7 @@ def _promoted(promotion: Promotion, *, installed: list[str], completed: bool) ->
 
 def revoke_skill(forge: Forge, name: str, *, version: int | None = None, by: str | None = None) -> Revoked:
     """Make one TRUSTED version unrunnable (the latest when ``version`` is None)."""
+    settle(forge)
     with forge.ledger.transaction() as session:
         versions = trusted_versions(session, name)
         if version is None:
@@ -210,12 +216,15 @@ def revoke_skill(forge: Forge, name: str, *, version: int | None = None, by: str
             if proposal is not None and proposal.status == ProposalStatus.TRUSTED:
                 set_status(session, proposal, ProposalStatus.VERIFIED, revoked_version=target.version)
         result = Revoked(name, target.version, target.id, remaining[0].version if remaining else None)
-    sync_installed(forge, name)
+        crashpoint("revoke.commit")
+    crashpoint("revoke.committed")
+    settle(forge, [name])
     return result
 
 
 def reject_proposal(forge: Forge, reference: str, *, reason: str | None = None) -> Rejected:
     """End a proposal. One with TRUSTED versions must have them revoked first."""
+    settle(forge)
     with forge.ledger.transaction() as session:
         proposal = get_proposal(session, reference)
         if proposal.status == ProposalStatus.REJECTED:
@@ -230,6 +239,7 @@ def reject_proposal(forge: Forge, reference: str, *, reason: str | None = None) 
         sandbox = build.sandbox if build and build.status == BuildStatus.AWAITING_INPUT else None
         set_status(session, proposal, ProposalStatus.REJECTED, reason=reason or "")
         result = Rejected(proposal.id, proposal.name, proposal.status)
+    settle(forge, [])
     if sandbox:
         from kavi.sandbox.copy import remove_sandbox
 
@@ -265,6 +275,6 @@ def sync_installed(forge: Forge, name: str) -> list[str]:
             continue
         if path.is_symlink():
             path.unlink()
-        write_atomic(path, forge.store.get(digest))
+        write_atomic(path, forge.store.get(digest), temp_dir=forge.workspace.state_dir / INSTALL_TMP)
         changed.append(path.relative_to(forge.workspace.root).as_posix())
     return changed

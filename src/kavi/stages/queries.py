@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from sqlalchemy import select as select_columns
+from sqlalchemy import text
 from sqlmodel import col, func, select
 
 from kavi.errors import NotFoundError
@@ -60,20 +61,19 @@ def list_skills(forge: Forge, *, include_revoked: bool = False) -> list[dict[str
 
 
 def list_proposals(forge: Forge, *, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    query = select_columns(
-        col(Proposal.id),
-        col(Proposal.name),
-        col(Proposal.kind),
-        col(Proposal.status),
-        col(Proposal.side_effect),
-        col(Proposal.updated_at),
-    ).order_by(col(Proposal.created_at).desc())
+    """Proposals, newest first. Plain SQL over the ``created_at`` index: with 10k proposals, SQLAlchemy's
+    statement compilation and row processing cost more than the query itself."""
+    sql = "SELECT id, name, kind, status, side_effect, updated_at FROM proposals"
+    params: dict[str, Any] = {}
     if status:
-        query = query.where(col(Proposal.status) == status.upper())
+        sql += " WHERE status = :status"
+        params["status"] = status.upper()
+    sql += " ORDER BY created_at DESC"
     if limit:
-        query = query.limit(limit)
-    with forge.ledger.reading() as session:
-        rows = session.execute(query).all()
+        sql += " LIMIT :limit"
+        params["limit"] = int(limit)
+    with forge.ledger.engine.connect() as conn:
+        rows = conn.execute(text(sql), params).fetchall()
     return [
         {"id": r[0], "name": r[1], "kind": r[2], "status": r[3], "side_effect": r[4], "updated_at": r[5]} for r in rows
     ]

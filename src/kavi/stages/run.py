@@ -2,8 +2,10 @@
 
 The skill's bytes are read once, hashed and compared with the ledger before anything of them is imported;
 those same bytes (never the path) go to an isolated child that validates input and output with the spec's
-models. This module is on the hot path of `kavi run-skill` and imports only the standard library and kavi's
-stdlib-only leaves; pydantic is paid for in the child, where the skill needs it anyway.
+models. On a clone with kavi.lock but no ledger, the TRUSTED hash and frozen spec come from the lock and
+the execution cannot be recorded (the result says ``recorded: false``). This module is on the hot path of
+`kavi run-skill` and imports only the standard library and kavi's stdlib-only leaves; pydantic is paid
+for in the child, where the skill needs it anyway.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from kavi.errors import (
     SkillInputError,
     TransitionError,
 )
+from kavi.integrity.lockdata import LOCK_FILE, load_lock, locked_entry
 from kavi.ledger import fast
 from kavi.runtime.loader import check_bytes
 from kavi.sandbox.executor import policies_for_spec, run_isolated
@@ -44,6 +47,7 @@ class RunResult:
     duration_s: float
     isolation: str
     skill_sha256: str
+    recorded: bool = True
 
     @property
     def ok(self) -> bool:
@@ -123,22 +127,61 @@ def run_skill(
             "run-skill reads SQLite ledgers directly; this workspace's ledger is a server URL",
             hint="use a SQLite ledger for running skills, or the Python API",
         )
+    if not ledger_path.is_file() and (workspace.root / LOCK_FILE).is_file():
+        trusted = load_trusted_from_lock(workspace, name, version)
+        return _execute(workspace, None, trusted, payload, in_process, require_isolation)
     conn = fast.connect(ledger_path)
     try:
         trusted = load_trusted(workspace, conn, name, version)
-        promotion = trusted.promotion
-        effect = SideEffect(promotion["side_effect"])
-        if in_process and effect is not SideEffect.READ_ONLY:
-            raise TransitionError(f"--in-process is only for READ_ONLY skills; {name} is {effect}")
-        started = time.perf_counter()
-        if in_process:
-            response, isolation = _run_in_process(workspace, trusted, payload), "in-process"
-        else:
-            response, isolation = _run_in_child(workspace, trusted, payload, require_isolation)
-        duration = round(time.perf_counter() - started, 6)
-        return _record(conn, promotion, payload, response, duration, isolation)
+        return _execute(workspace, conn, trusted, payload, in_process, require_isolation)
     finally:
         conn.close()
+
+
+def load_trusted_from_lock(workspace: Workspace, name: str, version: int | None) -> TrustedBytes:
+    """The installed version's bytes and frozen spec, checked against kavi.lock (a clone with no ledger)."""
+    entry = locked_entry(load_lock(workspace.root), name, version)
+    spec_json = entry["spec"].encode("utf-8")
+    check_bytes(spec_json, entry["spec_sha256"], what=f"the frozen spec of {name} in {LOCK_FILE}")
+    relative = f"skills/{name}.py"
+    path = workspace.root / relative
+    try:
+        source = path.read_bytes()
+    except FileNotFoundError:
+        raise IntegrityError(
+            f"{relative} is missing although {LOCK_FILE} lists it", hint="restore it from git"
+        ) from None
+    check_bytes(source, str(entry["files"].get(relative, "")), what=relative)
+    promotion = {
+        "id": entry["promotion_id"],
+        "proposal_id": entry["proposal_id"],
+        "name": name,
+        "version": entry["version"],
+        "skill_sha256": entry["files"][relative],
+        "side_effect": entry["side_effect"],
+    }
+    return TrustedBytes(promotion, spec_json, source, str(path))
+
+
+def _execute(
+    workspace: Workspace,
+    conn: Any,
+    trusted: TrustedBytes,
+    payload: dict[str, Any],
+    in_process: bool,
+    require_isolation: bool | None,
+) -> RunResult:
+    promotion = trusted.promotion
+    effect = SideEffect(promotion["side_effect"])
+    if in_process and effect is not SideEffect.READ_ONLY:
+        raise TransitionError(f"--in-process is only for READ_ONLY skills; {promotion['name']} is {effect}")
+    started = time.perf_counter()
+    if in_process:
+        response, isolation = _run_in_process(workspace, trusted, payload), "in-process"
+    else:
+        response, isolation = _run_in_child(workspace, trusted, payload, require_isolation)
+    duration = round(time.perf_counter() - started, 6)
+    return _record(conn, promotion, payload, response, duration, isolation)
 
 
 def request_for(trusted: TrustedBytes, payload: dict[str, Any]) -> dict[str, Any]:
@@ -215,9 +258,24 @@ def _record(
     duration: float,
     isolation: str,
 ) -> RunResult:
-    execution_id = fast.new_id("x")
+    """Append the execution to the ledger (``conn`` None: no ledger, nothing recorded) and raise on failure."""
     error = None if response.get("ok") else f"{response.get('error_type', 'Error')}: {response.get('error', '')}"
     output = response.get("output") if response.get("ok") else None
+    if conn is None:
+        result = RunResult(
+            "",
+            promotion["name"],
+            promotion["version"],
+            output,
+            error,
+            duration,
+            isolation,
+            promotion["skill_sha256"],
+            recorded=False,
+        )
+        _raise_on_error(result, response, "not recorded: no ledger")
+        return result
+    execution_id = fast.new_id("x")
     fast.write(
         conn,
         [
@@ -264,8 +322,12 @@ def _record(
         isolation,
         promotion["skill_sha256"],
     )
-    if error is not None:
+    _raise_on_error(result, response, f"execution {execution_id}")
+    return result
+
+
+def _raise_on_error(result: RunResult, response: dict[str, Any], note: str) -> None:
+    if result.error is not None:
         phase = response.get("phase")
         cls = {"input": SkillInputError, "side_effect": SideEffectViolation}.get(str(phase), SkillExecutionError)
-        raise cls(f"{promotion['name']} v{promotion['version']} failed: {error} (execution {execution_id})")
-    return result
+        raise cls(f"{result.name} v{result.version} failed: {result.error} ({note})")

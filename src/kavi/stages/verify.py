@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kavi.builders.base import BuildStatus
+from kavi.crash import crashpoint
 from kavi.errors import TransitionError
 from kavi.gates.base import GateContext, GateResult, GateStatus, timed
 from kavi.gates.examples import SPEC_FILE
@@ -69,6 +70,7 @@ def verify_skill(forge: Forge, reference: str) -> Verified:
     started = time.perf_counter()
     results = run_gates(forge, spec, files)
     duration = round(time.perf_counter() - started, 4)
+    crashpoint("verify.gated")
     return _record(forge, proposal_id, build_id, candidate, results, duration)
 
 
@@ -199,6 +201,7 @@ def _record(
             ProposalStatus.VERIFIED if passed else ProposalStatus.VERIFY_FAILED,
             verification_id=verification.id,
         )
+        crashpoint("verify.commit")
         return Verified(
             verification.id, proposal_id, proposal.name, build_id, candidate, status, isolation, duration, gates
         )

@@ -1,0 +1,1 @@
+"""Integrity: the ledger audit, kavi.lock, provenance attestations and `kavi doctor`."""

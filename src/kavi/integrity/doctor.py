@@ -1,0 +1,215 @@
+"""`kavi doctor`: one line per check of the workspace, ledger, audit, lock, toolchain and builders.
+
+A check is ``ok``, ``warn`` (something optional is missing: a GPU, the claude CLI, bubblewrap) or ``fail``
+(something kavi needs is broken); every non-ok check carries the fix. Doctor passes when nothing fails.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kavi.errors import KaviError
+from kavi.workspace import Workspace, find_workspace
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+def run_doctor(explicit: Path | str | None = None) -> list[Check]:
+    checks: list[Check] = []
+    try:
+        workspace = find_workspace(explicit)
+    except KaviError as exc:
+        checks.append(Check("workspace", FAIL, exc.message, "run `kavi init` in your project folder"))
+        workspace = None
+    if workspace is not None:
+        checks.append(Check("workspace", OK, str(workspace.root)))
+        checks += _ledger_checks(workspace)
+    checks += toolchain_checks(workspace.root if workspace else Path.cwd())
+    checks += builder_checks()
+    return checks
+
+
+def _ledger_checks(workspace: Workspace) -> list[Check]:
+    from kavi.ledger.migrations import MIGRATIONS
+    from kavi.ledger.store import Ledger
+
+    path = workspace.ledger_path
+    if path is not None and not path.is_file():
+        return [Check("ledger", FAIL, f"no ledger at {path}", "run `kavi init` to create it")]
+    try:
+        ledger = Ledger.open(workspace.ledger_url)
+        try:
+            applied = ledger.schema_version()
+        finally:
+            ledger.close()
+    except KaviError as exc:
+        return [Check("ledger", FAIL, exc.message, "check [ledger] url in kavi.toml")]
+    known = [name for name, _ in MIGRATIONS]
+    checks = []
+    if applied[: len(known)] == sorted(known) or set(known) <= set(applied):
+        unknown = sorted(set(applied) - set(known))
+        if unknown:
+            checks.append(
+                Check("schema", FAIL, f"the ledger has migrations this kavi does not know: {unknown}", "upgrade kavi")
+            )
+        else:
+            checks.append(Check("schema", OK, f"{len(applied)} migration(s), latest {known[-1]}"))
+    else:
+        checks.append(Check("schema", FAIL, f"migrations applied: {applied}", "run any kavi command to migrate"))
+    if path is None:
+        checks.append(Check("audit", WARN, "the audit reads SQLite ledgers only", "audit a SQLite copy"))
+        return checks
+    from kavi.integrity.audit import audit_workspace
+
+    report = audit_workspace(workspace, quick=True)
+    if report.ok:
+        checks.append(Check("audit", OK, f"chain head {report.head[:12]}, {report.counts['events']} events (quick)"))
+    else:
+        first = report.findings[0].line()
+        checks.append(
+            Check("audit", FAIL, f"{len(report.findings)} finding(s), first: {first}", "run `kavi audit` for all")
+        )
+    checks.append(_lock_check(workspace))
+    return checks
+
+
+def _lock_check(workspace: Workspace) -> Check:
+    from kavi.integrity.lockdata import LOCK_FILE
+    from kavi.integrity.lockfile import verify_lock
+
+    if not (workspace.root / LOCK_FILE).is_file():
+        from kavi.integrity.audit import installed_expectations, open_ledger
+
+        conn = open_ledger(workspace)
+        try:
+            trusted = installed_expectations(conn)
+        finally:
+            conn.close()
+        if trusted:
+            return Check(
+                "lock", FAIL, f"{LOCK_FILE} is missing but skills are TRUSTED", "run `kavi verify-lock --write`"
+            )
+        return Check("lock", OK, f"no {LOCK_FILE} yet (nothing is TRUSTED)")
+    try:
+        report = verify_lock(workspace)
+    except KaviError as exc:
+        return Check("lock", FAIL, exc.message, "restore kavi.lock from git or `kavi verify-lock --write`")
+    if report.ok:
+        return Check("lock", OK, f"{report.entries} entr(y/ies) agree with the files and the ledger")
+    where, message = report.problems[0]
+    return Check(
+        "lock", FAIL, f"{len(report.problems)} problem(s), first: {where}: {message}", "run `kavi verify-lock`"
+    )
+
+
+def toolchain_checks(root: Path) -> list[Check]:
+    checks = []
+    for module in ("ruff", "mypy", "pytest"):
+        found = importlib.util.find_spec(module) is not None
+        checks.append(
+            Check(
+                module,
+                OK if found else FAIL,
+                "importable" if found else "not importable",
+                f"install kavi's dependencies ({module})",
+            )
+        )
+    bwrap = shutil.which("bwrap")
+    checks.append(
+        Check("bwrap", OK, bwrap)
+        if bwrap
+        else Check(
+            "bwrap", WARN, "bubblewrap not on PATH: untrusted code runs with fallback isolation", "install bubblewrap"
+        )
+    )
+    claude = _find_claude(root)
+    checks.append(
+        Check("claude", OK, str(claude))
+        if claude
+        else Check(
+            "claude",
+            WARN,
+            "claude CLI not found (the claude-code builder is unavailable)",
+            "npm install @anthropic-ai/claude-code",
+        )
+    )
+    checks += _gpu_checks()
+    return checks
+
+
+def _find_claude(root: Path) -> Path | None:
+    for base in (root, Path.cwd()):
+        candidate = base / "node_modules" / ".bin" / "claude"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("claude")
+    return Path(found) if found else None
+
+
+def _gpu_checks() -> list[Check]:
+    checks = []
+    for module in ("triton", "torch"):
+        found = importlib.util.find_spec(module) is not None
+        checks.append(
+            Check(
+                module,
+                OK if found else WARN,
+                "importable" if found else "not installed (GPU kernels unavailable)",
+                "uv sync --extra gpu",
+            )
+        )
+    if importlib.util.find_spec("torch") is not None:
+        try:
+            torch: Any = importlib.import_module("torch")
+            cuda = bool(torch.cuda.is_available())
+        except Exception as exc:  # a broken torch install is a warning, never a doctor crash
+            checks.append(Check("cuda", WARN, f"torch failed to import: {exc}", "reinstall torch"))
+            return checks
+        checks.append(
+            Check(
+                "cuda",
+                OK if cuda else WARN,
+                "a CUDA device is available" if cuda else "no CUDA device",
+                "run on a GPU machine for kernels",
+            )
+        )
+    return checks
+
+
+def builder_checks() -> list[Check]:
+    from kavi.builders.registry import builder_classes
+
+    try:
+        classes = builder_classes()
+    except KaviError as exc:
+        return [Check("builders", FAIL, exc.message, "fix or uninstall the broken builder plugin")]
+    checks = []
+    for name, cls in sorted(classes.items()):
+        try:
+            builder: Any = cls(cls.options_model())  # type: ignore[call-arg]
+            ok, why = builder.available()
+        except Exception as exc:  # a builder that cannot even start is reported, not raised
+            ok, why = False, f"{type(exc).__name__}: {exc}"
+        checks.append(
+            Check(
+                f"builder {name}",
+                OK if ok else WARN,
+                why or "available",
+                f"configure [build.options.{name}] in kavi.toml",
+            )
+        )
+    return checks

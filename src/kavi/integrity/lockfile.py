@@ -1,0 +1,340 @@
+"""Writing and checking kavi.lock, and settling ``skills/`` with the ledger after a trust change.
+
+The lock is a pure function of the ledger's TRUSTED versions plus the chain head at the moment it was
+written, so a re-run after a crash writes the same entries, and `verify-lock` can compare field by field.
+Writers hold ``.kavi/install.lock`` (an flock) while they read the ledger and rewrite ``skills/`` and the
+lock, so two processes can never leave an older state on disk after a newer one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import tomli_w
+
+from kavi.artifacts import write_atomic
+from kavi.crash import crashpoint
+from kavi.errors import IntegrityError, KaviError
+from kavi.integrity.lockdata import ENTRY_KEYS, LOCK_FILE, LOCK_VERSION, load_lock
+from kavi.layout import installed_files, installed_paths
+from kavi.ledger import fast
+from kavi.ledger.chain import GENESIS
+from kavi.workspace import Workspace
+
+if TYPE_CHECKING:
+    from kavi.stages.common import Forge
+
+HEADER = (
+    "# kavi.lock: the TRUSTED skill versions of this workspace. Written by kavi on every promote, revoke and\n"
+    "# reject; commit it. `kavi verify-lock` checks skills/ against it (no ledger needed).\n"
+)
+# Where settle's atomic writes keep their temporaries (inside .kavi/, never in skills/ or the root).
+INSTALL_TMP = "install-tmp"
+EFFECT_PARAMS = ("write_roots", "allow_hosts", "secrets", "executables")
+
+Problem = tuple[str, str]
+
+
+# --- deriving the lock from the ledger ----------------------------------------------------------------------
+
+
+def lock_entries(conn: sqlite3.Connection, artifacts_dir: Path) -> list[dict[str, Any]]:
+    """Every TRUSTED version as a lock entry, ordered by name and version."""
+    rows = conn.execute(
+        "SELECT p.id, p.proposal_id, p.name, p.version, p.candidate_sha256, p.skill_sha256, p.test_sha256,"
+        " p.spec_sha256, p.side_effect, p.approver, p.promoted_at, r.kind"
+        " FROM promotions p JOIN proposals r ON r.id = p.proposal_id"
+        " WHERE p.status = 'TRUSTED' ORDER BY p.name, p.version"
+    ).fetchall()
+    latest: dict[str, int] = {}
+    for row in rows:
+        latest[row[2]] = max(latest.get(row[2], 0), row[3])
+    entries = []
+    for tid, pid, name, version, candidate, skill, test, spec_sha, effect, approver, promoted_at, kind in rows:
+        spec_text = _artifact_text(artifacts_dir, spec_sha)
+        spec = json.loads(spec_text)
+        entries.append(
+            {
+                "name": name,
+                "version": version,
+                "kind": kind,
+                "proposal_id": pid,
+                "promotion_id": tid,
+                "installed": version == latest[name],
+                "side_effect": effect,
+                "side_effect_params": {key: list(spec.get(key, [])) for key in EFFECT_PARAMS},
+                "approver": approver,
+                "promoted_at": promoted_at,
+                "chain_head": _promotion_head(conn, pid, tid),
+                "candidate_sha256": candidate,
+                "spec_sha256": spec_sha,
+                "spec": spec_text,
+                "files": dict(zip(installed_paths(kind, name), (skill, test), strict=True)),
+            }
+        )
+    return entries
+
+
+def _artifact_text(root: Path, digest: str) -> str:
+    try:
+        data = (root / digest[:2] / digest).read_bytes()
+    except FileNotFoundError:
+        raise IntegrityError(
+            f"the frozen spec {digest[:12]} is missing from the store", hint="run `kavi audit`"
+        ) from None
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise IntegrityError(f"the frozen spec {digest[:12]} was modified in the store", hint="run `kavi audit`")
+    return data.decode("utf-8")
+
+
+def _promotion_head(conn: sqlite3.Connection, proposal_id: str, promotion_id: str) -> str:
+    """The chain head right after the promotion committed: the hash of its last event (proposal.trusted)."""
+    for digest, payload in conn.execute(
+        "SELECT hash, payload FROM events WHERE proposal_id = ? AND kind = 'proposal.trusted' ORDER BY id DESC",
+        (proposal_id,),
+    ):
+        if json.loads(payload).get("promotion_id") == promotion_id:
+            return str(digest)
+    return GENESIS
+
+
+def ledger_head(conn: sqlite3.Connection) -> tuple[str, int]:
+    row = conn.execute("SELECT hash, id FROM events ORDER BY id DESC LIMIT 1").fetchone()
+    return (str(row[0]), int(row[1])) if row else (GENESIS, 0)
+
+
+def render_lock(conn: sqlite3.Connection, artifacts_dir: Path) -> bytes:
+    head, count = ledger_head(conn)
+    document = {
+        "lock_version": LOCK_VERSION,
+        "ledger_head": head,
+        "ledger_events": count,
+        "skill": lock_entries(conn, artifacts_dir),
+    }
+    return (HEADER + tomli_w.dumps(document)).encode("utf-8")
+
+
+def write_lock(workspace: Workspace) -> Path:
+    """Rewrite kavi.lock atomically from one snapshot of the ledger."""
+    path = workspace.ledger_path
+    if path is None:
+        raise KaviError("kavi.lock is written from SQLite ledgers only", hint="use a SQLite ledger")
+    conn = fast.connect(path)
+    try:
+        conn.row_factory = None
+        conn.execute("BEGIN")
+        data = render_lock(conn, workspace.artifacts_dir)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    target = workspace.root / LOCK_FILE
+    write_atomic(target, data, temp_dir=workspace.state_dir / INSTALL_TMP)
+    return target
+
+
+# --- settling skills/ and the lock after a commit --------------------------------------------------------------
+
+
+@contextmanager
+def install_lock(workspace: Workspace) -> Iterator[None]:
+    """Serialise every rewrite of skills/ and kavi.lock across processes."""
+    workspace.state_dir.mkdir(parents=True, exist_ok=True)
+    with (workspace.state_dir / "install.lock").open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def settle(forge: Forge, names: Iterable[str] | None = None) -> list[str]:
+    """Make skills/ match the ledger for ``names`` (every promoted name when None) and rewrite kavi.lock.
+
+    Called after every promote, revoke and reject commits, and before each starts, so a command killed
+    between its commit and the install is completed by the next one (decision 20). Returns changed paths.
+    """
+    from kavi.stages.promote import sync_installed
+
+    workspace = forge.workspace
+    if workspace.ledger_path is None:  # a server ledger: install as before, no lock (decision 18)
+        return [path for name in names or () for path in sync_installed(forge, name)]
+    with install_lock(workspace):
+        _remove_stale_temps(workspace.state_dir / INSTALL_TMP)
+        _remove_stale_temps(workspace.skills_dir)  # left by kavi versions that kept temporaries in place
+        if names is None:
+            conn = fast.connect(workspace.ledger_path)
+            try:
+                names = [row[0] for row in conn.execute("SELECT DISTINCT name FROM promotions ORDER BY name")]
+            finally:
+                conn.close()
+        changed: list[str] = []
+        for name in names:
+            changed += sync_installed(forge, name)
+        crashpoint("settle.synced")
+        write_lock(workspace)
+    return changed
+
+
+def _remove_stale_temps(folder: Path, prefix: str = ".") -> None:
+    """Temporary files of an atomic write killed before its rename (``.<name>.<random>.tmp``)."""
+    if folder.is_dir():
+        for stale in folder.glob(f"{prefix}*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
+# --- checking --------------------------------------------------------------------------------------------
+
+
+def read_lock_findings(root: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
+    try:
+        return load_lock(root), []
+    except KaviError as exc:
+        return None, [(LOCK_FILE, exc.message)]
+
+
+def check_lock_files(root: Path, lock: dict[str, Any]) -> list[Problem]:
+    """The lock against the files (no ledger needed): specs hash right, installed files are byte-exact,
+    one installed version per name and it is the latest, and skills/ holds nothing the lock does not list."""
+    problems: list[Problem] = []
+    vouched: set[str] = set()
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for entry in lock.get("skill", []):
+        label = f"{LOCK_FILE} {entry['name']} v{entry['version']}"
+        by_name.setdefault(entry["name"], []).append(entry)
+        if hashlib.sha256(entry["spec"].encode("utf-8")).hexdigest() != entry["spec_sha256"]:
+            problems.append((label, "the inline spec does not match spec_sha256"))
+        if not entry["installed"]:
+            continue
+        for relative, digest in sorted(entry["files"].items()):
+            vouched.add(relative)
+            path = root / relative
+            if path.is_symlink() or not path.is_file():
+                problems.append((relative, f"missing although {label} is installed"))
+                continue
+            actual = hashlib.sha256(path.read_bytes()).hexdigest()
+            if actual != digest:
+                problems.append((relative, f"sha256 {actual[:12]} is not the locked {str(digest)[:12]} ({label})"))
+    for name, entries in sorted(by_name.items()):
+        installed = [e for e in entries if e["installed"]]
+        newest = max(e["version"] for e in entries)
+        if len(installed) != 1 or installed[0]["version"] != newest:
+            problems.append((f"{LOCK_FILE} {name}", f"exactly the newest version (v{newest}) must be installed"))
+    for relative in installed_files(root):
+        if relative not in vouched:
+            problems.append((relative, f"{LOCK_FILE} does not vouch for this file"))
+    return problems
+
+
+def compare_lock_with_ledger(lock: dict[str, Any], conn: sqlite3.Connection, artifacts_dir: Path) -> list[Problem]:
+    """Every lock entry must equal the one the ledger derives, and the lock's chain head must be in the chain."""
+    problems: list[Problem] = []
+    expected = {(e["name"], e["version"]): e for e in lock_entries(conn, artifacts_dir)}
+    found = {(e["name"], e["version"]): e for e in lock.get("skill", [])}
+    for key in sorted(set(expected) | set(found)):
+        label = f"{LOCK_FILE} {key[0]} v{key[1]}"
+        if key not in found:
+            problems.append((label, "the ledger has this TRUSTED version but the lock does not"))
+        elif key not in expected:
+            problems.append((label, "the lock lists it but the ledger has no such TRUSTED version"))
+        else:
+            for name in ENTRY_KEYS:
+                if found[key][name] != expected[key][name]:
+                    problems.append((label, f"{name} differs from the ledger"))
+    head = lock.get("ledger_head")
+    row = conn.execute("SELECT id FROM events WHERE hash = ?", (head,)).fetchone() if head != GENESIS else (0,)
+    if row is None:
+        problems.append((f"{LOCK_FILE} ledger_head", f"{str(head)[:12]} is not an event of this ledger"))
+    elif row[0] != lock.get("ledger_events"):
+        problems.append(
+            (f"{LOCK_FILE} ledger_events", f"the head is event #{row[0]}, not #{lock.get('ledger_events')}")
+        )
+    return problems
+
+
+@dataclass
+class LockReport:
+    lock: str
+    entries: int
+    ledger_checked: bool
+    problems: list[Problem] = field(default_factory=list)
+    regate: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "lock": self.lock,
+            "entries": self.entries,
+            "ledger_checked": self.ledger_checked,
+            "problems": [{"where": w, "message": m} for w, m in self.problems],
+            "regate": self.regate,
+        }
+
+
+def verify_lock(workspace: Workspace, *, regate: bool = False) -> LockReport:
+    """Files against the lock always; the lock against the ledger when one exists; gates again on request."""
+    lock = load_lock(workspace.root)
+    report = LockReport(str(workspace.root / LOCK_FILE), len(lock.get("skill", [])), False)
+    report.problems += check_lock_files(workspace.root, lock)
+    ledger = workspace.ledger_path
+    if ledger is not None and ledger.is_file():
+        report.ledger_checked = True
+        conn = fast.connect(ledger)
+        try:
+            conn.row_factory = None
+            report.problems += compare_lock_with_ledger(lock, conn, workspace.artifacts_dir)
+        except KaviError as exc:
+            report.problems.append((LOCK_FILE, f"cannot derive the lock from the ledger: {exc.message}"))
+        finally:
+            conn.close()
+    if regate:
+        report.regate = regate_locked(workspace, lock)
+        report.problems += [
+            (f"skills/{r['name']}.py", f"gate {g['gate']} now says {g['status']}: {g['summary']}")
+            for r in report.regate
+            for g in r["gates"]
+            if g["status"] not in ("pass", "skipped")
+        ]
+    return report
+
+
+def regate_locked(workspace: Workspace, lock: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run the verify gates again on every installed locked version's files and frozen spec (no ledger)."""
+    from kavi.artifacts import ArtifactStore
+    from kavi.spec import load_spec
+    from kavi.stages.common import Forge
+    from kavi.stages.verify import run_gates
+
+    # run_gates reads only forge.workspace (settings, cache); no ledger is opened or needed.
+    forge = Forge(workspace, None, ArtifactStore(workspace.artifacts_dir))  # type: ignore[arg-type]
+    results = []
+    for entry in lock.get("skill", []):
+        if not entry["installed"]:
+            continue
+        files = {}
+        for relative, digest in entry["files"].items():
+            data = (workspace.root / relative).read_bytes() if (workspace.root / relative).is_file() else b""
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise IntegrityError(f"{relative} does not match {LOCK_FILE}; refusing to gate it")
+            files[relative] = data
+        spec = load_spec(entry["spec"].encode("utf-8"))
+        gates = run_gates(forge, spec, files)
+        results.append(
+            {
+                "name": entry["name"],
+                "version": entry["version"],
+                "gates": [{"gate": g.gate, "status": str(g.status), "summary": g.summary} for g in gates],
+            }
+        )
+    return results

@@ -1,0 +1,218 @@
+"""kill -9 at every crash point of build, verify, promote, revoke and reject.
+
+Each scenario starts from a saved workspace state and runs the real CLI as a subprocess with
+``KAVI_CRASH_AT=<label>:<n>``, which SIGKILLs it at that point. Then: the ledger opens, nothing
+half-written sits in skills/ under an importable name, re-running the same command completes it or refuses
+it with a one-line message (never a traceback), and afterwards `kavi audit` is clean and kavi.lock agrees
+with the ledger and the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kavi.demo import recording_of
+from kavi.integrity.audit import audit_workspace
+from kavi.integrity.lockfile import verify_lock
+from kavi.stages.build import build_skill
+from kavi.stages.common import Forge
+from kavi.stages.promote import promote_skill
+from kavi.stages.propose import propose_skill
+from kavi.stages.verify import verify_skill
+from kavi.workspace import Workspace, init_workspace
+
+WORD_COUNT = {
+    "name": "word_count",
+    "description": "Count words",
+    "side_effect": "READ_ONLY",
+    "io_schema": {"input": {"text": "str"}, "output": {"count": "int"}},
+    "examples": [{"input": {"text": "a b"}, "output": {"count": 2}}],
+}
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    state: str
+    args: tuple[str, ...]
+
+
+def _env(home: Path, workspace: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAVI_")}
+    env.update(HOME=str(home), KAVI_WORKSPACE=str(workspace), GIT_CONFIG_NOSYSTEM="1", **extra)
+    env["GIT_CONFIG_GLOBAL"] = str(home / "gitconfig")
+    return env
+
+
+def _kavi(workspace: Path, home: Path, args: tuple[str, ...], **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kavi", *args],
+        env=_env(home, workspace, **extra),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _states(root: Path, v2_recording: Path) -> dict[str, Path]:
+    """Snapshots of one workspace along the pipeline (verified states carry a warm mypy cache)."""
+    states: dict[str, Path] = {}
+    ws_root = root / "live"
+    workspace, _ = init_workspace(ws_root)
+    forge = Forge.open(workspace)
+
+    def save(name: str) -> None:
+        states[name] = root / name
+        shutil.copytree(ws_root, states[name], symlinks=True)
+
+    try:
+        proposal = propose_skill(forge, **WORD_COUNT).proposal_id  # type: ignore[arg-type]
+        save("proposed")
+        replay = {"source": str(recording_of("word_count"))}
+        build_skill(forge, proposal, builder_name="replay", builder_options=replay)
+        assert verify_skill(forge, proposal).passed
+        build_skill(forge, proposal, builder_name="replay", builder_options=replay)
+        save("built")  # BUILT again, with the gates' caches warm from the first verification
+        assert verify_skill(forge, proposal).passed
+        save("verified")
+        promote_skill(forge, proposal, approver="alice")
+        save("trusted_v1")
+        build_skill(forge, proposal, builder_name="replay", builder_options={"source": str(v2_recording)})
+        assert verify_skill(forge, proposal).passed
+        save("v2_verified")
+        promote_skill(forge, proposal, approver="bob")
+        save("trusted_v2")
+    finally:
+        forge.close()
+    return states
+
+
+SCENARIOS = (
+    Scenario("build", "proposed", ("build-skill", "word_count", "--builder", "replay")),
+    Scenario("rebuild", "trusted_v1", ("build-skill", "word_count", "--builder", "replay")),
+    Scenario("rebuild v2", "trusted_v2", ("build-skill", "word_count", "--builder", "replay")),
+    Scenario("rebuild over v2", "v2_verified", ("build-skill", "word_count", "--builder", "replay")),
+    Scenario("verify", "built", ("verify-skill", "word_count")),
+    Scenario("promote v1", "verified", ("promote-skill", "word_count", "--approver", "alice")),
+    Scenario("promote v2", "v2_verified", ("promote-skill", "word_count", "--approver", "bob")),
+    Scenario("revoke v2", "trusted_v2", ("revoke", "word_count", "--version", "2")),
+    Scenario("revoke v1 of 2", "trusted_v2", ("revoke", "word_count", "--version", "1")),
+    Scenario("revoke only", "trusted_v1", ("revoke", "word_count", "--version", "1")),
+    Scenario("reject", "verified", ("reject", "word_count", "--reason", "crash test")),
+    Scenario("reject built", "built", ("reject", "word_count")),
+)
+
+
+def _with_recording(scenario: Scenario, recordings: dict[str, Path]) -> tuple[str, ...]:
+    if scenario.args[0] != "build-skill":
+        return scenario.args
+    source = recordings["v2"] if scenario.state.startswith("trusted") else recordings["v1"]
+    return (*scenario.args, "--replay-from", str(source))
+
+
+def _points(scenario: Scenario, states: dict[str, Path], work: Path, home: Path, args: tuple[str, ...]) -> list[str]:
+    """Every crash point this command passes, as label:n, from one clean traced run."""
+    root = work / f"trace-{scenario.name.replace(' ', '_')}"
+    shutil.copytree(states[scenario.state], root, symlinks=True)
+    log = work / f"{root.name}.log"
+    done = _kavi(root, home, args, KAVI_CRASH_LOG=str(log))
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts: dict[str, int] = {}
+    points = []
+    for label in log.read_text().split():
+        counts[label] = counts.get(label, 0) + 1
+        points.append(f"{label}:{counts[label]}")
+    return points
+
+
+def _trusted_ever(root: Path) -> set[str]:
+    conn = sqlite3.connect(root / ".kavi" / "ledger.db")
+    try:
+        return {d for row in conn.execute("SELECT skill_sha256, test_sha256 FROM promotions") for d in row}
+    finally:
+        conn.close()
+
+
+def _crash_and_recover(
+    scenario: Scenario, state: Path, point: str, work: Path, home: Path, args: tuple[str, ...]
+) -> str:
+    """Returns '' when every requirement holds, else what broke."""
+    root = work / f"{scenario.name.replace(' ', '_')}-{point.replace(':', '_')}"
+    shutil.copytree(state, root, symlinks=True)
+    crashed = _kavi(root, home, args, KAVI_CRASH_AT=point)
+    if crashed.returncode != -signal.SIGKILL:
+        return f"{point}: expected SIGKILL, got {crashed.returncode}: {crashed.stderr[-300:]}"
+    workspace = Workspace(root)
+    try:
+        sqlite3.connect(root / ".kavi" / "ledger.db").execute("SELECT COUNT(*) FROM events").fetchone()
+    except sqlite3.Error as exc:
+        return f"{point}: the ledger does not open: {exc}"
+    vouched = _trusted_ever(root)
+    for path in workspace.skills_dir.iterdir():
+        if path.name.startswith(".") and path.name.endswith(".tmp"):
+            continue  # an atomic write's temporary, never importable; the next settle removes it
+        if hashlib.sha256(path.read_bytes()).hexdigest() not in vouched:
+            return f"{point}: skills/{path.name} holds bytes no TRUSTED version ever had"
+    again = _kavi(root, home, args)
+    if again.returncode not in (0, 1) or "Traceback" in again.stderr:
+        return f"{point}: re-run exited {again.returncode}: {again.stderr[-300:]}"
+    if again.returncode == 1 and len(again.stderr.strip().splitlines()) != 1:
+        return f"{point}: re-run refused without a one-line message: {again.stderr[-300:]}"
+    report = audit_workspace(workspace)
+    if not report.ok:
+        return f"{point}: audit after re-run: {[f.line() for f in report.findings[:3]]}"
+    if not (root / "kavi.lock").exists():
+        if _trusted_ever(root):
+            return f"{point}: versions were promoted but there is no kavi.lock"
+    elif not (lock := verify_lock(workspace)).ok:
+        return f"{point}: lock after re-run: {lock.problems[:3]}"
+    temporaries = [*workspace.skills_dir.glob(".*.tmp"), *(workspace.state_dir / "install-tmp").glob("*")]
+    if temporaries and args[0] in ("promote-skill", "revoke", "reject"):
+        return f"{point}: temporary files were left after the re-run: {temporaries}"
+    shutil.rmtree(root, ignore_errors=True)
+    return ""
+
+
+def test_kill_9_at_every_crash_point_leaves_a_recoverable_workspace(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    v2 = tmp_path / "rec-v2"
+    shutil.copytree(recording_of("word_count"), v2, ignore=shutil.ignore_patterns("__pycache__"))
+    (v2 / "skills" / "word_count.py").write_text((v2 / "skills" / "word_count.py").read_text() + "# v2\n")
+    recordings = {"v1": recording_of("word_count"), "v2": v2}
+    states = _states(tmp_path / "states", v2)
+    work = tmp_path / "work"
+    work.mkdir()
+    jobs = []
+    for scenario in SCENARIOS:
+        args = _with_recording(scenario, recordings)
+        for point in _points(scenario, states, work, home, args):
+            jobs.append((scenario, states[scenario.state], point, args))
+    per_scenario: dict[str, int] = {}
+    for scenario, _, _, _ in jobs:
+        per_scenario[scenario.name] = per_scenario.get(scenario.name, 0) + 1
+    print(f"crash points: {len(jobs)} {per_scenario}")
+    labels = {point.split(":")[0] for _, _, point, _ in jobs}
+    assert len(jobs) >= 100, len(jobs)
+    assert {"build.started", "verify.commit", "promote.committed", "revoke.committed", "write_atomic"} <= labels
+    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2))) as pool:
+        failures = [
+            failure
+            for failure in pool.map(lambda job: _crash_and_recover(job[0], job[1], job[2], work, home, job[3]), jobs)
+            if failure
+        ]
+    assert failures == [], failures[:10]
