@@ -28,6 +28,26 @@ class Check:
     fix: str = ""
 
 
+def _isolation_check() -> Check:
+    """The level untrusted code will run under here, from the executor's own probe (bwrap must work, not
+    merely be installed)."""
+    from kavi.sandbox.executor import probe_isolation
+
+    report = probe_isolation()
+    rlimits = ", ".join(report.rlimits) or "none"
+    if report.level == "full":
+        return Check(
+            "isolation", OK, f"full: bubblewrap {report.bwrap_version or ''} + rlimits ({rlimits}) + audit hook"
+        )
+    reason = report.bwrap_error or "bubblewrap is not installed"
+    return Check(
+        "isolation",
+        WARN,
+        f"{report.level}: {reason}; untrusted code runs without namespaces (rlimits: {rlimits})",
+        "install bubblewrap (Debian: apt-get install bubblewrap) or set [isolation] require = true to refuse",
+    )
+
+
 def run_doctor(explicit: Path | str | None = None) -> list[Check]:
     checks: list[Check] = []
     try:
@@ -128,14 +148,7 @@ def toolchain_checks(root: Path) -> list[Check]:
                 f"install kavi's dependencies ({module})",
             )
         )
-    bwrap = shutil.which("bwrap")
-    checks.append(
-        Check("bwrap", OK, bwrap)
-        if bwrap
-        else Check(
-            "bwrap", WARN, "bubblewrap not on PATH: untrusted code runs with fallback isolation", "install bubblewrap"
-        )
-    )
+    checks.append(_isolation_check())
     claude = _find_claude(root)
     checks.append(
         Check("claude", OK, str(claude))

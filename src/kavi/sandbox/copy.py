@@ -80,16 +80,19 @@ def make_build_sandbox(workspace_root: Path, *, prefix: str) -> Path:
 
 def _copy_tree(source: Path, target: Path) -> None:
     for entry in source.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            if entry.name in SKIPPED_DIRS:
-                continue
-            destination = target / entry.name
-            destination.mkdir()
-            _copy_tree(entry, destination)
-        elif entry.is_symlink() or entry.is_file():
-            if is_secret(entry.name):
-                continue
-            shutil.copy2(entry, target / entry.name, follow_symlinks=False)
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                if entry.name in SKIPPED_DIRS:
+                    continue
+                destination = target / entry.name
+                destination.mkdir()
+                _copy_tree(entry, destination)
+            elif entry.is_symlink() or entry.is_file():
+                if is_secret(entry.name):
+                    continue
+                shutil.copy2(entry, target / entry.name, follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # removed while we copied (another kavi process settling skills/): it is not there now
 
 
 def remove_sandbox(path: Path) -> None:
