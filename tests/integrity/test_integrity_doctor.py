@@ -19,7 +19,7 @@ def test_a_healthy_workspace_passes_with_optional_things_as_warnings(trusted: Wo
     assert code == 0
     for name in ("workspace", "schema", "audit", "lock", "ruff", "mypy", "pytest", "builder manual"):
         assert checks[name]["status"] == "ok", checks[name]
-    assert {"bwrap", "claude", "torch", "triton", "builder replay"} <= set(checks)
+    assert {"isolation", "claude", "torch", "triton", "builder replay"} <= set(checks)
     assert all(c["status"] in ("ok", "warn") for c in checks.values())
     assert all(c["fix"] for c in checks.values() if c["status"] != "ok")
 
