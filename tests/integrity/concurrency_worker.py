@@ -31,11 +31,9 @@ def plan(index: int, ops: int, seed: int, recordings: Path) -> list[list[str]]:
     for k in range(ops):
         roll = rng.random()
         if roll < 0.30:
-            steps.append(
-                ["run-skill", "word_count", "--in-process", "--json", json.dumps({"text": f"w{index} op {k}"})]
-            )
-        elif roll < 0.34:
-            steps.append(["run-skill", "word_count", "--json", '{"text": "isolated run"}'])
+            steps.append(["status", "--json"])
+        elif roll < 0.36:
+            steps.append(["run-skill", "word_count", "--json", json.dumps({"text": f"w{index} op {k}"})])
         elif roll < 0.44:
             steps.append(["status", "--json"])
         elif roll < 0.54:
@@ -94,7 +92,11 @@ def plan(index: int, ops: int, seed: int, recordings: Path) -> list[list[str]]:
             ["verify-skill", "word_count", "--json"],
             ["promote-skill", "word_count", "--approver", f"worker{index}", "--json"],
         ]
-    return steps[: ops + 4]
+    # `--in-process` installs the audit hook in this process for good (later writes would be refused), so the
+    # one in-process run comes last.
+    steps = steps[: ops + 3]
+    steps.append(["run-skill", "word_count", "--in-process", "--json", json.dumps({"text": f"w{index} last"})])
+    return steps
 
 
 def main_worker() -> None:

@@ -154,7 +154,7 @@ def test_regate_reruns_the_gates_on_a_clone(trusted: Workspace, tmp_path: Path) 
 
 
 def test_the_reusable_ci_workflow_checks_the_lock_and_regates() -> None:
-    from support import REPO
+    from tests.support import REPO
 
     text = (REPO / ".github" / "workflows" / "kavi-verify-lock.yml").read_text()
     assert "workflow_call:" in text
