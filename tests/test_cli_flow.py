@@ -229,3 +229,22 @@ def test_builders_trace_research_and_forge_commands(workspace: Workspace, tmp_pa
     forged = run_cli("forge", proposal, "--replay-from", str(rec), "--max-attempts", "1", "--json")
     assert forged.code == 1 and forged.json()["status"] == "ESCALATED"
     assert run_cli("forge", proposal, "--builder", "manual").code == 2
+
+
+def test_a_bug_exits_3_with_a_log_file_and_no_traceback_on_screen(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import tempfile
+
+    import kavi.stages.queries
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("an invariant kavi did not expect to break")
+
+    monkeypatch.setattr(kavi.stages.queries, "status_summary", broken)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = run_cli("status")
+    assert result.code == 3
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    log = Path(result.stderr.split("details are in ")[1].split(" (please")[0])
+    assert log.is_file() and "RuntimeError: an invariant kavi did not expect to break" in log.read_text()
