@@ -52,9 +52,21 @@ def test_kavi_demo_runs_as_a_real_process(tmp_path: Path) -> None:
     assert (tmp_path / "demo" / "notes" / "forged-by-kavi.md").is_file()
 
 
-def test_the_test_command_collects_the_suite_as_a_real_process() -> None:
+def test_the_test_runner_starts_as_a_real_process() -> None:
+    """The README's test command as a process (on one small module: the whole suite would run itself)."""
     completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "0",
+            "tests/test_spec.py",
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,
