@@ -83,3 +83,9 @@ def test_this_repository_is_a_workspace_holding_the_forged_examples() -> None:
         for file in (f"{name}.py", f"test_{name}.py"):
             recorded = REPO / "src" / "kavi" / "demo_replays" / name / "skills" / file
             assert (REPO / "skills" / file).read_bytes() == recorded.read_bytes(), file
+
+
+def test_the_demo_kernel_reference_is_the_shipped_one() -> None:
+    shipped = REPO / "kernels" / "references" / "vector_add.py"
+    packaged = REPO / "src" / "kavi" / "demo_replays" / "kernel_references" / "vector_add.py"
+    assert packaged.read_bytes() == shipped.read_bytes()
