@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from kavi.builders.base import Builder, BuildOutcome, BuildPacket, BuildStatus, TraceEvent
+from kavi.builders.base import BuildOutcome, BuildPacket, BuildStatus, TraceEvent
 from kavi.builders.registry import create_builder
 from kavi.crash import crashpoint
 from kavi.errors import BuildError, BuilderUnavailableError, KaviError, TransitionError
@@ -339,7 +339,3 @@ def _built(
         packet=packet,
         cost_usd=build.cost_usd,
     )
-
-
-def builder_for(name: str, options: dict[str, Any] | None = None) -> Builder:
-    return create_builder(name, options)
