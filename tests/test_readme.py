@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,13 @@ def test_the_demo_kernel_reference_is_the_shipped_one() -> None:
     shipped = REPO / "kernels" / "references" / "vector_add.py"
     packaged = REPO / "src" / "kavi" / "demo_replays" / "kernel_references" / "vector_add.py"
     assert packaged.read_bytes() == shipped.read_bytes()
+
+
+def test_this_repository_s_skills_and_kernels_are_vouched_for_by_its_lock() -> None:
+    """What a CI job on a fresh clone checks: every file in skills/ and kernels/ is a TRUSTED version."""
+    from tests.support import run_cli
+
+    result = run_cli("verify-lock", "--workspace", str(REPO), "--json")
+    assert result.code == 0, result.stdout
+    locked = {entry["name"] for entry in tomllib.loads((REPO / "kavi.lock").read_text())["skill"]}
+    assert locked == {"word_count", "write_note", "vector_add", "softmax", "matmul", "attention"}

@@ -15,14 +15,13 @@ from kavi.gates.kernel import (
     promotion_allowed,
 )
 
-from .conftest import KERNELS, REPO, make_context, make_spec
+from .conftest import KERNELS, REPLAYS, REPO, make_context, make_spec, shipped_file
 
 torch = pytest.importorskip("torch", reason="torch not installed: `uv sync --extra gpu`")
 pytest.importorskip("triton", reason="triton not installed: `uv sync --extra gpu`")
 
 NO_CUDA = not torch.cuda.is_available()
 TRITON_KERNELS = ["vector_add", "softmax", "matmul", "attention"]
-REPLAYS = REPO / "src" / "kavi" / "demo_replays" / "kernels"
 
 
 @pytest.mark.slow
@@ -55,7 +54,7 @@ def test_shipped_kernel_passes_screen_and_correctness(name, tmp_path):
 @pytest.mark.skipif(not NO_CUDA, reason="checks the CPU-only behaviour")
 def test_cupy_kernel_is_skipped_with_the_reason_on_cpu(tmp_path):
     spec = make_spec("vector_scale_cupy")
-    context = make_context(spec, tmp_path, KERNELS / "vector_scale_cupy.py")
+    context = make_context(spec, tmp_path, shipped_file("vector_scale_cupy.py"))
     assert KernelScreenGate().run(context).status is GateStatus.PASS
     result = KernelCorrectnessGate().run(context)
     assert result.status is GateStatus.SKIPPED
@@ -141,12 +140,19 @@ def test_a_missing_kernel_file_fails_the_screen(tmp_path):
     assert result.status is GateStatus.FAIL and "missing" in result.report
 
 
-@pytest.mark.parametrize("name", [*TRITON_KERNELS, "vector_scale_cupy"])
+@pytest.mark.parametrize("name", TRITON_KERNELS)
 def test_demo_replays_hold_the_same_bytes_as_kernels(name):
     for filename in (f"{name}.py", f"test_{name}.py"):
         replay = REPLAYS / name / "kernels" / filename
         assert replay.read_bytes() == (KERNELS / filename).read_bytes(), replay
     assert (KERNELS / "references" / f"{name}.py").is_file()
+
+
+def test_the_cupy_kernel_is_a_recording_only_until_a_gpu_verifies_it():
+    """kernels/ holds TRUSTED code only; without a GPU the CuPy kernel's correctness cannot be checked."""
+    assert not (KERNELS / "vector_scale_cupy.py").exists()
+    assert (REPLAYS / "vector_scale_cupy" / "kernels" / "vector_scale_cupy.py").is_file()
+    assert (KERNELS / "references" / "vector_scale_cupy.py").is_file()
 
 
 @pytest.mark.slow

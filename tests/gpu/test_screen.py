@@ -11,7 +11,7 @@ import pytest
 
 from kavi.gpu.screen import iter_checks, kernel_kinds, screen_kernel, screen_kernel_test
 
-from .conftest import ADVERSARIAL, KERNELS
+from .conftest import ADVERSARIAL, KERNELS, shipped_file
 
 SHIPPED = ["vector_add", "softmax", "matmul", "attention", "vector_scale_cupy"]
 HEADER = "import torch\nimport triton\nimport triton.language as tl\n\n@triton.jit\ndef _k(x_ptr):\n    pass\n\n"
@@ -23,14 +23,14 @@ def checks_of(source: str) -> set[str]:
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_kernels_and_tests_pass_the_screen(name):
-    kernel = (KERNELS / f"{name}.py").read_text()
+    kernel = shipped_file(f"{name}.py").read_text()
     assert screen_kernel(kernel, f"kernels/{name}.py") == []
-    assert screen_kernel_test((KERNELS / f"test_{name}.py").read_text(), f"kernels/test_{name}.py") == []
+    assert screen_kernel_test(shipped_file(f"test_{name}.py").read_text(), f"kernels/test_{name}.py") == []
 
 
 def test_kernel_kinds_detects_each_kind():
     assert kernel_kinds((KERNELS / "softmax.py").read_text()) == {"triton"}
-    assert kernel_kinds((KERNELS / "vector_scale_cupy.py").read_text()) == {"cupy"}
+    assert kernel_kinds(shipped_file("vector_scale_cupy.py").read_text()) == {"cupy"}
     assert "cuda" in kernel_kinds("from torch.utils.cpp_extension import load_inline\nm = load_inline('m', '')\n")
     assert "triton-autotune" in kernel_kinds(
         "import triton\n@triton.autotune(configs=[], key=[])\n@triton.jit\ndef k(): pass\n"
