@@ -54,6 +54,7 @@ class Workspace:
 
     root: Path
     _config: Config | None = field(default=None, repr=False)
+    _raw: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def config(self) -> Config:
@@ -65,12 +66,12 @@ class Workspace:
 
     def raw_setting(self, section: str, key: str, default: Any) -> Any:
         """One value of kavi.toml, unvalidated beyond TOML syntax (for the stdlib-only fast path)."""
-        try:
-            data = tomllib.loads((self.root / CONFIG_FILE).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read {self.root / CONFIG_FILE}: {exc}") from None
-        value = data.get(section, {}).get(key, default)
-        return value
+        if self._raw is None:  # read once: the hot run path asks for several settings
+            try:
+                self._raw = tomllib.loads((self.root / CONFIG_FILE).read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"cannot read {self.root / CONFIG_FILE}: {exc}") from None
+        return self._raw.get(section, {}).get(key, default)
 
     @property
     def state_dir(self) -> Path:

@@ -7,10 +7,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from kavi.gates.base import GateContext, GateResult, GateStatus
-from kavi.gates.execution import PROBE_SPEC_FILE, blocked_result, shared_probe
+from kavi.gates.execution import blocked_result, shared_probe
 from kavi.spec import SkillSpec
-
-SPEC_FILE = PROBE_SPEC_FILE
 
 
 class ExamplesGate:

@@ -261,57 +261,45 @@ def _record(
     """Append the execution to the ledger (``conn`` None: no ledger, nothing recorded) and raise on failure."""
     error = None if response.get("ok") else f"{response.get('error_type', 'Error')}: {response.get('error', '')}"
     output = response.get("output") if response.get("ok") else None
-    if conn is None:
-        result = RunResult(
-            "",
-            promotion["name"],
-            promotion["version"],
-            output,
-            error,
-            duration,
-            isolation,
-            promotion["skill_sha256"],
-            recorded=False,
-        )
-        _raise_on_error(result, response, "not recorded: no ledger")
-        return result
-    execution_id = fast.new_id("x")
-    fast.write(
-        conn,
-        [
-            (
-                "INSERT INTO executions (id, promotion_id, name, version, skill_sha256, input_json, output_json, error,"
-                " duration_s, isolation, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    execution_id = "" if conn is None else fast.new_id("x")
+    if conn is not None:
+        fast.write(
+            conn,
+            [
                 (
-                    execution_id,
-                    promotion["id"],
-                    promotion["name"],
-                    promotion["version"],
-                    promotion["skill_sha256"],
-                    json.dumps(payload, sort_keys=True),
-                    json.dumps(output, sort_keys=True) if output is not None else None,
-                    error,
-                    duration,
-                    isolation,
-                    fast.utc_now(),
-                ),
-            )
-        ],
-        [
-            {
-                "kind": "run.blocked" if response.get("phase") == "side_effect" else "run.finished",
-                "payload": {
-                    "execution_id": execution_id,
-                    "name": promotion["name"],
-                    "version": promotion["version"],
-                    "ok": error is None,
-                    "error": error,
-                    "isolation": isolation,
-                },
-                "proposal_id": promotion["proposal_id"],
-            }
-        ],
-    )
+                    "INSERT INTO executions (id, promotion_id, name, version, skill_sha256, input_json,"
+                    " output_json, error, duration_s, isolation, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        execution_id,
+                        promotion["id"],
+                        promotion["name"],
+                        promotion["version"],
+                        promotion["skill_sha256"],
+                        json.dumps(payload, sort_keys=True),
+                        json.dumps(output, sort_keys=True) if output is not None else None,
+                        error,
+                        duration,
+                        isolation,
+                        fast.utc_now(),
+                    ),
+                )
+            ],
+            [
+                {
+                    "kind": "run.blocked" if response.get("phase") == "side_effect" else "run.finished",
+                    "payload": {
+                        "execution_id": execution_id,
+                        "name": promotion["name"],
+                        "version": promotion["version"],
+                        "ok": error is None,
+                        "error": error,
+                        "isolation": isolation,
+                    },
+                    "proposal_id": promotion["proposal_id"],
+                }
+            ],
+        )
     result = RunResult(
         execution_id,
         promotion["name"],
@@ -321,8 +309,9 @@ def _record(
         duration,
         isolation,
         promotion["skill_sha256"],
+        recorded=conn is not None,
     )
-    _raise_on_error(result, response, f"execution {execution_id}")
+    _raise_on_error(result, response, f"execution {execution_id}" if conn is not None else "not recorded: no ledger")
     return result
 
 

@@ -15,7 +15,7 @@ from kavi.builders.base import BuildStatus
 from kavi.crash import crashpoint
 from kavi.errors import TransitionError
 from kavi.gates.base import GateContext, GateResult, GateStatus, timed
-from kavi.gates.examples import SPEC_FILE
+from kavi.gates.execution import PROBE_SPEC_FILE
 from kavi.gates.registry import python_gates
 from kavi.ledger.ids import new_id, utc_now
 from kavi.ledger.models import GateRecord, Proposal, ProposalStatus, Verification
@@ -88,7 +88,7 @@ def run_gates(forge: Forge, spec: AnySpec, files: dict[str, bytes]) -> list[Gate
             target = sandbox / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
-        (sandbox / SPEC_FILE).write_bytes(spec.canonical_json())
+        (sandbox / PROBE_SPEC_FILE).write_bytes(spec.canonical_json())
         forge.workspace.cache_dir.mkdir(parents=True, exist_ok=True)
         if not isinstance(spec, SkillSpec):
             return _run_kernel_gates(forge, spec, sandbox)
