@@ -46,8 +46,7 @@ def propose_skill_command(
 
     io_schema = parse_json(io_schema_json, "--io-schema-json")
     examples = parse_json(examples_json, "--examples-json")
-    forge = Forge.open(workspace)
-    try:
+    with Forge.opened(workspace) as forge:
         proposed = propose_skill(
             forge,
             name=name,
@@ -60,8 +59,6 @@ def propose_skill_command(
             secrets=tuple(secret),
             executables=tuple(allow_exec),
         )
-    finally:
-        forge.close()
     if json_output:
         emit_json({"ok": True, **proposed.__dict__})
         return
@@ -90,8 +87,7 @@ def build_skill_command(
 
     if from_dir is not None and not resume:
         raise UsageError("--from only goes with --resume")
-    forge = Forge.open(workspace)
-    try:
+    with Forge.opened(workspace) as forge:
         if resume:
             built = resume_build(forge, proposal_id, source=from_dir)
         else:
@@ -103,8 +99,6 @@ def build_skill_command(
                 builder_options=options,
                 keep_sandbox=keep_sandbox,
             )
-    finally:
-        forge.close()
     if json_output:
         emit_json({"ok": built.status != "FAILED", **built.__dict__})
     else:
@@ -139,11 +133,8 @@ def verify_skill_command(
     from kavi.stages.common import Forge
     from kavi.stages.verify import verify_skill
 
-    forge = Forge.open(workspace)
-    try:
+    with Forge.opened(workspace) as forge:
         verified = verify_skill(forge, proposal_id)
-    finally:
-        forge.close()
     if json_output:
         emit_json({"ok": verified.passed, **verified.__dict__})
     else:
@@ -178,11 +169,8 @@ def promote_skill_command(
     from kavi.stages.common import Forge
     from kavi.stages.promote import promote_skill
 
-    forge = Forge.open(workspace)
-    try:
+    with Forge.opened(workspace) as forge:
         promoted = promote_skill(forge, proposal_id, approver=approver, allow_unmeasured=allow_unmeasured)
-    finally:
-        forge.close()
     if json_output:
         emit_json({"ok": True, **promoted.__dict__})
         return
@@ -203,11 +191,8 @@ def list_skills_command(
     from kavi.stages.common import Forge
     from kavi.stages.queries import list_skills
 
-    forge = Forge.open(workspace)
-    try:
+    with Forge.opened(workspace) as forge:
         skills = list_skills(forge, include_revoked=all_versions)
-    finally:
-        forge.close()
     if json_output:
         emit_json({"ok": True, "skills": skills})
         return
@@ -237,11 +222,8 @@ def show(
     from kavi.stages.common import Forge
     from kavi.stages.queries import show as show_proposal
 
-    forge = Forge.open(workspace)
-    try:
+    with Forge.opened(workspace) as forge:
         detail = show_proposal(forge, reference)
-    finally:
-        forge.close()
     if json_output:
         emit_json({"ok": True, **detail})
         return
@@ -282,11 +264,8 @@ def revoke(
     from kavi.stages.common import Forge
     from kavi.stages.promote import revoke_skill
 
-    forge = Forge.open(workspace)
-    try:
+    with Forge.opened(workspace) as forge:
         revoked = revoke_skill(forge, name, version=version)
-    finally:
-        forge.close()
     if json_output:
         emit_json({"ok": True, **revoked.__dict__})
         return
@@ -305,11 +284,8 @@ def reject(
     from kavi.stages.common import Forge
     from kavi.stages.promote import reject_proposal
 
-    forge = Forge.open(workspace)
-    try:
+    with Forge.opened(workspace) as forge:
         rejected = reject_proposal(forge, proposal_id, reason=reason)
-    finally:
-        forge.close()
     if json_output:
         emit_json({"ok": True, **rejected.__dict__})
         return

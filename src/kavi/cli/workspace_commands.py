@@ -35,11 +35,8 @@ def status(workspace: WorkspaceOption = None, json_output: JsonOption = False) -
     from kavi.stages.common import Forge
     from kavi.stages.queries import status_summary
 
-    forge = Forge.open(workspace)
-    try:
+    with Forge.opened(workspace) as forge:
         summary = status_summary(forge)
-    finally:
-        forge.close()
     if json_output:
         emit_json({"ok": True, **summary})
         return
