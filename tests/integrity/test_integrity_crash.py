@@ -125,7 +125,16 @@ def _with_recording(scenario: Scenario, recordings: dict[str, Path]) -> tuple[st
 
 
 def _points(scenario: Scenario, states: dict[str, Path], work: Path, home: Path, args: tuple[str, ...]) -> list[str]:
-    """Every crash point this command passes, as label:n, from one clean traced run."""
+    """Every crash point this command passes, as label:n, in each of two clean traced runs.
+
+    A point only one trace reaches is left out: content-addressed writes skip an artifact that already
+    exists, and whether a gate report (which carries its run time) is new can differ from run to run."""
+    traces = [_trace(scenario, states, work / f"trace{attempt}", home, args) for attempt in (1, 2)]
+    return [point for point in traces[0] if point in set(traces[1])]
+
+
+def _trace(scenario: Scenario, states: dict[str, Path], work: Path, home: Path, args: tuple[str, ...]) -> list[str]:
+    work.mkdir(exist_ok=True)
     root = work / f"trace-{scenario.name.replace(' ', '_')}"
     shutil.copytree(states[scenario.state], root, symlinks=True)
     log = work / f"{root.name}.log"
