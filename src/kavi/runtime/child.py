@@ -34,8 +34,11 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
     try:
         if request.get("policy") is not None:
             from kavi.runtime.hook import install
+            from kavi.runtime.relay import prepare
 
-            install(request["policy"])  # from here on, every effect is checked against the declared class
+            # from here on, every effect is checked against the declared class (prepare: at FULL, a NETWORK
+            # skill's hook also admits the egress relay, kavi.runtime.relay)
+            install(prepare(request["policy"]))
         module = module_from_bytes(spec.name, source, filename=request["filename"])
         skill = find_skill_class(module)
         phase = "execute"

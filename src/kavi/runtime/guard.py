@@ -21,6 +21,8 @@ import sys
 
 from kavi.runtime.hook import install
 
+RELAY_ENV = "KAVI_EGRESS_RELAY"  # kavi.runtime.relay.RELAY_ENV, without importing it for every child
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -58,7 +60,12 @@ def main(argv: Sequence[str]) -> int:
         return USAGE_EXIT_CODE
     policy_json, kind, target, rest = parsed
     sys.dont_write_bytecode = True  # a refused .pyc write must not break an import
-    install(json.loads(policy_json))
+    policy = json.loads(policy_json)
+    if RELAY_ENV in os.environ:  # FULL + NETWORK: the relay to the egress proxy (kavi.runtime.relay)
+        from kavi.runtime.relay import prepare
+
+        policy = prepare(policy)
+    install(policy)
     sys.argv = [target, *rest]
     if kind == "module":
         import runpy  # only modules need it; scripts skip its import cost

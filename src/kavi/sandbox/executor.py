@@ -295,7 +295,38 @@ def run_isolated(
                 level=level,
                 preexec=preexec,
             )
+        if policy.side_effect == SideEffect.NETWORK:
+            return _run_behind_egress_proxy(argv, cwd=cwd, policy=policy, env=env, home=home, stdin=stdin)
         return _run_in_bwrap(argv, cwd=cwd, policy=policy, env=env, home=home, stdin=stdin)
+
+
+# --- NETWORK at FULL: a network namespace whose only way out is the parent's egress proxy ---------------
+
+
+def _run_behind_egress_proxy(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    policy: ExecPolicy,
+    env: Mapping[str, str],
+    home: str,
+    stdin: bytes | None,
+) -> ExecResult:
+    """The child gets ``--unshare-net``; the relay (:mod:`kavi.runtime.relay`) starts first inside it and
+    carries ``127.0.0.1:PORT`` to the proxy's unix socket; the proxy's refusals join the hook's in
+    ``blocked``. The proxy and its threads end with the run."""
+    from kavi.runtime import relay
+    from kavi.sandbox.egress import EgressProxy
+
+    port = relay.relay_port(policy.allow_hosts)
+    with EgressProxy(policy.allow_hosts, side_effect=str(policy.side_effect)) as proxy:
+        launcher = [sys.executable, "-I", "-S", "-B", relay.__file__, "--listen", str(port), "--unix"]
+        command = [*launcher, proxy.socket_path, "--", *argv]
+        env = {**env, **relay.proxy_environment(port)}
+        result = _run_in_bwrap(
+            command, cwd=cwd, policy=policy, env=env, home=home, stdin=stdin, egress_socket=proxy.socket_path
+        )
+    return replace(result, blocked=(*result.blocked, *proxy.blocked)) if proxy.blocked else result
 
 
 def _run_in_bwrap(
@@ -306,13 +337,16 @@ def _run_in_bwrap(
     env: Mapping[str, str],
     home: str,
     stdin: bytes | None,
+    egress_socket: str | None = None,
 ) -> ExecResult:
     """FULL: the environment travels in a memfd that bubblewrap reads with ``--args``."""
     env_fd = os.memfd_create("kavi-bwrap-env")
     try:
         os.write(env_fd, bwrap.environment_arguments(env))
         os.lseek(env_fd, 0, os.SEEK_SET)
-        command = _wrap_in_bwrap(list(argv), cwd=cwd, policy=policy, env_fd=env_fd, home=home)
+        command = _wrap_in_bwrap(
+            list(argv), cwd=cwd, policy=policy, env_fd=env_fd, home=home, egress_socket=egress_socket
+        )
         return _supervise(
             command,
             cwd=cwd,
@@ -350,11 +384,15 @@ def _child_environment(policy: ExecPolicy, *, tmp: str, home: str) -> dict[str, 
     return env
 
 
-def _wrap_in_bwrap(command: list[str], *, cwd: Path, policy: ExecPolicy, env_fd: int, home: str) -> list[str]:
+def _wrap_in_bwrap(
+    command: list[str], *, cwd: Path, policy: ExecPolicy, env_fd: int, home: str, egress_socket: str | None = None
+) -> list[str]:
     info = bwrap.probe_bwrap()
     assert info.path is not None  # select_level returned FULL only because it works
     write_roots = bwrap.real_paths(policy.write_roots)
     readonly = bwrap.real_paths([p for p in policy.readonly_paths if Path(p).exists()] + list(_roots_under_tmp()))
+    if egress_socket is not None:  # the proxy's socket, at the same path inside: the sandbox's only way out
+        readonly = (*readonly, egress_socket)
     hidden, visible = _hidden_and_visible(policy, cwd, (*write_roots, *readonly))
     mounts = bwrap.Mounts(
         cwd=str(cwd),
@@ -371,7 +409,7 @@ def _wrap_in_bwrap(command: list[str], *, cwd: Path, policy: ExecPolicy, env_fd:
         command,
         mounts=mounts,
         env_fd=env_fd,
-        network=policy.side_effect == SideEffect.NETWORK,
+        network=policy.side_effect == SideEffect.NETWORK and egress_socket is None,
     )
 
 
