@@ -367,6 +367,10 @@ def test_no_proxy_where_there_is_no_network_namespace_or_no_network(
     policy = ExecPolicy(side_effect=side_effect, allow_hosts=("127.0.0.1:9",) if side_effect == "NETWORK" else ())
     result = run_isolated([sys.executable, "-c", code], cwd=tmp_path, policy=policy)
     assert result.stdout.strip() == "[]", result.stderr
+    if level == "fallback":  # and `kavi doctor` says the hook is all there is
+        from kavi.sandbox.executor import probe_isolation
+
+        assert any("NETWORK" in note and "audit hook" in note for note in probe_isolation().notes)
     assert relay.prepare({"side_effect": "NETWORK", "allow_hosts": ("a:1",)})["allow_hosts"] == ("a:1",)
 
 

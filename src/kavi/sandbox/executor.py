@@ -4,7 +4,8 @@ Every gate that executes candidate code, every `run-skill` and every builder sub
 :func:`run_isolated`. Three layers, each recorded in the result as an :class:`IsolationLevel`:
 
 * FULL: bubblewrap namespaces (read-only root, private /tmp and /dev, home hidden, only the write
-  roots writable, no network unless the class is NETWORK, own PID namespace, dies with its parent);
+  roots writable, no network (NETWORK's only way out is the egress proxy, :mod:`kavi.sandbox.egress`),
+  own PID namespace, dies with its parent);
   plus all below.
 * FALLBACK: no namespaces, but rlimits (CPU, address space, file size, processes, open files), a
   private temporary folder, and a scrubbed environment. Chosen when bubblewrap is missing or does
@@ -235,6 +236,7 @@ def probe_isolation() -> IsolationReport:
         notes.append(str(exc))
     if level != IsolationLevel.FULL:
         notes.append("below FULL: install bubblewrap for namespace isolation (the audit hook is no boundary)")
+        notes.append("below FULL: only the audit hook checks NETWORK hosts (no network namespace, no egress proxy)")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         notes.append("running as root: RLIMIT_NPROC does not bind root; the PID namespace and the hook contain forks")
     return IsolationReport(
