@@ -16,19 +16,23 @@ Imported as a module (by the guard and the run-skill child, before the audit hoo
 :func:`prepare` adds the relay's address to the hook's host list and installs a convenience shim so a
 plain ``socket.create_connection((host, port))`` to a declared host goes through ``CONNECT``.
 
-Standard library only, and cheap: it runs on the start-up path of every NETWORK child.
+Standard library only, and cheap: it runs on the start-up path of every NETWORK child. The launcher
+uses the C modules (``_socket``, ``_thread``, ``select``) so it costs an interpreter start and little
+more; ``socket`` (with ``enum`` and ``selectors``) is imported only by the shim, in a child that
+imports it anyway.
 """
 
 from __future__ import annotations
 
+import _socket
+import _thread
 import os
 import select
-import socket
 import sys
-import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Sequence
     from typing import Any
 
@@ -86,6 +90,8 @@ def install_shim(relay_host: str, relay_port: int) -> None:
     anyway. The shim raises the same ``socket.connect`` audit event the real call would, so the hook
     still judges the address first; the proxy judges it again, from the parent.
     """
+    import socket
+
     relay = (relay_host, relay_port)
     original_connect = socket.socket.connect
     original_create = socket.create_connection
@@ -155,8 +161,27 @@ def install_shim(relay_host: str, relay_port: int) -> None:
 # --- the sandbox's side: the relay launcher -------------------------------------------------------
 
 
-def _relay_one(client: socket.socket, unix_path: str, slots: threading.Semaphore) -> None:
-    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+class _Slots:
+    """How many connections the relay carries at once (``threading`` would cost its import)."""
+
+    def __init__(self, limit: int) -> None:
+        self.free = limit
+        self.lock = _thread.allocate_lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            if self.free <= 0:
+                return False
+            self.free -= 1
+            return True
+
+    def give(self) -> None:
+        with self.lock:
+            self.free += 1
+
+
+def _relay_one(client: _socket.socket, unix_path: str, slots: _Slots) -> None:
+    upstream = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         upstream.connect(unix_path)
         open_reads = [client, upstream]
@@ -172,7 +197,7 @@ def _relay_one(client: socket.socket, unix_path: str, slots: threading.Semaphore
                     continue
                 open_reads.remove(source)
                 try:  # noqa: SIM105 - contextlib costs start-up time
-                    peers[source].shutdown(socket.SHUT_WR)
+                    peers[source].shutdown(_socket.SHUT_WR)
                 except OSError:
                     pass
     except OSError:
@@ -180,15 +205,18 @@ def _relay_one(client: socket.socket, unix_path: str, slots: threading.Semaphore
     finally:
         client.close()
         upstream.close()
-        slots.release()
+        slots.give()
 
 
-def _serve(listener: socket.socket, unix_path: str) -> None:
-    slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+def _serve(listener: _socket.socket, unix_path: str) -> None:
+    slots = _Slots(MAX_CONNECTIONS)
     while True:
-        client, _ = listener.accept()
-        slots.acquire()
-        threading.Thread(target=_relay_one, args=(client, unix_path, slots), daemon=True).start()
+        fd, _ = listener._accept()  # type: ignore[attr-defined]  # the C accept: a descriptor
+        client = _socket.socket(fileno=fd)
+        if not slots.take():
+            client.close()  # over the limit: the proxy never sees it
+            continue
+        _thread.start_new_thread(_relay_one, (client, unix_path, slots))
 
 
 def launch(argv: Sequence[str]) -> int:
@@ -199,8 +227,8 @@ def launch(argv: Sequence[str]) -> int:
         sys.stderr.write("usage: relay.py --listen PORT --unix PATH -- COMMAND...\n")
         return 2
     port, unix_path, command = int(args[1]), args[3], args[5:]
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
     listener.bind((RELAY_HOST, port))
     listener.listen(MAX_CONNECTIONS)
     pid = os.fork()  # before any thread: the command is a fork of a single-threaded process
@@ -212,7 +240,7 @@ def launch(argv: Sequence[str]) -> int:
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):  # the run's pipes belong to the command: they close when it is done
         os.dup2(null, fd)
-    threading.Thread(target=_serve, args=(listener, unix_path), daemon=True).start()
+    _thread.start_new_thread(_serve, (listener, unix_path))
     _, status = os.waitpid(pid, 0)
     os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 
