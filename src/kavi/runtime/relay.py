@@ -231,12 +231,11 @@ def launch(argv: Sequence[str]) -> int:
     listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
     listener.bind((RELAY_HOST, port))
     listener.listen(MAX_CONNECTIONS)
-    pid = os.fork()  # before any thread: the command is a fork of a single-threaded process
-    if pid == 0:
-        try:
-            os.execvp(command[0], command)  # noqa: S606 - the sandboxed command, as run_isolated was given it
-        finally:
-            os._exit(127)  # the command could not start
+    try:  # posix_spawn (vfork and exec) is cheaper than fork for an interpreter
+        pid = os.posix_spawnp(command[0], command, os.environ)
+    except OSError as exc:
+        sys.stderr.write(f"relay: cannot run {command[0]}: {exc}\n")
+        return 127
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):  # the run's pipes belong to the command: they close when it is done
         os.dup2(null, fd)
