@@ -230,6 +230,26 @@ def test_the_proxy_is_bounded_and_leaves_nothing_behind(forbidden: Listener) -> 
     echo.close()
 
 
+def test_a_slow_request_head_has_one_deadline_for_all_of_it() -> None:
+    with EgressProxy(["127.0.0.1:9"], head_timeout_s=0.6) as proxy, socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(proxy.socket_path)
+        started = time.monotonic()
+        answer = b""
+        for byte in b"CONNECT 127.0.0.1:9 HTTP/1.1\r\n":
+            try:
+                sock.send(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.1)
+            if time.monotonic() - started > 1.5:
+                break
+        answer = sock.recv(100)
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert time.monotonic() - started < 1.5
+    assert proxy.blocked[0]["detail"] == "egress proxy refused no complete request head in time"
+
+
 # --- through run_isolated: a child with NO audit hook ----------------------------------------------
 
 ATTACKS = r"""
@@ -347,6 +367,22 @@ def test_the_relay_and_the_proxy_end_with_the_run(tmp_path: Path, monkeypatch: p
     assert relays == [], "a relay outlived its sandbox"
 
 
+@needs_bwrap
+def test_a_network_child_that_runs_too_long_is_stopped_with_its_relay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAVI_ISOLATION", "full")
+    policy = ExecPolicy(side_effect=SideEffect.NETWORK, allow_hosts=("127.0.0.1:9",), timeout_s=1.5)
+    result = run_isolated([sys.executable, "-c", "while True: pass"], cwd=tmp_path, policy=policy)
+    assert result.killed_reason == "timeout"
+    time.sleep(0.2)  # the kill reaches the sandbox's PID namespace asynchronously
+    assert not [entry for entry in Path("/proc").iterdir() if entry.name.isdigit() and _is_relay(entry)]
+
+
+def _is_relay(entry: Path) -> bool:
+    return relay.__file__.encode() in _cmdline(entry)
+
+
 def _cmdline(entry: Path) -> bytes:
     try:
         return (entry / "cmdline").read_bytes()
@@ -364,7 +400,11 @@ def test_no_proxy_where_there_is_no_network_namespace_or_no_network(
         pytest.skip("bubblewrap cannot run here")
     monkeypatch.setenv("KAVI_ISOLATION", level)
     code = "import os; print(sorted(k for k in os.environ if 'PROXY' in k.upper()))"
-    policy = ExecPolicy(side_effect=side_effect, allow_hosts=("127.0.0.1:9",) if side_effect == "NETWORK" else ())
+    policy = ExecPolicy(
+        side_effect=side_effect,
+        allow_hosts=("127.0.0.1:9",) if side_effect == "NETWORK" else (),
+        env={relay.RELAY_ENV: "127.0.0.1:3128"},  # a caller cannot make the hook admit the host's port 3128
+    )
     result = run_isolated([sys.executable, "-c", code], cwd=tmp_path, policy=policy)
     assert result.stdout.strip() == "[]", result.stderr
     if level == "fallback":  # and `kavi doctor` says the hook is all there is

@@ -5,7 +5,7 @@ At FULL a NETWORK child has its own network namespace; the only way out is the u
 
     python -I -S -B .../kavi/runtime/relay.py --listen PORT --unix SOCKET -- COMMAND...
 
-This file, run as a script, binds ``127.0.0.1:PORT`` in the sandbox's own namespace, forks
+This file, run as a script, binds ``127.0.0.1:PORT`` in the sandbox's own namespace, spawns
 ``COMMAND``, copies each accepted connection to a fresh connection on the unix socket, and exits
 with the command's status as soon as the command ends — so the relay is listening before the first
 byte of the command runs, and it is gone (not merely doomed) when bubblewrap returns. The relay is

@@ -383,6 +383,7 @@ def _child_environment(policy: ExecPolicy, *, tmp: str, home: str) -> dict[str, 
     if policy.side_effect == SideEffect.SECRET_READ:
         env.update(policy.secrets)
     env.pop(ISOLATION_ENV, None)
+    env.pop("KAVI_EGRESS_RELAY", None)  # set only by _run_behind_egress_proxy, where a relay really runs
     return env
 
 
