@@ -95,6 +95,8 @@ def test_the_request_target_decides_never_the_host_header() -> None:
         (b"GET http://user:pw@127.0.0.1:8080/ HTTP/1.1", 400),
         (b"CONNECT 127.0.0.1 HTTP/1.1", 400),  # CONNECT needs a port
         (b"CONNECT ::1:80 HTTP/1.1", 400),
+        (b"CONNECT [::1]x:80 HTTP/1.1", 400),
+        (b"CONNECT [::1] HTTP/1.1", 400),
         (b"CONNECT 127.0.0.1:99999 HTTP/1.1", 400),
         (b"SSH-2.0-OpenSSH", 400),
     ]:
@@ -196,6 +198,36 @@ def test_the_proxy_forwards_the_declared_host_and_refuses_the_rest(declared_serv
         }
     ]
     assert forbidden.accepted == []
+
+
+def test_a_tunnel_carries_early_data_and_half_closes() -> None:
+    """A client may send its first bytes (a TLS ClientHello) with the CONNECT head, and end its side first."""
+    echo = socket.socket()
+    echo.bind(("127.0.0.1", 0))
+    echo.listen(1)
+
+    def serve() -> None:
+        conn, _ = echo.accept()
+        data = b""
+        while chunk := conn.recv(4096):
+            data += chunk
+        conn.sendall(data.upper())
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    port = echo.getsockname()[1]
+    with EgressProxy([f"127.0.0.1:{port}"]) as proxy, socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(proxy.socket_path)
+        sock.sendall(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\nearly ".encode())
+        sock.sendall(b"and late")
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    assert data == b"HTTP/1.1 200 Connection established\r\n\r\nEARLY AND LATE"
+    assert proxy.blocked == [] and proxy.admitted == 1
+    echo.close()
 
 
 def test_the_proxy_is_bounded_and_leaves_nothing_behind(forbidden: Listener) -> None:

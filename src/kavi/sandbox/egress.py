@@ -120,7 +120,9 @@ def parse_authority(text: str, *, default_port: int | None = None) -> Target:
     """``host:port``, ``[v6]:port`` (or a bare host when ``default_port`` is given) as a :class:`Target`."""
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
+        if rest and not rest.startswith(":"):
+            raise ProxyRequestError(400, f"not an authority: {text!r}")
+        port_text = rest[1:]
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
     elif ":" in text:
