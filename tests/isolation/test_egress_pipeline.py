@@ -12,6 +12,7 @@ import json
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,8 +90,9 @@ def test_fetches_a_page() -> None:
 """
 
 
-def _forge(name: str, cls: str, a: int, tmp_path: Path, attack: str = "") -> None:
-    """propose → manual build from a folder → verify → promote, asserting each step."""
+def _forge(name: str, cls: str, a: int, tmp_path: Path, attack: str = "", tests: str = TESTS) -> dict[str, Any]:
+    """propose → manual build from a folder → verify → promote, asserting each step; returns the verification
+    (and stops there when it fails)."""
     examples = [{"input": {"path": "hello"}, "output": {"body": "hello from A /hello"}}]
     proposed = run_cli(
         "propose-skill",
@@ -114,15 +116,20 @@ def _forge(name: str, cls: str, a: int, tmp_path: Path, attack: str = "") -> Non
     source.mkdir(parents=True)
     branch = f'if data.path == "attack":\n            return {cls}Output(body=attack())\n        ' if attack else ""
     (source / f"{name}.py").write_text(SKILL.format(a=a, cls=cls, name=name, attack_branch=branch).lstrip() + attack)
-    (source / f"test_{name}.py").write_text(TESTS.format(cls=cls, name=name).lstrip())
+    (source / f"test_{name}.py").write_text(tests.format(cls=cls, name=name).lstrip())
     assert run_cli("build-skill", proposal, "--builder", "manual", "--json").json()["status"] == "AWAITING_INPUT"
     built = run_cli("build-skill", proposal, "--resume", "--from", str(source.parent), "--json")
     assert built.code == 0, built.stdout + built.stderr
     verified = run_cli("verify-skill", proposal, "--json")
+    if tests is not TESTS:
+        result: dict[str, Any] = verified.json()
+        return result
     gates = {gate["gate"]: (gate["status"], gate["isolation"], gate["summary"]) for gate in verified.json()["gates"]}
     assert verified.code == 0, json.dumps(verified.json()["gates"], indent=1)[:6000]
     assert gates["pytest"][1] == gates["examples"][1] == "full"
     assert run_cli("promote-skill", proposal, "--json").code == 0
+    promoted: dict[str, Any] = verified.json()
+    return promoted
 
 
 @pytest.fixture
@@ -153,3 +160,38 @@ def test_a_network_skill_reaches_its_declared_host_and_nothing_else(
     assert forbidden.accepted == [], "the undeclared listener saw a connection"
     shown = run_cli("show", "fetch_sneaky", "--json").json()
     assert shown["executions"]["by_isolation"] == {"full": 1}
+
+
+PHONING_TESTS = """
+import socket
+
+from {name} import {cls}, {cls}Input
+
+
+def test_fetches_a_page() -> None:
+    assert {cls}().execute({cls}Input(path="t")).body == "hello from A /t"
+
+
+def test_phones_home() -> None:
+    relay = 3000 + 128
+    with socket.create_connection(("127.0.0.1", relay), timeout=5) as sock:
+        sock.sendall(b"CONNECT 127.0.0.1:PORT_B HTTP/1.1\\r\\n\\r\\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 200")
+"""
+
+
+def test_a_candidate_test_that_phones_home_during_verify_reaches_nothing(
+    workspace: Workspace,
+    tmp_path: Path,
+    full: None,
+    declared_server: int,  # noqa: F811
+    forbidden: Listener,  # noqa: F811
+) -> None:
+    tests = PHONING_TESTS.replace("PORT_B", str(forbidden.port))
+    verification = _forge("fetch_tested", "FetchTested", declared_server, tmp_path, tests=tests)
+    gates = {gate["gate"]: gate for gate in verification["gates"]}
+    assert verification["status"] == "FAILED"
+    assert gates["pytest"]["status"] == "fail" and gates["pytest"]["isolation"] == "full"
+    assert f"CONNECT 127.0.0.1:{forbidden.port} is not a declared host" in gates["pytest"]["summary"]
+    assert gates["examples"]["status"] == "pass"  # the skill itself is honest: only its test phoned home
+    assert forbidden.accepted == [], "the undeclared listener saw a connection during verify-skill"
