@@ -237,7 +237,7 @@ def test_the_proxy_is_bounded_and_leaves_nothing_behind(forbidden: Listener) -> 
     echo.listen(8)
     port = echo.getsockname()[1]
     held: list[socket.socket] = []
-    with EgressProxy([f"127.0.0.1:{port}"], max_connections=2, idle_timeout_s=0.5) as proxy:
+    with EgressProxy([f"127.0.0.1:{port}"], max_connections=2, idle_timeout_s=2.0) as proxy:
         folder = Path(proxy.socket_path).parent
         for _ in range(2):
             sock = socket.socket(socket.AF_UNIX)
@@ -274,11 +274,11 @@ def test_a_slow_request_head_has_one_deadline_for_all_of_it() -> None:
             except OSError:
                 break
             time.sleep(0.1)
-            if time.monotonic() - started > 1.5:
+            if time.monotonic() - started > 3:
                 break
         answer = sock.recv(100)
     assert answer.startswith(b"HTTP/1.1 408")
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3
     assert proxy.blocked[0]["detail"] == "egress proxy refused no complete request head in time"
 
 
