@@ -457,6 +457,9 @@ def test_prepare_admits_the_relay_only_where_the_executor_started_one(monkeypatc
     prepared = relay.prepare({"side_effect": "NETWORK", "allow_hosts": ("127.0.0.1:3128",)})
     assert prepared["allow_hosts"] == ("127.0.0.1:3129", "127.0.0.1:3128")
     assert relay.relay_port(["127.0.0.1:3128", "x:3129", "y"]) == 3130
+    from kavi.runtime import guard
+
+    assert guard.RELAY_ENV == relay.RELAY_ENV  # the guard keeps its own copy to skip an import
     env = relay.proxy_environment(3130)
     assert env["HTTPS_PROXY"] == env["http_proxy"] == "http://127.0.0.1:3130" and env["NO_PROXY"] == ""
 

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from kavi.errors import ConfigError, IsolationError
 from kavi.runtime.audit import EffectPolicy, default_hidden_roots
 from kavi.runtime.hook import BLOCKED_EXIT_CODE, BLOCKED_MARKER
+from kavi.runtime.relay import RELAY_ENV
 from kavi.sandbox import bwrap
 from kavi.side_effects import SideEffect
 
@@ -383,7 +384,7 @@ def _child_environment(policy: ExecPolicy, *, tmp: str, home: str) -> dict[str, 
     if policy.side_effect == SideEffect.SECRET_READ:
         env.update(policy.secrets)
     env.pop(ISOLATION_ENV, None)
-    env.pop("KAVI_EGRESS_RELAY", None)  # set only by _run_behind_egress_proxy, where a relay really runs
+    env.pop(RELAY_ENV, None)  # set only by _run_behind_egress_proxy, where a relay really runs
     return env
 
 
