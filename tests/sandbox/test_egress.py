@@ -262,6 +262,17 @@ def test_the_proxy_is_bounded_and_leaves_nothing_behind(forbidden: Listener) -> 
     echo.close()
 
 
+def test_a_long_temporary_folder_does_not_overflow_the_socket_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr("tempfile.tempdir", str(deep))
+    with EgressProxy(["127.0.0.1:9"]) as proxy:
+        assert len(proxy.socket_path) < 108 and Path(proxy.socket_path).is_socket()
+    assert list(deep.iterdir()) == []
+
+
 def test_a_slow_request_head_has_one_deadline_for_all_of_it() -> None:
     with EgressProxy(["127.0.0.1:9"], head_timeout_s=0.6) as proxy, socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(5)

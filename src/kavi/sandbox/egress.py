@@ -50,6 +50,7 @@ DEFAULT_IDLE_TIMEOUT_S = 30.0
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 JOIN_TIMEOUT_S = 2.0
 _CHUNK = 65536
+_MAX_FOLDER_LENGTH = 90
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate", "te", "upgrade"}
 )
@@ -243,6 +244,9 @@ class EgressProxy:
     def start(self) -> None:
         """Bind the socket (in a folder only this user can enter) and start accepting."""
         self._folder = tempfile.mkdtemp(prefix="kavi-egress-")
+        if len(self._folder) > _MAX_FOLDER_LENGTH:  # a unix socket path has room for about 108 bytes
+            os.rmdir(self._folder)  # noqa: PTH106
+            self._folder = tempfile.mkdtemp(prefix="kavi-egress-", dir="/tmp")
         self.socket_path = os.path.join(self._folder, SOCKET_NAME)  # noqa: PTH118 - a plain str for bind
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(self.socket_path)
