@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -32,6 +32,8 @@ class VerifySettings(BaseModel):
 class RunSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     timeout_s: float = Field(default=60.0, gt=0)
+    # What the ledger keeps of a run's input: its sha256, size and a bounded preview, or all of it.
+    record_input: Literal["preview", "full"] = "preview"
 
 
 class IsolationSettings(BaseModel):

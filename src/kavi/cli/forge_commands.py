@@ -35,9 +35,13 @@ def trace(
     """Show a build's full trace: prompts, messages, tool calls and results, usage, cost, transitions."""
     from kavi.stages.common import Forge
     from kavi.stages.research import build_trace
+    from kavi.workspace import find_workspace
 
-    with Forge.opened(workspace) as forge:
+    forge = Forge.open_existing(find_workspace(workspace))  # read-only: never creates a ledger
+    try:
         result = build_trace(forge, build_id)
+    finally:
+        forge.close()
     if json_output:
         emit_json({"ok": True, **result})
         return

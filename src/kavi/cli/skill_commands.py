@@ -187,15 +187,17 @@ def list_skills_command(
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """List TRUSTED skill versions."""
-    from kavi.stages.common import Forge
-    from kavi.stages.queries import list_skills
+    """List TRUSTED skill versions (from kavi.lock in a clone whose ledger does not exist yet)."""
+    from kavi.stages.queries import list_skills_here
+    from kavi.workspace import find_workspace
 
-    with Forge.opened(workspace) as forge:
-        skills = list_skills(forge, include_revoked=all_versions)
+    listing = list_skills_here(find_workspace(workspace), include_revoked=all_versions)
+    skills = listing["skills"]
     if json_output:
-        emit_json({"ok": True, "skills": skills})
+        emit_json({"ok": True, **listing})
         return
+    if listing["note"]:
+        console().print(listing["note"], markup=False)
     from rich.table import Table
 
     table = Table("name", "version", "status", "side effect", "approver", "sha256", "verified under", box=None)
@@ -219,15 +221,16 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """Everything the ledger knows about one proposal: spec, builds, verifications, versions, executions."""
-    from kavi.stages.common import Forge
-    from kavi.stages.queries import show as show_proposal
+    from kavi.stages.queries import show_here
+    from kavi.workspace import find_workspace
 
-    with Forge.opened(workspace) as forge:
-        detail = show_proposal(forge, reference)
+    detail = show_here(find_workspace(workspace), reference)
     if json_output:
         emit_json({"ok": True, **detail})
         return
     out = console()
+    if detail["note"]:
+        out.print(detail["note"], markup=False)
     proposal = detail["proposal"]
     out.print(
         f"[bold]{proposal['name']}[/bold] {proposal['id']} {styled(proposal['status'])} "

@@ -68,10 +68,17 @@ def _ledger_checks(workspace: Workspace) -> list[Check]:
     from kavi.ledger.store import Ledger
 
     path = workspace.ledger_path
+    if workspace.runs_from_lock():  # a fresh clone: it runs what the lock vouches for until `kavi init`
+        return [
+            Check(
+                "ledger", WARN, f"no ledger yet; running from {workspace.lock_path.name}", "run `kavi init` to adopt it"
+            ),
+            _lock_check(workspace),
+        ]
     if path is not None and not path.is_file():
         return [Check("ledger", FAIL, f"no ledger at {path}", "run `kavi init` to create it")]
     try:
-        ledger = Ledger.open(workspace.ledger_url)
+        ledger = Ledger.open(workspace.ledger_url, create=False)
         try:
             applied = ledger.schema_version()
         finally:
@@ -129,7 +136,8 @@ def _lock_check(workspace: Workspace) -> Check:
     except KaviError as exc:
         return Check("lock", FAIL, exc.message, "restore kavi.lock from git or `kavi verify-lock --write`")
     if report.ok:
-        return Check("lock", OK, f"{report.entries} entr(y/ies) agree with the files and the ledger")
+        against = "the files and the ledger" if report.ledger_checked else "the files"
+        return Check("lock", OK, f"{report.entries} entr(y/ies) agree with {against}")
     where, message = report.problems[0]
     return Check(
         "lock", FAIL, f"{len(report.problems)} problem(s), first: {where}: {message}", "run `kavi verify-lock`"

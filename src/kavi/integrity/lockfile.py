@@ -101,9 +101,20 @@ def _promotion_head(conn: sqlite3.Connection, proposal_id: str, promotion_id: st
         "SELECT hash, payload FROM events WHERE proposal_id = ? AND kind = 'proposal.trusted' ORDER BY id DESC",
         (proposal_id,),
     ):
-        if json.loads(payload).get("promotion_id") == promotion_id:
-            return str(digest)
+        data = json.loads(payload)
+        if data.get("promotion_id") == promotion_id:
+            # a version adopted from a clone's lock keeps the head of the ledger that promoted it
+            return str(data.get("adopted_chain_head") or digest)
     return GENESIS
+
+
+def _adopted_head(conn: sqlite3.Connection) -> tuple[str, int] | None:
+    """The lock's (ledger_head, ledger_events) that `kavi init` adopted, if this ledger began by adopting."""
+    row = conn.execute("SELECT payload FROM events WHERE kind = 'lock.adopted' ORDER BY id LIMIT 1").fetchone()
+    if row is None:
+        return None
+    data = json.loads(row[0])
+    return str(data.get("lock_ledger_head")), int(data.get("lock_ledger_events") or 0)
 
 
 def ledger_head(conn: sqlite3.Connection) -> tuple[str, int]:
@@ -250,6 +261,8 @@ def compare_lock_with_ledger(lock: dict[str, Any], conn: sqlite3.Connection, art
                     problems.append((label, f"{name} differs from the ledger"))
     head = lock.get("ledger_head")
     row = conn.execute("SELECT id FROM events WHERE hash = ?", (head,)).fetchone() if head != GENESIS else (0,)
+    if row is None and _adopted_head(conn) == (head, lock.get("ledger_events")):
+        return problems  # the committed lock this ledger adopted, unchanged since
     if row is None:
         problems.append((f"{LOCK_FILE} ledger_head", f"{str(head)[:12]} is not an event of this ledger"))
     elif row[0] != lock.get("ledger_events"):

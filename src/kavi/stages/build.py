@@ -276,6 +276,7 @@ def _finish(
             manifest = {"kind": spec.kind, "name": spec.name, "files": files}
             build.candidate_sha256 = forge.put_artifact(session, canonical_json(manifest), "CANDIDATE")
             build.status = BuildStatus.SUCCEEDED
+            build.reason = None  # a resumed manual build no longer waits for anyone
         session.add(build)
         payload = {
             "attempt": build.attempt,
