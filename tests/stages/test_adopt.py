@@ -111,4 +111,4 @@ def test_adoption_refuses_a_tampered_clone_and_creates_no_ledger(tmp_path: Path)
     assert "cannot adopt kavi.lock" in init.stderr and "skills/word_count.py" in init.stderr
     assert not (clone / ".kavi" / "ledger.db").exists()
     ran = _kavi(clone, "run-skill", "word_count", "--json", '{"text": "a"}')
-    assert ran.returncode == 1 and "sha256" in ran.stderr
+    assert ran.returncode == 1 and "TRUSTED hash" in ran.stderr

@@ -115,7 +115,7 @@ def _print_build(built: Any) -> None:
             f"  packet: {built.packet}\n  write the files in {built.sandbox}, then run "
             f"`kavi build-skill {built.proposal_id} --resume` (or --resume --from DIR)"
         )
-    elif built.reason:
+    elif built.reason and built.status != "SUCCEEDED":
         out.print(f"  reason: {built.reason}")
     for path, digest in built.files.items():
         out.print(f"  {path}  {digest[:12]}")
@@ -162,6 +162,9 @@ def promote_skill_command(
     allow_unmeasured: Annotated[
         bool, typer.Option(help="Kernels: accept a speedup that could not be measured (no GPU).")
     ] = False,
+    reinstate: Annotated[
+        bool, typer.Option(help="Re-trust bytes that were revoked without verifying them again (recorded).")
+    ] = False,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -170,11 +173,19 @@ def promote_skill_command(
     from kavi.stages.promote import promote_skill
 
     with Forge.opened(workspace) as forge:
-        promoted = promote_skill(forge, proposal_id, approver=approver, allow_unmeasured=allow_unmeasured)
+        promoted = promote_skill(
+            forge, proposal_id, approver=approver, allow_unmeasured=allow_unmeasured, reinstate=reinstate
+        )
     if json_output:
         emit_json({"ok": True, **promoted.__dict__})
         return
-    note = " (completed an earlier interrupted promotion)" if promoted.completed_earlier_promotion else ""
+    note = ""
+    if promoted.completed_earlier_promotion:
+        note = " (completed an earlier interrupted promotion)"
+    elif promoted.already_trusted:
+        note = " (it already was: nothing changed)"
+    elif promoted.reinstated:
+        note = f" (reinstates revoked {', '.join(promoted.reinstated)})"
     console().print(
         f"{promoted.name} v{promoted.version} is {styled('TRUSTED')}, approved by {promoted.approver}, "
         f"sha256 {promoted.skill_sha256[:12]}{note}."
@@ -237,9 +248,10 @@ def show(
         f"· {proposal['side_effect']} · spec {proposal['spec_sha256'][:12]}"
     )
     for build in detail["builds"]:
+        reason = build["reason"] if build["status"] != "SUCCEEDED" else None  # older ledgers kept a stale one
         out.print(
             f"  build {build['id']} attempt {build['attempt']} {build['builder']} {styled(build['status'])}"
-            + (f" — {build['reason']}" if build["reason"] else "")
+            + (f" — {reason}" if reason else "")
         )
     for verification in detail["verifications"]:
         out.print(
@@ -252,6 +264,9 @@ def show(
             f"at {version['promoted_at']} sha256 {version['skill_sha256'][:12]}"
             + (" (speed unmeasured: promoted without a GPU)" if version["unmeasured"] else "")
         )
+        if version.get("revoked_at"):
+            why = f": {version['revoked_reason']}" if version.get("revoked_reason") else " (no reason given)"
+            out.print(f"      revoked by {version['revoked_by']} at {version['revoked_at']}{why}", markup=False)
     executions = detail["executions"]
     out.print(f"  executions: {executions['total']} {executions['by_isolation'] or ''}")
 
@@ -260,6 +275,8 @@ def show(
 def revoke(
     name: Annotated[str, typer.Argument(help="The skill name.")],
     version: Annotated[int | None, typer.Option(help="The version to revoke (default: the latest TRUSTED).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why, for the ledger (`kavi show` prints it).")] = None,
+    by: Annotated[str | None, typer.Option(help="Who revokes (default: git user.name, else the OS user).")] = None,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -268,12 +285,14 @@ def revoke(
     from kavi.stages.promote import revoke_skill
 
     with Forge.opened(workspace) as forge:
-        revoked = revoke_skill(forge, name, version=version)
+        revoked = revoke_skill(forge, name, version=version, by=by, reason=reason)
     if json_output:
         emit_json({"ok": True, **revoked.__dict__})
         return
     now = f"v{revoked.installed_version} is installed" if revoked.installed_version else "no version is installed"
-    console().print(f"{revoked.name} v{revoked.version} is {styled('REVOKED')}; {now}.")
+    console().print(
+        f"{revoked.name} v{revoked.version} is {styled('REVOKED')} by {revoked.revoked_by}; {now}.", highlight=False
+    )
 
 
 @app.command()

@@ -132,7 +132,8 @@ def show(forge: Forge, reference: str) -> dict[str, Any]:
         return {
             "proposal": proposal.model_dump(),
             "spec": json.loads(spec.canonical_json()),
-            "builds": [b.model_dump() for b in builds],
+            # a SUCCEEDED build has no reason; older ledgers kept a resumed manual build's "waiting for a person"
+            "builds": [{**b.model_dump(), **({"reason": None} if b.status == "SUCCEEDED" else {})} for b in builds],
             "verifications": [
                 {**v.model_dump(), "gates": [g.model_dump(exclude={"id", "verification_id"}) for g in gates[v.id]]}
                 for v in verifications
