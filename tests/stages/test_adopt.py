@@ -8,15 +8,13 @@ the committed lock is unchanged, and a tampered file makes adoption refuse witho
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support import REPO
+from tests.support import REPO, run_cli
 
 pytestmark = pytest.mark.skipif(
     shutil.which("git") is None or not (REPO / ".git").exists(), reason="needs git and a git checkout"
@@ -30,16 +28,9 @@ def _clone(tmp_path: Path) -> Path:
 
 
 def _kavi(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("KAVI_WORKSPACE", "KAVI_TESTING")}
-    return subprocess.run(
-        [sys.executable, "-m", "kavi", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """The real entry point in-process (a subprocess per command costs seconds of imports), in ``root``."""
+    result = run_cli(*args, "--workspace", str(root)) if args[0] != "init" else run_cli(*args, str(root))
+    return subprocess.CompletedProcess(args, result.code, result.stdout, result.stderr)
 
 
 def _json(root: Path, *args: str) -> dict[str, object]:
