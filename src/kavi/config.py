@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kavi.errors import ConfigError
+from kavi.wording import first_error
 
 CONFIG_FILE = "kavi.toml"
 
@@ -63,6 +64,4 @@ def load_config(root: Path) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise ConfigError(f"{path}: {where}: {error['msg']}") from None
+        raise ConfigError(f"{path}: {first_error(exc.errors(), 'the file')}") from None

@@ -12,11 +12,18 @@ from kavi.cli.output import console, emit_json, styled
 
 
 @app.command()
-def builders(json_output: JsonOption = False) -> None:
-    """List the installed builders and whether each can run here."""
+def builders(workspace: WorkspaceOption = None, json_output: JsonOption = False) -> None:
+    """List the installed builders and whether each can run here, with this workspace's kavi.toml options
+    and KAVI_* overrides (as `build-skill` uses them); a configured server is probed briefly."""
     from kavi.builders.availability import builder_availability
+    from kavi.errors import WorkspaceError
+    from kavi.workspace import find_workspace
 
-    rows = builder_availability()
+    try:
+        configured = find_workspace(workspace).config.build.options
+    except WorkspaceError:  # outside a workspace: defaults and environment only (a bad kavi.toml still fails)
+        configured = None
+    rows = builder_availability(configured)
     if json_output:
         emit_json({"ok": True, "builders": rows})
         return

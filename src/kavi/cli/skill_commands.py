@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,14 +9,12 @@ import typer
 
 from kavi.cli.app import JsonOption, WorkspaceOption, app
 from kavi.cli.output import console, emit_json, gate_table, styled
+from kavi.cli.running import load_json_argument
 from kavi.errors import UsageError
 
 
 def parse_json(text: str, option: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    return load_json_argument(text, option)
 
 
 @app.command("propose-skill")
