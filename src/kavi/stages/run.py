@@ -179,13 +179,14 @@ def _execute(
     effect = SideEffect(promotion["side_effect"])
     if in_process and effect is not SideEffect.READ_ONLY:
         raise TransitionError(f"--in-process is only for READ_ONLY skills; {promotion['name']} is {effect}")
+    recorded = recorded_input(workspace, payload)  # a bad [run] record_input fails before anything runs
     started = time.perf_counter()
     if in_process:
         response, isolation = _run_in_process(workspace, trusted, payload), "in-process"
     else:
         response, isolation = _run_in_child(workspace, trusted, payload, require_isolation)
     duration = round(time.perf_counter() - started, 6)
-    return _record(conn, promotion, recorded_input(workspace, payload), response, duration, isolation)
+    return _record(conn, promotion, recorded, response, duration, isolation)
 
 
 def recorded_input(workspace: Workspace, payload: dict[str, Any]) -> tuple[str, str, int]:
