@@ -257,7 +257,7 @@ def show(
         )
     for version in detail["versions"]:
         out.print(
-            f"  v{version['version']} {styled(version['status'])} by {version['approver']} "
+            f"  v{version['version']} {styled(version['status'])} · approved by {version['approver']} "
             f"at {version['promoted_at']} sha256 {version['skill_sha256'][:12]}"
             + (" (speed unmeasured: promoted without a GPU)" if version["unmeasured"] else "")
         )
