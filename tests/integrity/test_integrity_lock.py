@@ -181,3 +181,26 @@ def test_init_adopts_a_clone_whose_lock_lists_a_version_it_cannot_hold(trusted: 
     assert run_cli("audit", "--workspace", str(clone.root)).code == 0
     ran = run_cli("run-skill", "word_count", "--json", '{"text": "a b"}', "--workspace", str(clone.root))
     assert ran.code == 0 and ran.json()["recorded"] is True and ran.json()["version"] == 2
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('side_effect = "READ_ONLY"', 'side_effect = "NETWORK"', "differ from its frozen spec"),
+        ('approver = "alice"\n', 'approver = "alice"\ncandidate_sha256 = "00"\n', "kavi.lock"),
+        ("x", "x", ""),
+    ],
+    ids=["side-effect-field", "duplicate-key", "untouched"],
+)
+def test_adoption_refuses_a_lock_that_contradicts_itself(
+    trusted: Workspace, tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    clone = _clone(trusted, tmp_path / "clone")
+    lock = clone.root / "kavi.lock"
+    lock.write_text(lock.read_text().replace(old, new))
+    init = run_cli("init", str(clone.root))
+    if not expected:
+        assert init.code == 0, init.stderr
+        return
+    assert init.code == 1 and expected in init.stderr, init.stderr
+    assert not (clone.root / ".kavi" / "ledger.db").exists()

@@ -17,6 +17,7 @@ they are named in the adoption event and the result.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ from sqlmodel import Session, func, select
 
 from kavi.errors import IntegrityError, WorkspaceError
 from kavi.integrity.lockdata import LOCK_FILE, load_lock
-from kavi.integrity.lockfile import check_lock_files
+from kavi.integrity.lockfile import EFFECT_PARAMS, check_lock_files
 from kavi.ledger.ids import new_id, utc_now
 from kavi.ledger.models import Build, Event, Promotion, Proposal, ProposalStatus, Verification, VersionStatus
 from kavi.ledger.store import append_event
@@ -99,8 +100,19 @@ def _checked_entry(workspace: Workspace, entry: dict[str, Any]) -> _Entry:
     label = f"{LOCK_FILE} {entry['name']} v{entry['version']}"
     spec_bytes = entry["spec"].encode("utf-8")
     spec = _load_spec(entry["kind"], spec_bytes, label)
-    if spec.name != entry["name"] or tuple(entry["files"]) != tuple(spec.allowed_paths):
-        raise IntegrityError(f"{label}: its spec, name and files do not belong together", hint="restore it from git")
+    declared = json.loads(spec_bytes)
+    consistent = (
+        spec.name == entry["name"]
+        and spec.kind == entry["kind"]
+        and str(spec.side_effect) == entry["side_effect"]
+        and sorted(entry["files"]) == sorted(spec.allowed_paths)
+        and all(list(declared.get(key, [])) == list(entry["side_effect_params"].get(key, [])) for key in EFFECT_PARAMS)
+    )
+    if not consistent:  # the lock's own fields must say what its frozen spec says: the spec is what runs
+        raise IntegrityError(
+            f"{label}: its name, kind, side effect, parameters or files differ from its frozen spec",
+            hint="restore kavi.lock from git",
+        )
     files = {relative: (workspace.root / relative).read_bytes() for relative in spec.allowed_paths}
     digests = {relative: hashlib.sha256(data).hexdigest() for relative, data in files.items()}
     if digests != entry["files"]:  # check_lock_files compared them already; the files may have moved since
