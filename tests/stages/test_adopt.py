@@ -16,9 +16,12 @@ import pytest
 
 from tests.support import REPO, run_cli
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("git") is None or not (REPO / ".git").exists(), reason="needs git and a git checkout"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("git") is None or not (REPO / ".git").exists(), reason="needs git and a git checkout"
+    ),
+]
 
 
 def _clone(tmp_path: Path) -> Path:
