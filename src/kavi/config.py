@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kavi.errors import ConfigError
+from kavi.wording import first_error
 
 CONFIG_FILE = "kavi.toml"
 
@@ -32,6 +33,8 @@ class VerifySettings(BaseModel):
 class RunSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     timeout_s: float = Field(default=60.0, gt=0)
+    # What the ledger keeps of a run's input: its sha256, size and a bounded preview, or all of it.
+    record_input: Literal["preview", "full"] = "preview"
 
 
 class IsolationSettings(BaseModel):
@@ -61,6 +64,4 @@ def load_config(root: Path) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise ConfigError(f"{path}: {where}: {error['msg']}") from None
+        raise ConfigError(f"{path}: {first_error(exc.errors(), 'the file')}") from None

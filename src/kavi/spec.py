@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import json
 import keyword
+import math
 import re
 import sys
 from typing import Any, Literal
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from kavi.errors import SpecError
 from kavi.side_effects import SideEffect
+from kavi.wording import first_error, phrase
 
 SPEC_FORMAT = 1
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
@@ -369,32 +371,83 @@ def _constraints(schema: JsonSchema) -> dict[str, Any]:
     return {target: schema[key] for key, target in mapping.items() if key in schema}
 
 
+# Error names an example may expect besides Python's built-in exceptions: what kavi's runtime raises around a
+# skill (an input outside the schema, an output outside it) and pydantic's own.
+_KAVI_ERROR_NAMES = frozenset({"SkillInputError", "SkillExecutionError", "SideEffectViolation", "ValidationError"})
+_CLASS_NAME = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
+
+
 def parse_examples(raw: Any, input_schema: JsonSchema, output_schema: JsonSchema) -> tuple[Example, ...]:
-    """Validate each example against the schema now, so a bad vector never reaches a build."""
+    """Validate each example against the schema now, so a bad vector never reaches a build: each must be
+    finite JSON, expect a real exception type (or a message fragment), and not contradict another."""
     if not isinstance(raw, list):
         raise SpecError("examples must be a JSON list of {'input': ..., 'output' | 'error': ...}")
     input_model = build_model(input_schema, "ExampleInput")
     output_model = build_model(output_schema, "ExampleOutput")
     examples = []
+    expected: dict[bytes, tuple[int, Any]] = {}
     for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise SpecError(f'example {index} must be a JSON object: {{"input": {{...}}, "output": {{...}}}}')
         try:
             example = Example.model_validate(item)
         except ValidationError as exc:
             raise SpecError(f"example {index}: {_first_error(exc)}") from None
+        _refuse_non_finite(example, index)
+        if example.error is not None:
+            _check_error_name(example.error, index)
         if example.output is not None:
             for model, value, side in ((input_model, example.input, "input"), (output_model, example.output, "output")):
                 try:
                     model.model_validate(value)
                 except ValidationError as exc:
                     raise SpecError(f"example {index} {side} does not match the schema: {_first_error(exc)}") from None
+        key, outcome = canonical_json(example.input), (example.output, example.error)
+        if key in expected and expected[key][1] != outcome:
+            raise SpecError(
+                f"examples {expected[key][0]} and {index} have the same input but expect different results",
+                hint="one input has one correct answer: remove or fix one of them",
+            )
+        expected.setdefault(key, (index, outcome))
         examples.append(example)
     return tuple(examples)
 
 
+def _refuse_non_finite(example: Example, index: int) -> None:
+    """NaN and infinity are not JSON; a frozen vector holding one could never be compared honestly."""
+    stack: list[Any] = [example.input, example.output]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecError(f"example {index} holds {value!r}, which JSON cannot carry: use a finite number or null")
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+
+
+def _check_error_name(error: str, index: int) -> None:
+    """A class-shaped name must be an exception type; anything else is a fragment of the expected message."""
+    if not error.strip():
+        raise SpecError(f"example {index}: error is empty: name an exception type or a fragment of its message")
+    if not _CLASS_NAME.match(error):
+        return
+    candidate = getattr(builtins, error, None)
+    if (isinstance(candidate, type) and issubclass(candidate, BaseException)) or error in _KAVI_ERROR_NAMES:
+        return
+    raise SpecError(
+        f"example {index}: error {error!r} is not an exception type",
+        hint="name a built-in exception (ValueError, KeyError, ...) or SkillInputError, or give a fragment of "
+        "the expected message",
+    )
+
+
 def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    location = ".".join(str(part) for part in error["loc"]) or "(root)"
-    return f"{location}: {error['msg']}"
+    """pydantic's first error in kavi's words (never pydantic's own wording)."""
+    errors = exc.errors()
+    if errors and not errors[0].get("loc"):
+        return phrase(errors[0])
+    return first_error(errors)
 
 
 def make_spec(

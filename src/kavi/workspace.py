@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from kavi.config import Config
 
 CONFIG_FILE = "kavi.toml"
+LOCK_FILE = "kavi.lock"
 STATE_DIR = ".kavi"
 ENV_WORKSPACE = "KAVI_WORKSPACE"
 
@@ -40,11 +41,39 @@ timeout_s = 120
 [run]
 # Wall-clock limit for one `kavi run-skill`, in seconds.
 timeout_s = 60
+# What the ledger keeps of each run's input: "preview" (its sha256, size and the first bytes) or "full".
+record_input = "preview"
 
 [isolation]
 # Refuse to run untrusted code below full OS isolation (bubblewrap).
 require = false
 """
+
+# Every table and key kavi.toml may hold, for the stdlib-only check that runs before every command (the
+# pydantic model in kavi.config says the same with types; a test keeps the two in step). ``build.options``
+# holds one free-form table per builder, checked by the builder's own options model.
+KNOWN_SETTINGS: dict[str, frozenset[str]] = {
+    "ledger": frozenset({"url"}),
+    "build": frozenset({"builder", "options"}),
+    "verify": frozenset({"timeout_s"}),
+    "run": frozenset({"timeout_s", "record_input"}),
+    "isolation": frozenset({"require"}),
+}
+
+
+def check_known_settings(data: dict[str, Any], path: Path) -> None:
+    """Refuse an unknown table or key, so a typo never silently changes nothing (every command, even the
+    stdlib-only `run-skill`)."""
+    for section, body in data.items():
+        if section not in KNOWN_SETTINGS:
+            known = ", ".join(f"[{name}]" for name in KNOWN_SETTINGS)
+            raise ConfigError(f"{path}: unknown table [{section}]", hint=f"kavi.toml knows {known}")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: {section} must be a table ([{section}])")
+        for key in body:
+            if key not in KNOWN_SETTINGS[section]:
+                known = ", ".join(sorted(KNOWN_SETTINGS[section]))
+                raise ConfigError(f"{path}: unknown key {key!r} in [{section}]", hint=f"[{section}] knows {known}")
 
 
 @dataclass
@@ -66,12 +95,19 @@ class Workspace:
 
     def raw_setting(self, section: str, key: str, default: Any) -> Any:
         """One value of kavi.toml, unvalidated beyond TOML syntax (for the stdlib-only fast path)."""
-        if self._raw is None:  # read once: the hot run path asks for several settings
+        return self.raw_settings().get(section, {}).get(key, default)
+
+    def raw_settings(self) -> dict[str, Any]:
+        """kavi.toml as TOML, its tables and keys checked (read once: the hot run path asks several times)."""
+        if self._raw is None:
+            path = self.root / CONFIG_FILE
             try:
-                self._raw = tomllib.loads((self.root / CONFIG_FILE).read_text(encoding="utf-8"))
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise ConfigError(f"cannot read {self.root / CONFIG_FILE}: {exc}") from None
-        return self._raw.get(section, {}).get(key, default)
+                raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"cannot read {path}: {exc}") from None
+            check_known_settings(raw, path)
+            self._raw = raw
+        return self._raw
 
     @property
     def state_dir(self) -> Path:
@@ -111,6 +147,20 @@ class Workspace:
         url = str(self.raw_setting("ledger", "url", ".kavi/ledger.db"))
         return None if "://" in url else (self.root / url).resolve()
 
+    def has_ledger(self) -> bool:
+        """Whether the ledger exists yet (a server ledger is taken to exist: only SQLite can be absent)."""
+        path = self.ledger_path
+        return path is None or path.is_file()
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_FILE
+
+    def runs_from_lock(self) -> bool:
+        """A clone that holds kavi.lock but no ledger yet: read-only commands answer from the lock, and a
+        command that writes the ledger waits for `kavi init` to adopt it."""
+        return not self.has_ledger() and self.lock_path.is_file()
+
 
 def find_workspace(explicit: Path | str | None = None, *, start: Path | None = None) -> Workspace:
     """The workspace named explicitly, by ``KAVI_WORKSPACE``, or the nearest one above ``start``."""
@@ -119,14 +169,20 @@ def find_workspace(explicit: Path | str | None = None, *, start: Path | None = N
         root = Path(named).expanduser().resolve()
         if not (root / CONFIG_FILE).is_file():
             raise WorkspaceError(f"{root} is not a kavi workspace (no {CONFIG_FILE})", hint="run `kavi init` there")
-        return Workspace(root)
+        return _checked(Workspace(root))
     if os.environ.get("KAVI_TESTING") == "1" and start is None:
         raise WorkspaceError("under test, a workspace must be named explicitly (KAVI_WORKSPACE or --workspace)")
     here = (start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):
         if (candidate / CONFIG_FILE).is_file():
-            return Workspace(candidate)
+            return _checked(Workspace(candidate))
     raise WorkspaceError("no kavi workspace here or above", hint="run `kavi init` to make this folder one")
+
+
+def _checked(workspace: Workspace) -> Workspace:
+    """Every command finds its workspace here: a malformed kavi.toml or an unknown key fails them all."""
+    workspace.raw_settings()
+    return workspace
 
 
 def init_workspace(root: Path) -> tuple[Workspace, bool]:

@@ -125,6 +125,13 @@ def _handler(stub: StubOpenAI) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             return
 
+        def do_GET(self) -> None:
+            stub.headers.append({k.lower(): v for k, v in self.headers.items()})
+            if self.path.endswith("/models"):  # what `kavi builders` and `kavi doctor` probe
+                self._send(200, json.dumps({"object": "list", "data": [{"id": "stub", "object": "model"}]}).encode())
+            else:
+                self._send(404, b'{"error": {"message": "not found"}}')
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")

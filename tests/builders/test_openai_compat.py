@@ -14,8 +14,10 @@ import pytest
 from kavi.builders.base import BuildOutcome, BuildPacket, BuildStatus
 from kavi.builders.openai_compat import OpenAIBuilder, OpenAIOptions
 from kavi.errors import BuilderUnavailableError
+from kavi.workspace import Workspace
 from tests.builders.conftest import SKILL_SOURCE, TEST_SOURCE
 from tests.builders.stub_openai import Call, Reply, Turn, serve
+from tests.support import run_cli
 
 STREAM = pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 
@@ -137,17 +139,27 @@ def test_stalled_server_times_out(stream: bool, packet: BuildPacket, sandbox: Pa
     assert elapsed < 5
 
 
-def test_server_down_is_backend_unavailable_after_retries(
-    packet: BuildPacket, sandbox: Path, closed_port_url: str
+def test_server_down_fails_at_once_saying_where(
+    packet: BuildPacket, sandbox: Path, closed_port_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     builder, waits = _builder(closed_port_url, retries=3)
+    started = time.monotonic()
     outcome = builder.build(packet, sandbox)
 
     assert outcome.status is BuildStatus.FAILED
     assert outcome.failure_kind == "BACKEND_UNAVAILABLE"
     assert "cannot reach the server" in (outcome.reason or "")
     assert closed_port_url in (outcome.reason or "")
-    assert len(waits) == 3 and waits == sorted(waits)  # backoff between the attempts
+    assert waits == [] and time.monotonic() - started < 5  # a refused connection is not retried
+    assert closed_port_url in capsys.readouterr().err  # it said where it was connecting first
+
+
+def test_probe_says_configured_but_not_reachable(closed_port_url: str) -> None:
+    ok, reason = OpenAIBuilder(OpenAIOptions(model="m", base_url=closed_port_url), environ={}).available()
+    assert not ok and "configured" in reason and "not reachable" in reason and closed_port_url in reason
+    with serve(lambda turn: Reply(text="unused")) as stub:
+        ok, reason = OpenAIBuilder(OpenAIOptions(model="m", base_url=stub.url), environ={}).available()
+    assert ok, reason
 
 
 def test_transient_errors_are_retried(packet: BuildPacket, sandbox: Path) -> None:
@@ -257,3 +269,30 @@ def test_reply_parsing_tolerates_object_arguments_and_rejects_empty() -> None:
         reply_from_completion(SimpleNamespace(choices=[]))
     with pytest.raises(ValueError, match="without a single chunk"):
         reply_from_stream(iter([]))
+
+
+def test_builders_and_doctor_read_the_workspace_options_and_probe_the_server(
+    workspace: Workspace, closed_port_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They create the builder as `build-skill` does ([build.options.openai], KAVI_OPENAI_*), and say
+    "configured, not reachable" for a dead server instead of "no model set" or "available"."""
+    config = workspace.root / "kavi.toml"
+    config.write_text(config.read_text() + f'\n[build.options.openai]\nbase_url = "{closed_port_url}"\n')
+    monkeypatch.setenv("KAVI_OPENAI_MODEL", "qwen-from-env")
+
+    def openai_row(*args: str) -> dict[str, Any]:
+        result = run_cli(*args, "--json")
+        rows = result.json()["builders"] if args[0] == "builders" else result.json()["checks"]
+        return next(r for r in rows if r["name"] in ("openai", "builder openai"))
+
+    for command in ("builders", "doctor"):
+        row = openai_row(command)
+        text = row["detail"]
+        assert "qwen-from-env" in text and closed_port_url in text and "not reachable" in text, (command, row)
+        assert row.get("available", row.get("status") == "ok") is False
+    with serve(lambda turn: Reply(text="unused")) as stub:
+        config.write_text(config.read_text().replace(closed_port_url, stub.url))
+        for command in ("builders", "doctor"):
+            row = openai_row(command)
+            assert row.get("available", row.get("status") == "ok") is True, row
+        assert len(stub.headers) >= 2 and not stub.requests  # each probed with a GET; no completion was asked

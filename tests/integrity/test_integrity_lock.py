@@ -160,3 +160,47 @@ def test_the_reusable_ci_workflow_checks_the_lock_and_regates() -> None:
     assert "workflow_call:" in text
     assert "run: kavi verify-lock\n" in text and "run: kavi verify-lock --regate\n" in text
     assert "${{ inputs." not in text.split("steps:")[1].split("run:")[-1], "inputs reach shells only via env"
+
+
+def test_init_adopts_a_clone_whose_lock_lists_a_version_it_cannot_hold(trusted: Workspace, tmp_path: Path) -> None:
+    """word_count v1 is TRUSTED but not installed: the clone has no bytes of it. Adoption takes v2 (the
+    installed one, keeping its version, approver and promotion id), names v1 as not adopted, and the lock,
+    the ledger and the audit agree afterwards; the next promotion numbers on from v2."""
+    clone = _clone(trusted, tmp_path / "clone")
+    before = (clone.root / "kavi.lock").read_bytes()
+    locked = {e["version"]: e for e in _lock(trusted)["skill"]}
+    init = run_cli("init", str(clone.root), "--json")
+    assert init.code == 0, init.stdout + init.stderr
+    data = init.json()
+    assert [(v["name"], v["version"], v["approver"]) for v in data["adopted"]] == [("word_count", 2, "alice")]
+    assert data["adopted"][0]["promotion_id"] == locked[2]["promotion_id"]
+    assert [(v["name"], v["version"]) for v in data["not_adopted"]] == [("word_count", 1)]
+    assert (clone.root / "kavi.lock").read_bytes() == before
+    checked = run_cli("verify-lock", "--workspace", str(clone.root), "--json").json()
+    assert checked["ok"] and checked["ledger_checked"], checked["problems"]
+    assert run_cli("audit", "--workspace", str(clone.root)).code == 0
+    ran = run_cli("run-skill", "word_count", "--json", '{"text": "a b"}', "--workspace", str(clone.root))
+    assert ran.code == 0 and ran.json()["recorded"] is True and ran.json()["version"] == 2
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('side_effect = "READ_ONLY"', 'side_effect = "NETWORK"', "differ from its frozen spec"),
+        ('approver = "alice"\n', 'approver = "alice"\ncandidate_sha256 = "00"\n', "kavi.lock"),
+        ("x", "x", ""),
+    ],
+    ids=["side-effect-field", "duplicate-key", "untouched"],
+)
+def test_adoption_refuses_a_lock_that_contradicts_itself(
+    trusted: Workspace, tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    clone = _clone(trusted, tmp_path / "clone")
+    lock = clone.root / "kavi.lock"
+    lock.write_text(lock.read_text().replace(old, new))
+    init = run_cli("init", str(clone.root))
+    if not expected:
+        assert init.code == 0, init.stderr
+        return
+    assert init.code == 1 and expected in init.stderr, init.stderr
+    assert not (clone.root / ".kavi" / "ledger.db").exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from kavi.errors import BuildError, BuilderUnavailableError
 from kavi.research import FailureKind
 
 MAX_TRACE_TEXT = 20_000
+PROBE_TIMEOUT_S = 2.0  # `kavi builders`, `kavi doctor` and each build ask the server this long at most
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 SYSTEM_PROMPT = """\
@@ -198,7 +200,8 @@ class OpenAIBuilder:
     def environ(self) -> Mapping[str, str]:
         return os.environ if self._environ is None else self._environ
 
-    def available(self) -> tuple[bool, str]:
+    def configured(self) -> tuple[bool, str]:
+        """The SDK, a model and the key are there (no network)."""
         try:
             _import_openai()
         except ImportError:
@@ -211,7 +214,41 @@ class OpenAIBuilder:
         key_env = self.options.api_key_env
         if key_env and not self.environ.get(key_env, "").strip():
             return False, f"{key_env} is not set: export the server's API key there"
+        return True, ""
+
+    def available(self) -> tuple[bool, str]:
+        """Configured, and the server answers a brief probe."""
+        ok, why = self.configured()
+        if not ok:
+            return ok, why
+        unreachable = self.probe()
+        if unreachable:
+            return False, (
+                f"configured ({self.options.model} at {self.options.base_url}), not reachable: {unreachable}; "
+                "start the server or set base_url (KAVI_OPENAI_BASE_URL)"
+            )
         return True, f"{self.options.model} at {self.options.base_url}"
+
+    def probe(self) -> str | None:
+        """Ask the server for ``/models`` with a short timeout: None when it answers at all (any HTTP status),
+        else why not. A dead server is found here in a second, not after a build's retries."""
+        import urllib.error
+        import urllib.request
+
+        url = self.options.base_url.rstrip("/") + "/models"
+        if not url.startswith(("http://", "https://")):
+            return f"base_url {self.options.base_url!r} is not an http(s) URL"
+        key_env = self.options.api_key_env
+        headers = {"Authorization": f"Bearer {self.environ.get(key_env, '')}"} if key_env else {}
+        request = urllib.request.Request(url, headers=headers)  # noqa: S310 (http(s) checked above)
+        try:
+            with urllib.request.urlopen(request, timeout=PROBE_TIMEOUT_S):  # noqa: S310
+                return None
+        except urllib.error.HTTPError:
+            return None  # it answered: reachable (a gateway may not list models)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            return f"{type(reason).__name__}: {reason}" if not isinstance(reason, str) else reason
 
     def client(self) -> Any:
         """An SDK client with its own retries off: tenacity retries here, within the deadline."""
@@ -226,12 +263,14 @@ class OpenAIBuilder:
         )
 
     def build(self, packet: BuildPacket, sandbox: Path) -> BuildOutcome:
-        ok, reason = self.available()
+        ok, reason = self.configured()  # the stage probed the server; a refusal from here on fails at once
         if not ok:
             raise BuilderUnavailableError(reason)
         if not sandbox.is_dir():
             raise BuildError(f"the sandbox {sandbox} is not a folder", hint="a bug in the caller")
         start = time.monotonic()
+        # the one line a person waiting on a build needs first: where it is talking to
+        sys.stderr.write(f"openai builder: {self.options.model} at {self.options.base_url}\n")
         before = snapshot(sandbox)
         prompt = packet.render_markdown()
         session = _Session(self, sandbox, deadline=start + self.options.timeout_s)
@@ -314,8 +353,13 @@ class _Session:
         transient = (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)
 
         def is_transient(error: BaseException) -> bool:
-            # a request timeout already used what was left of the build's time: no retry
-            return isinstance(error, transient) and not isinstance(error, openai.APITimeoutError)
+            # a request timeout already used what was left of the build's time, and a refused connection
+            # means no server is listening: neither is retried
+            return (
+                isinstance(error, transient)
+                and not isinstance(error, openai.APITimeoutError)
+                and not _connection_refused(error)
+            )
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.options.retries + 1)
@@ -425,6 +469,18 @@ class _Session:
             )
             answers.append({"role": "tool", "tool_call_id": call["id"], "content": text})
         return answers
+
+
+def _connection_refused(error: BaseException) -> bool:
+    """Whether a connection error was a refusal (nothing listens there), looking through its causes."""
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError) or "connection refused" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _assistant_message(text: str, calls: list[dict[str, Any]]) -> dict[str, Any]:

@@ -12,11 +12,18 @@ from kavi.cli.output import console, emit_json, styled
 
 
 @app.command()
-def builders(json_output: JsonOption = False) -> None:
-    """List the installed builders and whether each can run here."""
+def builders(workspace: WorkspaceOption = None, json_output: JsonOption = False) -> None:
+    """List the installed builders and whether each can run here, with this workspace's kavi.toml options
+    and KAVI_* overrides (as `build-skill` uses them); a configured server is probed briefly."""
     from kavi.builders.availability import builder_availability
+    from kavi.errors import WorkspaceError
+    from kavi.workspace import find_workspace
 
-    rows = builder_availability()
+    try:
+        configured = find_workspace(workspace).config.build.options
+    except WorkspaceError:  # outside a workspace: defaults and environment only (a bad kavi.toml still fails)
+        configured = None
+    rows = builder_availability(configured)
     if json_output:
         emit_json({"ok": True, "builders": rows})
         return
@@ -35,9 +42,13 @@ def trace(
     """Show a build's full trace: prompts, messages, tool calls and results, usage, cost, transitions."""
     from kavi.stages.common import Forge
     from kavi.stages.research import build_trace
+    from kavi.workspace import find_workspace
 
-    with Forge.opened(workspace) as forge:
+    forge = Forge.open_existing(find_workspace(workspace))  # read-only: never creates a ledger
+    try:
         result = build_trace(forge, build_id)
+    finally:
+        forge.close()
     if json_output:
         emit_json({"ok": True, **result})
         return

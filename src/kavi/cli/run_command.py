@@ -16,7 +16,9 @@ from kavi.cli.running import execute
 def run_skill_command(
     name: Annotated[str, typer.Argument(help="The skill to run (its latest TRUSTED version unless --version).")],
     input_json: Annotated[str | None, typer.Option("--json", help="The input as a JSON object.")] = None,
-    input_file: Annotated[Path | None, typer.Option(help="Read the input JSON from a file.")] = None,
+    input_file: Annotated[
+        Path | None, typer.Option(help="Read the input JSON from a file (`-`: standard input).")
+    ] = None,
     version: Annotated[int | None, typer.Option(help="Run this TRUSTED version.")] = None,
     in_process: Annotated[bool, typer.Option(help="READ_ONLY only: run inside this process (audit hook on).")] = False,
     require_isolation: Annotated[

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,14 +9,12 @@ import typer
 
 from kavi.cli.app import JsonOption, WorkspaceOption, app
 from kavi.cli.output import console, emit_json, gate_table, styled
+from kavi.cli.running import load_json_argument
 from kavi.errors import UsageError
 
 
 def parse_json(text: str, option: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{option} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    return load_json_argument(text, option)
 
 
 @app.command("propose-skill")
@@ -115,7 +112,7 @@ def _print_build(built: Any) -> None:
             f"  packet: {built.packet}\n  write the files in {built.sandbox}, then run "
             f"`kavi build-skill {built.proposal_id} --resume` (or --resume --from DIR)"
         )
-    elif built.reason:
+    elif built.reason and built.status != "SUCCEEDED":
         out.print(f"  reason: {built.reason}")
     for path, digest in built.files.items():
         out.print(f"  {path}  {digest[:12]}")
@@ -162,6 +159,9 @@ def promote_skill_command(
     allow_unmeasured: Annotated[
         bool, typer.Option(help="Kernels: accept a speedup that could not be measured (no GPU).")
     ] = False,
+    reinstate: Annotated[
+        bool, typer.Option(help="Re-trust bytes that were revoked without verifying them again (recorded).")
+    ] = False,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -170,11 +170,19 @@ def promote_skill_command(
     from kavi.stages.promote import promote_skill
 
     with Forge.opened(workspace) as forge:
-        promoted = promote_skill(forge, proposal_id, approver=approver, allow_unmeasured=allow_unmeasured)
+        promoted = promote_skill(
+            forge, proposal_id, approver=approver, allow_unmeasured=allow_unmeasured, reinstate=reinstate
+        )
     if json_output:
         emit_json({"ok": True, **promoted.__dict__})
         return
-    note = " (completed an earlier interrupted promotion)" if promoted.completed_earlier_promotion else ""
+    note = ""
+    if promoted.completed_earlier_promotion:
+        note = " (completed an earlier interrupted promotion)"
+    elif promoted.already_trusted:
+        note = " (it already was: nothing changed)"
+    elif promoted.reinstated:
+        note = f" (reinstates revoked {', '.join(promoted.reinstated)})"
     console().print(
         f"{promoted.name} v{promoted.version} is {styled('TRUSTED')}, approved by {promoted.approver}, "
         f"sha256 {promoted.skill_sha256[:12]}{note}."
@@ -187,15 +195,17 @@ def list_skills_command(
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """List TRUSTED skill versions."""
-    from kavi.stages.common import Forge
-    from kavi.stages.queries import list_skills
+    """List TRUSTED skill versions (from kavi.lock in a clone whose ledger does not exist yet)."""
+    from kavi.stages.queries import list_skills_here
+    from kavi.workspace import find_workspace
 
-    with Forge.opened(workspace) as forge:
-        skills = list_skills(forge, include_revoked=all_versions)
+    listing = list_skills_here(find_workspace(workspace), include_revoked=all_versions)
+    skills = listing["skills"]
     if json_output:
-        emit_json({"ok": True, "skills": skills})
+        emit_json({"ok": True, **listing})
         return
+    if listing["note"]:
+        console().print(listing["note"], markup=False)
     from rich.table import Table
 
     table = Table("name", "version", "status", "side effect", "approver", "sha256", "verified under", box=None)
@@ -219,24 +229,26 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """Everything the ledger knows about one proposal: spec, builds, verifications, versions, executions."""
-    from kavi.stages.common import Forge
-    from kavi.stages.queries import show as show_proposal
+    from kavi.stages.queries import show_here
+    from kavi.workspace import find_workspace
 
-    with Forge.opened(workspace) as forge:
-        detail = show_proposal(forge, reference)
+    detail = show_here(find_workspace(workspace), reference)
     if json_output:
         emit_json({"ok": True, **detail})
         return
     out = console()
+    if detail["note"]:
+        out.print(detail["note"], markup=False)
     proposal = detail["proposal"]
     out.print(
         f"[bold]{proposal['name']}[/bold] {proposal['id']} {styled(proposal['status'])} "
         f"· {proposal['side_effect']} · spec {proposal['spec_sha256'][:12]}"
     )
     for build in detail["builds"]:
+        reason = build["reason"] if build["status"] != "SUCCEEDED" else None  # older ledgers kept a stale one
         out.print(
             f"  build {build['id']} attempt {build['attempt']} {build['builder']} {styled(build['status'])}"
-            + (f" — {build['reason']}" if build["reason"] else "")
+            + (f" — {reason}" if reason else "")
         )
     for verification in detail["verifications"]:
         out.print(
@@ -245,10 +257,13 @@ def show(
         )
     for version in detail["versions"]:
         out.print(
-            f"  v{version['version']} {styled(version['status'])} by {version['approver']} "
+            f"  v{version['version']} {styled(version['status'])} · approved by {version['approver']} "
             f"at {version['promoted_at']} sha256 {version['skill_sha256'][:12]}"
             + (" (speed unmeasured: promoted without a GPU)" if version["unmeasured"] else "")
         )
+        if version.get("revoked_at"):
+            why = f": {version['revoked_reason']}" if version.get("revoked_reason") else " (no reason given)"
+            out.print(f"      revoked by {version['revoked_by']} at {version['revoked_at']}{why}", markup=False)
     executions = detail["executions"]
     out.print(f"  executions: {executions['total']} {executions['by_isolation'] or ''}")
 
@@ -257,6 +272,8 @@ def show(
 def revoke(
     name: Annotated[str, typer.Argument(help="The skill name.")],
     version: Annotated[int | None, typer.Option(help="The version to revoke (default: the latest TRUSTED).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why, for the ledger (`kavi show` prints it).")] = None,
+    by: Annotated[str | None, typer.Option(help="Who revokes (default: git user.name, else the OS user).")] = None,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -265,12 +282,14 @@ def revoke(
     from kavi.stages.promote import revoke_skill
 
     with Forge.opened(workspace) as forge:
-        revoked = revoke_skill(forge, name, version=version)
+        revoked = revoke_skill(forge, name, version=version, by=by, reason=reason)
     if json_output:
         emit_json({"ok": True, **revoked.__dict__})
         return
     now = f"v{revoked.installed_version} is installed" if revoked.installed_version else "no version is installed"
-    console().print(f"{revoked.name} v{revoked.version} is {styled('REVOKED')}; {now}.")
+    console().print(
+        f"{revoked.name} v{revoked.version} is {styled('REVOKED')} by {revoked.revoked_by}; {now}.", highlight=False
+    )
 
 
 @app.command()

@@ -16,27 +16,36 @@ def init(
     path: Annotated[Path, typer.Argument(help="The folder to make a workspace.")] = Path(),
     json_output: JsonOption = False,
 ) -> None:
-    """Make a folder a workspace: kavi.toml, skills/, kernels/ and .kavi/ (ledger, artifacts)."""
+    """Make a folder a workspace: kavi.toml, skills/, kernels/ and .kavi/ (ledger, artifacts).
+
+    In a clone that holds kavi.lock but no ledger, adopt the lock: check every installed file against it and
+    record its TRUSTED versions (hashes, original approvers) in the new ledger."""
+    from kavi.stages.adopt import adopt_lock, describe
     from kavi.stages.common import Forge
     from kavi.workspace import init_workspace
 
     workspace, created = init_workspace(path)
-    Forge.open(workspace).close()  # creates and migrates the ledger now, not on first use
+    adopted = adopt_lock(workspace) if workspace.runs_from_lock() else None
+    if adopted is None:
+        Forge.open(workspace).close()  # creates and migrates the ledger now, not on first use
     if json_output:
-        emit_json({"ok": True, "workspace": str(workspace.root), "created": created})
+        extra = {"adopted": adopted.versions, "not_adopted": adopted.not_adopted} if adopted else {}
+        emit_json({"ok": True, "workspace": str(workspace.root), "created": created, **extra})
         return
     verb = "Created" if created else "Already a"
-    console().print(f"{verb} workspace at [bold]{workspace.root}[/bold]. Next: `kavi propose-skill --help`.")
+    out = console()
+    out.print(f"{verb} workspace at [bold]{workspace.root}[/bold]. Next: `kavi propose-skill --help`.")
+    if adopted is not None:
+        out.print(describe(adopted), markup=False)
 
 
 @app.command()
 def status(workspace: WorkspaceOption = None, json_output: JsonOption = False) -> None:
-    """Show the workspace, the ledger and every proposal with its status."""
-    from kavi.stages.common import Forge
-    from kavi.stages.queries import status_summary
+    """Show the workspace, the ledger and every proposal with its status (never creates a ledger)."""
+    from kavi.stages.queries import status_here
+    from kavi.workspace import find_workspace
 
-    with Forge.opened(workspace) as forge:
-        summary = status_summary(forge)
+    summary = status_here(find_workspace(workspace))
     if json_output:
         emit_json({"ok": True, **summary})
         return
@@ -44,8 +53,13 @@ def status(workspace: WorkspaceOption = None, json_output: JsonOption = False) -
     out.print(
         f"workspace [bold]{summary['workspace']}[/bold] · ledger {summary['ledger']} · {summary['events']} events"
     )
+    if summary["note"]:
+        out.print(summary["note"], markup=False)
+    for entry in summary.get("locked", []):
+        out.print(f"  {entry['proposal_id']}  {entry['name']:<24} {styled('TRUSTED')} v{entry['version']} (lock)")
     counts = ", ".join(f"{styled(k)} {v}" for k, v in summary["counts"].items() if v)
-    out.print(counts or "no proposals yet: `kavi propose-skill --help`")
+    if summary["source"] == "ledger":
+        out.print(counts or "no proposals yet: `kavi propose-skill --help`")
     for proposal in summary["proposals"]:
         out.print(f"  {proposal['id']}  {proposal['name']:<24} {styled(proposal['status'])}")
 

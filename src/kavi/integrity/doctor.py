@@ -59,7 +59,7 @@ def run_doctor(explicit: Path | str | None = None) -> list[Check]:
         checks.append(Check("workspace", OK, str(workspace.root)))
         checks += _ledger_checks(workspace)
     checks += toolchain_checks(workspace.root if workspace else Path.cwd())
-    checks += builder_checks()
+    checks += builder_checks(workspace)
     return checks
 
 
@@ -68,10 +68,17 @@ def _ledger_checks(workspace: Workspace) -> list[Check]:
     from kavi.ledger.store import Ledger
 
     path = workspace.ledger_path
+    if workspace.runs_from_lock():  # a fresh clone: it runs what the lock vouches for until `kavi init`
+        return [
+            Check(
+                "ledger", WARN, f"no ledger yet; running from {workspace.lock_path.name}", "run `kavi init` to adopt it"
+            ),
+            _lock_check(workspace),
+        ]
     if path is not None and not path.is_file():
         return [Check("ledger", FAIL, f"no ledger at {path}", "run `kavi init` to create it")]
     try:
-        ledger = Ledger.open(workspace.ledger_url)
+        ledger = Ledger.open(workspace.ledger_url, create=False)
         try:
             applied = ledger.schema_version()
         finally:
@@ -129,7 +136,8 @@ def _lock_check(workspace: Workspace) -> Check:
     except KaviError as exc:
         return Check("lock", FAIL, exc.message, "restore kavi.lock from git or `kavi verify-lock --write`")
     if report.ok:
-        return Check("lock", OK, f"{report.entries} entr(y/ies) agree with the files and the ledger")
+        against = "the files and the ledger" if report.ledger_checked else "the files"
+        return Check("lock", OK, f"{report.entries} entr(y/ies) agree with {against}")
     where, message = report.problems[0]
     return Check(
         "lock", FAIL, f"{len(report.problems)} problem(s), first: {where}: {message}", "run `kavi verify-lock`"
@@ -203,26 +211,21 @@ def _gpu_checks() -> list[Check]:
     return checks
 
 
-def builder_checks() -> list[Check]:
-    from kavi.builders.registry import builder_classes
+def builder_checks(workspace: Workspace | None = None) -> list[Check]:
+    """Each builder as `kavi build-skill` would create it here: kavi.toml's options, KAVI_* overrides, and a
+    brief probe of a configured server."""
+    from kavi.builders.availability import builder_availability
 
     try:
-        classes = builder_classes()
+        rows = builder_availability(workspace.config.build.options if workspace else None)
     except KaviError as exc:
-        return [Check("builders", FAIL, exc.message, "fix or uninstall the broken builder plugin")]
-    checks = []
-    for name, cls in sorted(classes.items()):
-        try:
-            builder: Any = cls(cls.options_model())  # type: ignore[call-arg]
-            ok, why = builder.available()
-        except Exception as exc:  # a builder that cannot even start is reported, not raised
-            ok, why = False, f"{type(exc).__name__}: {exc}"
-        checks.append(
-            Check(
-                f"builder {name}",
-                OK if ok else WARN,
-                why or "available",
-                f"configure [build.options.{name}] in kavi.toml",
-            )
+        return [Check("builders", FAIL, exc.message, "fix kavi.toml or uninstall the broken builder plugin")]
+    return [
+        Check(
+            f"builder {row['name']}",
+            OK if row["available"] else WARN,
+            row["detail"] or "available",
+            f"configure [build.options.{row['name']}] in kavi.toml",
         )
-    return checks
+        for row in rows
+    ]

@@ -101,9 +101,17 @@ def _promotion_head(conn: sqlite3.Connection, proposal_id: str, promotion_id: st
         "SELECT hash, payload FROM events WHERE proposal_id = ? AND kind = 'proposal.trusted' ORDER BY id DESC",
         (proposal_id,),
     ):
-        if json.loads(payload).get("promotion_id") == promotion_id:
-            return str(digest)
+        data = json.loads(payload)
+        if data.get("promotion_id") == promotion_id:
+            # a version adopted from a clone's lock keeps the head of the ledger that promoted it
+            return str(data.get("adopted_chain_head") or digest)
     return GENESIS
+
+
+def _adoption(conn: sqlite3.Connection) -> dict[str, Any]:
+    """What `kavi init` recorded when this ledger began by adopting a clone's lock ({} otherwise)."""
+    row = conn.execute("SELECT payload FROM events WHERE kind = 'lock.adopted' ORDER BY id LIMIT 1").fetchone()
+    return dict(json.loads(row[0])) if row else {}
 
 
 def ledger_head(conn: sqlite3.Connection) -> tuple[str, int]:
@@ -238,10 +246,19 @@ def compare_lock_with_ledger(lock: dict[str, Any], conn: sqlite3.Connection, art
     problems: list[Problem] = []
     expected = {(e["name"], e["version"]): e for e in lock_entries(conn, artifacts_dir)}
     found = {(e["name"], e["version"]): e for e in lock.get("skill", [])}
+    adoption = _adoption(conn)
+    adopted_lock = (adoption.get("lock_ledger_head"), adoption.get("lock_ledger_events")) == (
+        lock.get("ledger_head"),
+        lock.get("ledger_events"),
+    )
+    # the committed lock a clone adopted may list older versions whose bytes the clone never had
+    not_adopted = {(e["name"], e["version"]) for e in adoption.get("not_adopted", [])} if adopted_lock else set()
     for key in sorted(set(expected) | set(found)):
         label = f"{LOCK_FILE} {key[0]} v{key[1]}"
         if key not in found:
             problems.append((label, "the ledger has this TRUSTED version but the lock does not"))
+        elif key not in expected and key in not_adopted:
+            continue
         elif key not in expected:
             problems.append((label, "the lock lists it but the ledger has no such TRUSTED version"))
         else:
@@ -250,6 +267,8 @@ def compare_lock_with_ledger(lock: dict[str, Any], conn: sqlite3.Connection, art
                     problems.append((label, f"{name} differs from the ledger"))
     head = lock.get("ledger_head")
     row = conn.execute("SELECT id FROM events WHERE hash = ?", (head,)).fetchone() if head != GENESIS else (0,)
+    if row is None and adopted_lock:
+        return problems  # the committed lock this ledger adopted, unchanged since
     if row is None:
         problems.append((f"{LOCK_FILE} ledger_head", f"{str(head)[:12]} is not an event of this ledger"))
     elif row[0] != lock.get("ledger_events"):

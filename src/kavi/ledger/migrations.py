@@ -134,4 +134,18 @@ def m001_initial(conn: Connection, dialect: str) -> None:
         conn.execute(text(statement))
 
 
-MIGRATIONS: tuple[tuple[str, MigrationFn], ...] = (("m001_initial", m001_initial),)
+def m002_revocation_reason_and_run_input_digest(conn: Connection, dialect: str) -> None:
+    """Why a version was revoked; and a run's input as its sha256 and size (the ledger keeps a bounded
+    preview of the input unless ``[run] record_input = "full"``)."""
+    for statement in (
+        "ALTER TABLE promotions ADD COLUMN revoked_reason TEXT",
+        "ALTER TABLE executions ADD COLUMN input_sha256 TEXT",
+        "ALTER TABLE executions ADD COLUMN input_size INTEGER",
+    ):
+        conn.execute(text(statement))
+
+
+MIGRATIONS: tuple[tuple[str, MigrationFn], ...] = (
+    ("m001_initial", m001_initial),
+    ("m002_revocation_reason_and_run_input_digest", m002_revocation_reason_and_run_input_digest),
+)

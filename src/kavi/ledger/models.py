@@ -123,6 +123,7 @@ class Promotion(SQLModel, table=True):
     promoted_at: str
     revoked_at: str | None = None
     revoked_by: str | None = None
+    revoked_reason: str | None = None
 
 
 class Execution(SQLModel, table=True):
@@ -132,7 +133,9 @@ class Execution(SQLModel, table=True):
     name: str
     version: int
     skill_sha256: str
-    input_json: str
+    input_json: str  # the whole input, or a bounded preview of it (``[run] record_input``)
+    input_sha256: str | None = None
+    input_size: int | None = None
     output_json: str | None = None
     error: str | None = None
     duration_s: float

@@ -182,9 +182,13 @@ def _start_attempt(
     with forge.ledger.transaction() as session:
         proposal = get_proposal(session, reference)
         if proposal.status == ProposalStatus.AWAITING_INPUT:
+            waiting = latest_build(session, proposal.id)
+            where = f" in {waiting.sandbox}" if waiting and waiting.sandbox else ""
             raise TransitionError(
-                f"{proposal.name} has a build waiting for input",
-                hint=f"finish it with `kavi build-skill {proposal.id} --resume [--from DIR]` or reject the proposal",
+                f"{proposal.name} has a manual build waiting for input{where}; no other build starts until it ends",
+                hint=f"write the files there and run `kavi build-skill {proposal.id} --resume`, or take them from "
+                f"a folder with `kavi build-skill {proposal.id} --resume --from DIR`, or end the proposal with "
+                f"`kavi reject {proposal.id}` and propose it again",
             )
         require_status(proposal, BUILDABLE, "build", "a rejected proposal cannot be built; propose again")
         spec = forge.spec_of(proposal)
@@ -276,6 +280,7 @@ def _finish(
             manifest = {"kind": spec.kind, "name": spec.name, "files": files}
             build.candidate_sha256 = forge.put_artifact(session, canonical_json(manifest), "CANDIDATE")
             build.status = BuildStatus.SUCCEEDED
+            build.reason = None  # a resumed manual build no longer waits for anyone
         session.add(build)
         payload = {
             "attempt": build.attempt,

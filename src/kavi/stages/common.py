@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Union
 from sqlmodel import Session, col, select
 
 from kavi.artifacts import ArtifactStore
-from kavi.errors import NotFoundError, TransitionError, UsageError
+from kavi.errors import NotFoundError, TransitionError, UsageError, WorkspaceError
 from kavi.ledger.ids import utc_now
 from kavi.ledger.models import Build, Promotion, Proposal, ProposalStatus, VersionStatus
 from kavi.ledger.store import Ledger, append_event, record_artifact
@@ -36,10 +36,23 @@ class Forge:
     store: ArtifactStore
 
     @classmethod
-    def open(cls, workspace: Workspace | Path | str | None = None) -> Forge:
+    def open(cls, workspace: Workspace | Path | str | None = None, *, adopting: bool = False) -> Forge:
+        """Open (creating the ledger if needed). A clone holding kavi.lock but no ledger is refused unless
+        ``adopting``: a fresh empty ledger would silently stop the lock from counting."""
         ws = workspace if isinstance(workspace, Workspace) else find_workspace(workspace)
+        if ws.runs_from_lock() and not adopting:
+            raise WorkspaceError(
+                f"this workspace has {ws.lock_path.name} but no ledger yet, so it only runs what the lock vouches"
+                " for",
+                hint="run `kavi init` first: it adopts the lock's TRUSTED versions into a new ledger",
+            )
         ws.state_dir.mkdir(parents=True, exist_ok=True)
         return cls(ws, Ledger.open(ws.ledger_url), ArtifactStore(ws.artifacts_dir))
+
+    @classmethod
+    def open_existing(cls, workspace: Workspace) -> Forge:
+        """Open a ledger that exists (read-only commands): never creates one."""
+        return cls(workspace, Ledger.open(workspace.ledger_url, create=False), ArtifactStore(workspace.artifacts_dir))
 
     @classmethod
     @contextmanager
@@ -69,6 +82,9 @@ class Forge:
         return load_spec(data)
 
 
+MIN_PREFIX = 4  # "p_" or "b_" and two characters of the id: shorter matches too much to mean anything
+
+
 def get_proposal(session: Session, reference: str) -> Proposal:
     """A proposal by full id, unique id prefix, or skill name (the newest proposal of that name)."""
     reference = reference.strip()
@@ -77,27 +93,39 @@ def get_proposal(session: Session, reference: str) -> Proposal:
     found = session.get(Proposal, reference)
     if found:
         return found
-    if reference.startswith("p_") and len(reference) >= 4:
+    if reference.startswith("p_") and len(reference) >= MIN_PREFIX:
         matches = list(session.exec(select(Proposal).where(col(Proposal.id).startswith(reference)).limit(2)))
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            raise UsageError(f"{reference!r} matches several proposals; give more of the id")
+            raise UsageError(f"{reference!r} is ambiguous: it matches several proposals; give more of the id")
     by_name = session.exec(
         select(Proposal).where(Proposal.name == reference).order_by(col(Proposal.created_at).desc()).limit(1)
     ).first()
     if by_name:
         return by_name
+    if reference.startswith("p_") and len(reference) < MIN_PREFIX:
+        raise UsageError(
+            f"{reference!r} is too short to name a proposal: give at least {MIN_PREFIX} characters of its id"
+        )
     raise NotFoundError(f"no proposal {reference!r}", hint="`kavi status` lists proposals")
 
 
 def get_build(session: Session, reference: str) -> Build:
+    """A build by full id or unique id prefix (at least :data:`MIN_PREFIX` characters)."""
+    reference = reference.strip()
+    if not reference:
+        raise UsageError("a build id is required")
     found = session.get(Build, reference)
     if found:
         return found
+    if len(reference) < MIN_PREFIX:
+        raise UsageError(f"{reference!r} is too short to name a build: give at least {MIN_PREFIX} characters of its id")
     matches = list(session.exec(select(Build).where(col(Build.id).startswith(reference)).limit(2)))
-    if len(matches) == 1 and len(reference) >= 4:
+    if len(matches) == 1:
         return matches[0]
+    if len(matches) > 1:
+        raise UsageError(f"{reference!r} is ambiguous: it matches several builds; give more of the id")
     raise NotFoundError(f"no build {reference!r}", hint="`kavi show <proposal>` lists its builds")
 
 
@@ -120,6 +148,8 @@ def trusted_versions(session: Session, name: str) -> list[Promotion]:
 def require_status(proposal: Proposal, allowed: Iterable[ProposalStatus], action: str, fix: str) -> None:
     allowed = tuple(allowed)
     if proposal.status not in allowed:
+        if proposal.status == ProposalStatus.REJECTED:  # final: no command of its pipeline applies any more
+            fix = "a rejected proposal is final; propose the skill again with `kavi propose-skill`"
         raise TransitionError(f"cannot {action} {proposal.name} ({proposal.id}): it is {proposal.status}", hint=fix)
 
 

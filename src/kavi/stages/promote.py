@@ -45,6 +45,8 @@ class Promoted:
     approver: str
     installed: list[str]
     completed_earlier_promotion: bool = False
+    already_trusted: bool = False
+    reinstated: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class Revoked:
     version: int
     promotion_id: str
     installed_version: int | None
+    revoked_by: str = ""
+    revoked_at: str = ""
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,18 +68,27 @@ class Rejected:
 
 
 def promote_skill(
-    forge: Forge, reference: str, *, approver: str | None = None, allow_unmeasured: bool = False
+    forge: Forge,
+    reference: str,
+    *,
+    approver: str | None = None,
+    allow_unmeasured: bool = False,
+    reinstate: bool = False,
 ) -> Promoted:
+    """Make the verified candidate TRUSTED. Bytes that were revoked need a verification newer than their
+    revocation, or ``reinstate`` (recorded in the event), before they are TRUSTED again."""
     approver = (approver or default_approver()).strip()
     if not approver:
         raise TransitionError("the approver name is empty", hint="pass --approver NAME")
-    settle(forge)  # completes an earlier command killed between its commit and its install
+    completed = settle(forge)  # completes an earlier command killed between its commit and its install
     with forge.ledger.transaction() as session:
         proposal = get_proposal(session, reference)
         build = latest_build(session, proposal.id)
         existing = _already_promoted(session, proposal, build.candidate_sha256 if build else None)
         if existing is not None:
-            promoted = _promoted(existing, installed=[], completed=True)
+            interrupted = bool(set(completed) & set(forge.spec_of(proposal).allowed_paths))
+            promoted = _promoted(existing, installed=[], completed=interrupted)
+            promoted = Promoted(**{**promoted.__dict__, "already_trusted": not interrupted})
         else:
             require_status(proposal, (ProposalStatus.VERIFIED,), "promote", "verify it with `kavi verify-skill`")
             if build is None or build.status != BuildStatus.SUCCEEDED or build.candidate_sha256 is None:
@@ -96,8 +110,9 @@ def promote_skill(
                 )
             manifest = json.loads(forge.store.get(build.candidate_sha256))
             spec = forge.spec_of(proposal)
-            unmeasured = _unmeasured(session, verification.id, allow_unmeasured)
             main_path, test_path = spec.allowed_paths
+            reinstated = _revoked_bytes(session, proposal.name, manifest["files"][main_path], verification, reinstate)
+            unmeasured = _unmeasured(session, verification.id, allow_unmeasured)
             version = (
                 session.exec(select(func.max(Promotion.version)).where(Promotion.name == proposal.name)).one() or 0
             ) + 1
@@ -132,16 +147,45 @@ def promote_skill(
                     "candidate_sha256": promotion.candidate_sha256,
                     "skill_sha256": promotion.skill_sha256,
                     "verification_id": verification.id,
+                    **({"reinstates": list(reinstated)} if reinstated else {}),
                 },
                 proposal_id=proposal.id,
                 build_id=build.id,
             )
             set_status(session, proposal, ProposalStatus.TRUSTED, promotion_id=promotion.id, version=version)
             promoted = _promoted(promotion, installed=[], completed=False)
+            promoted = Promoted(**{**promoted.__dict__, "reinstated": reinstated})
             crashpoint("promote.commit")
     crashpoint("promote.committed")
     installed = settle(forge, [promoted.name])
     return Promoted(**{**promoted.__dict__, "installed": installed})
+
+
+def _revoked_bytes(
+    session: Session, name: str, skill_sha256: str, verification: Verification, reinstate: bool
+) -> tuple[str, ...]:
+    """The revoked versions of these exact bytes. Trusting them again takes a verification made after the
+    revocation, or an explicit reinstatement; returns the promotion ids a reinstatement re-trusts."""
+    revoked = session.exec(
+        select(Promotion).where(
+            Promotion.name == name,
+            Promotion.status == VersionStatus.REVOKED,
+            Promotion.skill_sha256 == skill_sha256,
+        )
+    ).all()
+    stale = [r for r in revoked if (r.revoked_at or "") >= verification.created_at]
+    if not stale:
+        return ()
+    if not reinstate:
+        first = stale[0]
+        why = f": {first.revoked_reason}" if first.revoked_reason else ""
+        raise TransitionError(
+            f"these bytes are {name} v{first.version}, revoked by {first.revoked_by} at {first.revoked_at}{why}; "
+            f"the verification {verification.id} predates the revocation",
+            hint=f"verify again with `kavi verify-skill {verification.proposal_id}`, or pass --reinstate to "
+            "re-trust the revoked bytes on purpose (the ledger records it)",
+        )
+    return tuple(r.id for r in stale)
 
 
 def _unmeasured(session: Session, verification_id: str, allow_unmeasured: bool) -> bool:
@@ -186,8 +230,11 @@ def _promoted(promotion: Promotion, *, installed: list[str], completed: bool) ->
     )
 
 
-def revoke_skill(forge: Forge, name: str, *, version: int | None = None, by: str | None = None) -> Revoked:
-    """Make one TRUSTED version unrunnable (the latest when ``version`` is None)."""
+def revoke_skill(
+    forge: Forge, name: str, *, version: int | None = None, by: str | None = None, reason: str | None = None
+) -> Revoked:
+    """Make one TRUSTED version unrunnable (the latest when ``version`` is None), recording who, when and
+    why."""
     settle(forge)
     with forge.ledger.transaction() as session:
         versions = trusted_versions(session, name)
@@ -202,12 +249,20 @@ def revoke_skill(forge: Forge, name: str, *, version: int | None = None, by: str
             target = matches[0]
         target.status = VersionStatus.REVOKED
         target.revoked_at = utc_now()
-        target.revoked_by = (by or default_approver()).strip()
+        target.revoked_by = (by or default_approver()).strip() or "unknown"
+        target.revoked_reason = (reason or "").strip() or None
         session.add(target)
         append_event(
             session,
             "promotion.revoked",
-            {"promotion_id": target.id, "name": name, "version": target.version, "by": target.revoked_by},
+            {
+                "promotion_id": target.id,
+                "name": name,
+                "version": target.version,
+                "by": target.revoked_by,
+                "at": target.revoked_at,
+                "reason": target.revoked_reason,
+            },
             proposal_id=target.proposal_id,
         )
         remaining = [v for v in versions if v.id != target.id]
@@ -215,7 +270,15 @@ def revoke_skill(forge: Forge, name: str, *, version: int | None = None, by: str
             proposal = session.get(Proposal, target.proposal_id)
             if proposal is not None and proposal.status == ProposalStatus.TRUSTED:
                 set_status(session, proposal, ProposalStatus.VERIFIED, revoked_version=target.version)
-        result = Revoked(name, target.version, target.id, remaining[0].version if remaining else None)
+        result = Revoked(
+            name,
+            target.version,
+            target.id,
+            remaining[0].version if remaining else None,
+            target.revoked_by,
+            target.revoked_at,
+            target.revoked_reason,
+        )
         crashpoint("revoke.commit")
     crashpoint("revoke.committed")
     settle(forge, [name])

@@ -1,8 +1,15 @@
-"""Read-only views of the ledger: list-skills, status and show."""
+"""Read-only views of the ledger: list-skills, status and show.
+
+Each view has a ``*_here`` form taking a workspace: it never creates a ledger, and in a clone that holds
+kavi.lock but no ledger yet it answers from the lock (what `run-skill` runs there), so looking around a
+fresh clone never hides the lock behind a new empty ledger.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import select as select_columns
@@ -10,6 +17,7 @@ from sqlalchemy import text
 from sqlmodel import col, func, select
 
 from kavi.errors import NotFoundError
+from kavi.integrity.lockdata import LOCK_FILE, load_lock
 from kavi.ledger.models import (
     Build,
     Event,
@@ -22,6 +30,10 @@ from kavi.ledger.models import (
     VersionStatus,
 )
 from kavi.stages.common import Forge, get_proposal
+from kavi.workspace import Workspace
+
+NO_LEDGER_NOTE = "no ledger yet: `kavi init` creates one"
+LOCK_NOTE = f"no ledger yet: these versions come from {LOCK_FILE}; `kavi init` adopts them into a new ledger"
 
 
 def list_skills(forge: Forge, *, include_revoked: bool = False) -> list[dict[str, Any]]:
@@ -120,7 +132,8 @@ def show(forge: Forge, reference: str) -> dict[str, Any]:
         return {
             "proposal": proposal.model_dump(),
             "spec": json.loads(spec.canonical_json()),
-            "builds": [b.model_dump() for b in builds],
+            # a SUCCEEDED build has no reason; older ledgers kept a resumed manual build's "waiting for a person"
+            "builds": [{**b.model_dump(), **({"reason": None} if b.status == "SUCCEEDED" else {})} for b in builds],
             "verifications": [
                 {**v.model_dump(), "gates": [g.model_dump(exclude={"id", "verification_id"}) for g in gates[v.id]]}
                 for v in verifications
@@ -128,3 +141,106 @@ def show(forge: Forge, reference: str) -> dict[str, Any]:
             "versions": [p.model_dump() for p in versions],
             "executions": {"total": sum(n for _, n in executions), "by_isolation": dict(executions)},
         }
+
+
+# --- views that never create a ledger -------------------------------------------------------------------
+
+
+@contextmanager
+def _existing(workspace: Workspace) -> Iterator[Forge]:
+    forge = Forge.open_existing(workspace)
+    try:
+        yield forge
+    finally:
+        forge.close()
+
+
+def _locked(workspace: Workspace) -> list[dict[str, Any]]:
+    return list(load_lock(workspace.root).get("skill", [])) if workspace.lock_path.is_file() else []
+
+
+def _lock_row(entry: dict[str, Any]) -> dict[str, Any]:
+    main = next(iter(entry["files"].values()), "")
+    return {
+        "name": entry["name"],
+        "version": entry["version"],
+        "status": VersionStatus.TRUSTED.value,
+        "side_effect": entry["side_effect"],
+        "approver": entry["approver"],
+        "promoted_at": entry["promoted_at"],
+        "skill_sha256": main,
+        "proposal_id": entry["proposal_id"],
+        "unmeasured": bool(entry.get("unmeasured", entry["kind"] == "kernel")),
+        "verification_isolation": f"({LOCK_FILE})",
+        "installed": entry["installed"],
+    }
+
+
+def list_skills_here(workspace: Workspace, *, include_revoked: bool = False) -> dict[str, Any]:
+    """``{"skills": [...], "source": "ledger" | "lock" | "none", "note": ...}``."""
+    if workspace.has_ledger():
+        with _existing(workspace) as forge:
+            return {"skills": list_skills(forge, include_revoked=include_revoked), "source": "ledger", "note": None}
+    if workspace.lock_path.is_file():
+        rows = [_lock_row(e) for e in sorted(_locked(workspace), key=lambda e: (e["name"], -e["version"]))]
+        return {"skills": rows, "source": "lock", "note": LOCK_NOTE}
+    return {"skills": [], "source": "none", "note": NO_LEDGER_NOTE}
+
+
+def status_here(workspace: Workspace, *, limit: int | None = 50) -> dict[str, Any]:
+    if workspace.has_ledger():
+        with _existing(workspace) as forge:
+            return {**status_summary(forge, limit=limit), "source": "ledger", "note": None}
+    from_lock = workspace.lock_path.is_file()
+    return {
+        "workspace": str(workspace.root),
+        "ledger": "none",
+        "schema": [],
+        "counts": {status.value: 0 for status in ProposalStatus},
+        "events": 0,
+        "proposals": [],
+        "locked": [_lock_row(e) for e in _locked(workspace)],
+        "source": "lock" if from_lock else "none",
+        "note": LOCK_NOTE if from_lock else NO_LEDGER_NOTE,
+    }
+
+
+def show_here(workspace: Workspace, reference: str) -> dict[str, Any]:
+    if workspace.has_ledger():
+        with _existing(workspace) as forge:
+            return {**show(forge, reference), "source": "ledger", "note": None}
+    entries = [e for e in _locked(workspace) if reference in (e["name"], e["proposal_id"])]
+    if not entries:
+        raise NotFoundError(
+            f"no proposal or skill {reference!r}", hint=LOCK_NOTE if workspace.lock_path.is_file() else NO_LEDGER_NOTE
+        )
+    newest = max(entries, key=lambda e: e["version"])
+    spec = json.loads(newest["spec"])
+    return {
+        "proposal": {
+            "id": newest["proposal_id"],
+            "name": newest["name"],
+            "kind": newest["kind"],
+            "description": spec.get("description", ""),
+            "status": ProposalStatus.TRUSTED.value,
+            "side_effect": newest["side_effect"],
+            "spec_sha256": newest["spec_sha256"],
+        },
+        "spec": spec,
+        "builds": [],
+        "verifications": [],
+        "versions": [
+            {
+                **_lock_row(e),
+                "id": e["promotion_id"],
+                "candidate_sha256": e["candidate_sha256"],
+                "revoked_at": None,
+                "revoked_by": None,
+                "revoked_reason": None,
+            }
+            for e in sorted(entries, key=lambda e: e["version"])
+        ],
+        "executions": {"total": 0, "by_isolation": {}},
+        "source": "lock",
+        "note": LOCK_NOTE,
+    }

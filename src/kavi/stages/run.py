@@ -35,6 +35,10 @@ from kavi.workspace import Workspace
 
 DEFAULT_TIMEOUT_S = 60.0
 CHILD_MODULE = "kavi.runtime.child"
+# What the ledger keeps of a run's input (``[run] record_input``): "preview" keeps its sha256, its size and
+# this many characters of its canonical JSON; "full" keeps all of it.
+INPUT_PREVIEW_CHARS = 1024
+RECORD_INPUT_MODES = ("preview", "full")
 
 
 @dataclass(frozen=True)
@@ -175,13 +179,30 @@ def _execute(
     effect = SideEffect(promotion["side_effect"])
     if in_process and effect is not SideEffect.READ_ONLY:
         raise TransitionError(f"--in-process is only for READ_ONLY skills; {promotion['name']} is {effect}")
+    recorded = recorded_input(workspace, payload)  # a bad [run] record_input fails before anything runs
     started = time.perf_counter()
     if in_process:
         response, isolation = _run_in_process(workspace, trusted, payload), "in-process"
     else:
         response, isolation = _run_in_child(workspace, trusted, payload, require_isolation)
     duration = round(time.perf_counter() - started, 6)
-    return _record(conn, promotion, payload, response, duration, isolation)
+    return _record(conn, promotion, recorded, response, duration, isolation)
+
+
+def recorded_input(workspace: Workspace, payload: dict[str, Any]) -> tuple[str, str, int]:
+    """(what input_json keeps, sha256, size in bytes) of the canonical input: a 10 MB input must not grow
+    the ledger by 10 MB unless ``[run] record_input = "full"`` asks for it."""
+    import hashlib
+
+    from kavi.errors import ConfigError
+
+    mode = workspace.raw_setting("run", "record_input", "preview")
+    if mode not in RECORD_INPUT_MODES:
+        raise ConfigError(f"[run] record_input is {mode!r}; use one of {', '.join(RECORD_INPUT_MODES)}")
+    canonical = json.dumps(payload, sort_keys=True)
+    data = canonical.encode("utf-8")
+    kept = canonical if mode == "full" or len(canonical) <= INPUT_PREVIEW_CHARS else canonical[:INPUT_PREVIEW_CHARS]
+    return kept, hashlib.sha256(data).hexdigest(), len(data)
 
 
 def request_for(trusted: TrustedBytes, payload: dict[str, Any]) -> dict[str, Any]:
@@ -253,7 +274,7 @@ def _run_in_process(workspace: Workspace, trusted: TrustedBytes, payload: dict[s
 def _record(
     conn: Any,
     promotion: dict[str, Any],
-    payload: dict[str, Any],
+    recorded: tuple[str, str, int],
     response: dict[str, Any],
     duration: float,
     isolation: str,
@@ -268,15 +289,15 @@ def _record(
             [
                 (
                     "INSERT INTO executions (id, promotion_id, name, version, skill_sha256, input_json,"
-                    " output_json, error, duration_s, isolation, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " input_sha256, input_size, output_json, error, duration_s, isolation, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         execution_id,
                         promotion["id"],
                         promotion["name"],
                         promotion["version"],
                         promotion["skill_sha256"],
-                        json.dumps(payload, sort_keys=True),
+                        *recorded,
                         json.dumps(output, sort_keys=True) if output is not None else None,
                         error,
                         duration,
