@@ -252,7 +252,7 @@ EVASIONS: list[tuple[str, str, str, int, str]] = [
      "import operator\nf = operator.methodcaller('format', obj)"),
     ("format-as-value", "READ_ONLY", "format-string", 1, "f = str.format"),
     ("cli-entry-point", "READ_ONLY", "forbidden-member", 2, "import gzip\ngzip.main()"),
-    ("logging-formatter", "READ_ONLY", "forbidden-member", 2,
+    ("logging-formatter", "READ_ONLY", "attribute-by-data", 2,
      "import logging\nf = logging.Formatter('{x}', style='{')"),
     ("type-rebuilds-fileio", "READ_ONLY", "introspection", 2,
      "f = open('x')\ntype(f.buffer.raw)('y', 'w')"),
