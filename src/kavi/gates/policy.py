@@ -1337,8 +1337,6 @@ def _suppression_problem(comment: str, *, trailing: bool, top: bool) -> str | No
             if segment.strip().startswith(prefix):
                 return f"switches off {what}"
     waivers = list(_WAIVER.finditer(comment))
-    if not waivers and ("noqa" in body or "type: ignore" in body or "type:ignore" in body):
-        return "is a waiver in a form kavi does not read (write # noqa: CODE)"
     for match in waivers:
         kind = "noqa" if match.group(1).lower() == "noqa" else "type: ignore"
         codes = {c.strip() for c in re.split(r"[\s,]+", match.group(2) or match.group(3) or "") if c.strip()}
