@@ -305,6 +305,8 @@ EVASIONS: list[tuple[str, str, str, int, str]] = [
     ("smuggled-expandvars", "READ_ONLY", "env-read", 2,
      "def flavour(self):\n    return self._flavour.expandvars('$API_TOKEN')"),
     ("unicode-eval", "READ_ONLY", "eval-exec", 1, "\uff45\uff56\uff41\uff4c('1')"),
+    ("own-name-member", "READ_ONLY", "network", 2, "import socket as s\nc = s.socket()"),
+    ("own-name-member-from", "FILE_WRITE", "network", 1, "from socket import socket"),
 ]
 # fmt: on
 
@@ -690,6 +692,10 @@ PYTEST_GADGETS: list[tuple[str, str, int, str]] = [
     ("pytest-main", "dynamic-import", 3, "import pytest\ndef test_x():\n    pytest.main(['-p', 'evil'])\n"),
     ("underscore-pytest", "forbidden-import", 1, "from _pytest.config import Config\n"),
     ("underscore-pytest-module", "forbidden-import", 1, "import _pytest\n"),
+    ("patch-module-with-foreign-value", "module-value", 3,
+     "import socket\ndef test_x(monkeypatch):\n    monkeypatch.setattr(socket, 'socket', print)\n"),
+    ("module-to-other-patcher", "module-value", 3,
+     "import socket\ndef test_x(patcher):\n    patcher.setattr(socket, 'socket', Fake)\nclass Fake:\n    pass\n"),
 ]
 # (id, rule, line, source bytes)
 SUPPRESSIONS: list[tuple[str, str, int, str]] = [
@@ -730,8 +736,9 @@ def test_every_gadget_family_has_two_variants() -> None:
     ("rule", "line", "source"), [case[1:] for case in PYTEST_GADGETS], ids=[case[0] for case in PYTEST_GADGETS]
 )
 def test_pytest_internals_are_refused_in_test_files(rule: str, line: int, source: str) -> None:
-    findings = scan(source, test_file=True)
-    assert (rule, line) in hits(findings), [f.message for f in findings]
+    for side_effect in ("READ_ONLY", "NETWORK"):
+        findings = scan(source, side_effect, test_file=True)
+        assert (rule, line) in hits(findings), [f.message for f in findings]
 
 
 @pytest.mark.parametrize(

@@ -115,7 +115,9 @@ def _extend(bases: set[str], attr: str) -> set[str]:
     module with effects is that module (``whatever.os`` is ``os``)."""
     if bases:
         joined = {f"{base}.{attr}" for base in bases}
-        if attr in MODULE_NAMES and not any(q in MODULE_RULES for q in joined):
+        # socket.socket, select.select, time.time: a member named like its own module is a member
+        own_name = any(base.rsplit(".", 1)[-1] == attr for base in bases)
+        if attr in MODULE_NAMES and not own_name and not any(q in MODULE_RULES for q in joined):
             return {attr}
         return joined
     return {attr} if attr in GATEWAY_MODULES else set()
@@ -571,7 +573,7 @@ class _PolicyVisitor(ast.NodeVisitor):
                 self._check_write_target(parent, _write_target(qualname, parent.args))
         elif isinstance(rule, OpenLike | NameLookup):
             self._judge_reference(node, qualname, rule, self._subject(node, qualname))
-        if qualname in GATEWAY_MODULES and not self._is_attribute_base(node):
+        if qualname in GATEWAY_MODULES and not self._is_attribute_base(node) and not self._is_fixture_patch(node):
             self._report(
                 node,
                 "module-value",
@@ -579,6 +581,25 @@ class _PolicyVisitor(ast.NodeVisitor):
                 "effects around as a value; no side-effect class allows it (call its functions "
                 "directly)",
             )
+
+    def _is_fixture_patch(self, node: ast.AST) -> bool:
+        """``monkeypatch.setattr(httpx, "get", fake)`` in a test: the module goes to pytest's
+        fixture, which sets one literal attribute to a function or class of this file and restores
+        it afterwards (the pattern a test of a ``urllib.request`` skill uses, for any module)."""
+        call = self._parent(node)
+        if not self.is_test or not isinstance(call, ast.Call) or not call.args or call.args[0] is not node:
+            return False
+        func = call.func
+        return (
+            isinstance(func, ast.Attribute)
+            and func.attr == "setattr"
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "monkeypatch"
+            and len(call.args) == 3
+            and not call.keywords
+            and _literal_str(call.args[1]) is not None
+            and self._is_own_callable(call.args[2])
+        )
 
     def _check_secret_name(self, node: ast.AST, qualname: str) -> None:
         """A SECRET_READ skill reads its declared secrets by literal name, nothing else:
