@@ -91,11 +91,9 @@ class _Purity:
 
     def __init__(self, tree: ast.Module) -> None:
         self.bindings = Bindings.of(tree)
+        # Names the file binds itself (re = Fake(), def compile): a call through one is unknown.
         self.own = {
-            target.id
-            for node in ast.walk(tree)
-            for target in _bound_names(node)
-            if isinstance(target, ast.Name) and target.id not in self.bindings.names
+            target.id for node in ast.walk(tree) for target in _bound_names(node) if isinstance(target, ast.Name)
         }
 
     def callee(self, func: ast.expr) -> set[str]:
@@ -138,7 +136,10 @@ class _Purity:
     def is_pure_decorator(self, node: ast.expr) -> bool:
         if isinstance(node, ast.Call):
             args = [*node.args, *(k.value for k in node.keywords)]
-            return all(_is_constant(arg) for arg in args) and self.is_pure_decorator(node.func)
+            spelled = all(k.arg is not None for k in node.keywords) and not any(
+                isinstance(arg, ast.Starred) for arg in node.args
+            )
+            return spelled and all(_is_constant(arg) for arg in args) and self.is_pure_decorator(node.func)
         names = self.callee(node)
         return bool(names) and names <= PURE_DECORATORS
 
