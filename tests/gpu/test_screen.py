@@ -207,3 +207,42 @@ def test_the_screen_and_the_policy_gate_share_one_finding_and_one_resolver():
 
     assert screen.Finding is Finding is policy.Finding
     assert policy.Bindings is screen.Bindings is Bindings
+
+
+# Computed names, exec-like calls, the frozen reference and package installs (issue 15 §1 "Screen").
+COMPUTED = [
+    (
+        "token-pasted-getattr",
+        "def run(x):\n    return getattr(torch.nn.functional, 'soft' + 'max')(x, -1)\n",
+        "introspection",
+    ),
+    ("globals-lookup", "def run(x):\n    return globals()['tor' + 'ch'].softmax(x, -1)\n", "introspection"),
+    ("vars-lookup", "def run(x):\n    return vars(torch)['softmax'](x, -1)\n", "introspection"),
+    ("eval-name", "def run(x):\n    return eval('torch.soft' + 'max')(x, -1)\n", "introspection"),
+    ("dunder-import", "def run(x):\n    return __import__('torch').softmax(x, -1)\n", "introspection"),
+    ("module-dict", "def run(x):\n    return torch.__dict__['softmax'](x, -1)\n", "introspection"),
+    (
+        "identity-laundering",
+        "def run(x):\n    f = lambda m: m\n    return f(torch).nn.functional.mish(x)\n",
+        "torch-compute",
+    ),
+    ("default-argument", "def run(x, ops=torch.nn.functional):\n    return ops.mish(x)\n", "torch-compute"),
+    ("frozen-reference", "from kavi.gpu.reference import load_reference\ndef run(x):\n    return x\n", "import"),
+    ("references-folder", "import kernels.references.softmax as ref\ndef run(x):\n    return ref.run(x)\n", "import"),
+    (
+        "pip-install",
+        "import subprocess\ndef run(x):\n    subprocess.run(['pip', 'install', 'x'])\n    return x\n",
+        "file-access",
+    ),
+    ("os-system-install", "import os\ndef run(x):\n    os.system('pip install x')\n    return x\n", "file-access"),
+    (
+        "operator-lookup",
+        "import operator\ndef run(x):\n    return operator.attrgetter('softmax')(torch)(x, -1)\n",
+        "import",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "check"), [case[1:] for case in COMPUTED], ids=[case[0] for case in COMPUTED])
+def test_computed_names_and_escapes_are_refused(body, check):
+    assert check in checks_of(HEADER + body)

@@ -380,6 +380,14 @@ class _KernelScreen(_BaseScreen):
             name = _dotted(decorator.func if isinstance(decorator, ast.Call) else decorator) or ""
             if name.split(".")[-1] in ("lru_cache", "cache", "cached", "cached_property"):
                 self.flag("state", decorator, "caching decorators keep state between calls")
+        # Defaults and annotations run when the def runs, in the enclosing scope: screen them there.
+        arguments = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs, node.args.vararg, node.args.kwarg]
+        for default in [*node.args.defaults, *node.args.kw_defaults]:
+            if default is not None:
+                self.visit(default)
+        for annotation in [node.returns, *(arg.annotation for arg in arguments if arg is not None)]:
+            if annotation is not None:
+                self.visit(annotation)
         jit = _is_jit(node)
         saved = (self.in_jit, self.tensors)
         self.in_jit = self.in_jit or jit
