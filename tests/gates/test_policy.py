@@ -615,6 +615,18 @@ GADGETS: list[tuple[str, str, str, int, str]] = [
      "from pydantic import BaseModel\nclass M(BaseModel):\n    class Config:\n        orm_mode = True\n"),
     ("config-kwargs", "pydantic attributes", "attribute-by-data", 2,
      "from pydantic import ConfigDict\nc = ConfigDict(**settings)\n"),
+    ("class-keyword", "pydantic attributes", "attribute-by-data", 2,
+     "from pydantic import BaseModel\nclass M(BaseModel, from_attributes=True):\n    x: int\n"),
+    ("config-computed-key", "pydantic attributes", "attribute-by-data", 5,
+     "from pydantic import BaseModel, ConfigDict\ncfg = ConfigDict()\ncfg['from_' + 'attributes'] = True\n"
+     "class M(BaseModel):\n    model_config = cfg\n"),
+    ("config-update", "pydantic attributes", "attribute-by-data", 4,
+     "from pydantic import BaseModel\nclass M(BaseModel):\n    model_config = {}\n"
+     "M.model_config.update({k: True})\n"),
+    ("with-config-built", "pydantic attributes", "attribute-by-data", 2,
+     "from pydantic import with_config\n@with_config(dict([(k, True)]))\nclass M:\n    pass\n"),
+    ("dataclass-config", "pydantic attributes", "attribute-by-data", 2,
+     "from pydantic.dataclasses import dataclass\n@dataclass(config=settings)\nclass M:\n    pass\n"),
     ("private-alias", "pydantic attributes", "attribute-by-data", 2,
      "from pydantic import Field\nf = Field(alias='_secret')\n"),
     ("format-fields", "format templates", "format-string", 1, "s = '{0.__init__.__globals__}'.format(f)\n"),

@@ -138,6 +138,19 @@ _FIELD_FACTORIES = frozenset(
     {"namedtuple", "NamedTuple", "TypedDict", "Enum", "IntEnum", "StrEnum", "Flag", "IntFlag", "ReprEnum"}
 )
 _FINALIZERS = frozenset({"__del__"})
+_DICT_MUTATORS = frozenset({"update", "setdefault", "__setitem__", "__ior__", "pop", "popitem", "clear"})
+_CONFIG_MUTATION = (
+    "changing model_config after it is written can add from_attributes under a computed key; no "
+    "side-effect class allows it (write every setting in ConfigDict(...))"
+)
+
+
+def _mentions(node: ast.AST, name: str) -> bool:
+    """Whether ``name`` appears as a name or attribute anywhere in ``node`` (``M.model_config``)."""
+    return any(
+        (isinstance(sub, ast.Name) and sub.id == name) or (isinstance(sub, ast.Attribute) and sub.attr == name)
+        for sub in ast.walk(node)
+    )
 
 
 def _is_identifier(node: ast.expr) -> bool:
@@ -661,6 +674,16 @@ class _PolicyVisitor(ast.NodeVisitor):
         self._check_declared_targets(node)
         self.generic_visit(node)
 
+    def _check_config_arguments(self, node: ast.Call, names: set[str]) -> None:
+        if "with_config" in names and node.args:
+            self._check_config_value(node.args[0])
+        for keyword in node.keywords:
+            if keyword.arg == "config":
+                self._check_config_value(keyword.value)
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in _DICT_MUTATORS and _mentions(func.value, "model_config"):
+            self._report(node, "attribute-by-data", _CONFIG_MUTATION)
+
     def _check_data_attributes(self, node: ast.Call) -> None:
         """Keywords that make a library read attributes named by data (:data:`ATTRIBUTE_BY_DATA`),
         aliases that name private attributes, and ``**kwargs`` (which could carry either) into a
@@ -668,6 +691,7 @@ class _PolicyVisitor(ast.NodeVisitor):
         names = {q.rsplit(".", 1)[-1] for q in self._resolve(node.func)}
         if isinstance(node.func, ast.Attribute):
             names.add(node.func.attr)
+        self._check_config_arguments(node, names)
         for keyword in node.keywords:
             family = DATA_ATTRIBUTE_KEYWORDS.get(keyword.arg or "")
             if family is not None:
@@ -1138,7 +1162,47 @@ class _PolicyVisitor(ast.NodeVisitor):
         for base in node.bases:  # class M(RootModel[T]) evaluates T like an annotation
             if isinstance(base, ast.Subscript):
                 self._check_annotation(base)
+        for keyword in node.keywords:  # class M(BaseModel, from_attributes=True)
+            family = DATA_ATTRIBUTE_KEYWORDS.get(keyword.arg or "")
+            if family is not None or keyword.arg is None:
+                what = family.what if family is not None else "may switch on from_attributes"
+                self._report(
+                    node,
+                    "attribute-by-data",
+                    f"the class keyword {keyword.arg or '**'} {what}; no side-effect class allows it",
+                )
         self.generic_visit(node)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for target in node.targets:
+            if isinstance(target, ast.Name) and target.id == "model_config":
+                self._check_config_value(node.value)
+            elif isinstance(target, ast.Subscript | ast.Attribute) and _mentions(target, "model_config"):
+                self._report(target, "attribute-by-data", _CONFIG_MUTATION)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if _mentions(node.target, "model_config"):
+            self._report(node, "attribute-by-data", _CONFIG_MUTATION)
+        self.generic_visit(node)
+
+    def _check_config_value(self, value: ast.expr) -> None:
+        """A pydantic configuration is spelled out where it is used: a ``ConfigDict(...)`` call with
+        literal keywords or a dict literal with literal keys, so ``from_attributes`` cannot be
+        added under a computed key (``cfg["from_" + "attributes"] = True``)."""
+        spelled = (
+            isinstance(value, ast.Call)
+            and {q.rsplit(".", 1)[-1] for q in self._resolve(value.func)} == {"ConfigDict"}
+            and not value.args
+            and all(k.arg is not None for k in value.keywords)
+        ) or (isinstance(value, ast.Dict) and all(k is not None and _literal_str(k) is not None for k in value.keys))
+        if not spelled:
+            self._report(
+                value,
+                "attribute-by-data",
+                f"{self._subject(value)} is a pydantic configuration built elsewhere, which may carry "
+                "from_attributes; no side-effect class allows it (write ConfigDict(...) with literal keywords)",
+            )
 
     # -- statements and patterns the generic walk would under-judge --------------------------------
 
