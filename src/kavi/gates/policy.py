@@ -39,15 +39,28 @@ How the scan resists evasion
   declared ``secrets``, by literal name (``os.environ["API_TOKEN"]``), never the whole environment.
 * **Methods of unknown receivers are judged by name** (``Path(p).write_text``,
   ``loop.subprocess_exec``), since the receiver's type is unknown statically.
-* **The scan sees what Python runs.** A coding declaration other than UTF-8 is refused (``utf-7``
-  can hide a line inside a comment); a file that does not parse, or is nested too deeply to walk, is
-  a ``syntax-error`` finding, never a crash.
+* **The scan sees what Python runs.** The file is parsed from its bytes (:mod:`kavi.analysis`,
+  shared with the kernel screen), and a coding declaration other than UTF-8 is refused wherever
+  Python finds it, behind a form feed included (``utf-7`` can hide a line inside a comment); a
+  file that does not parse, or is nested too deeply to walk, is a ``syntax-error`` finding, never a
+  crash.
+* **No attribute is read by data.** Library features that read attributes named by data (pydantic
+  ``from_attributes`` and aliases, format templates, logging formatters, ``attrgetter``) are one
+  family table, :data:`~kavi.gates.policy_rules.ATTRIBUTE_BY_DATA` (rule ``attribute-by-data``);
+  so are their cousins that evaluate or generate code at run time: ``validate_call``, bare
+  ``@f.register``, ``__annotations__``, ``enum.global_enum``, computed field names
+  (``generated-fields``) and registries that keep objects alive past the audit hooks
+  (``registry``, ``__del__``).
+* **The gates stay on.** File-level suppression comments are refused, and a line-level waiver must
+  name codes that :data:`~kavi.gates.policy_rules.WAIVABLE` lists (rule ``suppression``). A test
+  file may not reach pytest's configuration, plugins or session (rule ``pytest-internals``).
 
 Local names that shadow a refused builtin (a function named ``compile``) are refused too: rename
 them. Rule ids: forbidden-import, kavi-internal, dynamic-import, eval-exec, introspection,
 dunder-access, private-access, getattr-string, format-string, module-value, module-patch,
 annotation, file-write, env-read, network, subprocess, process-control, ctypes, pickle,
-device-file, forbidden-member, source-encoding, syntax-error, missing-file.
+device-file, forbidden-member, attribute-by-data, generated-fields, registry, pytest-internals,
+suppression, source-encoding, syntax-error, missing-file.
 
 What it cannot see: values computed at run time (a path built by concatenation, a write root
 escaped with ``..``). Those are the run-time enforcement's job (audit hook, sandbox); this gate
