@@ -698,6 +698,11 @@ PYTEST_GADGETS: list[tuple[str, str, int, str]] = [
     ("pytest-plugins", "dynamic-import", 1, "pytest_plugins = ['evil']\n"),
     ("pytest-plugins-import-alias", "pytest-internals", 1, "from word_count import PLUGINS as pytest_plugins\n"),
     ("pytest-plugins-string", "pytest-internals", 1, "NAME = 'pytest_' + 'plugins' if x else 'pytest_plugins'\n"),
+    ("pytest-plugins-match-star", "pytest-internals", 3,
+     "match ['evil']:\n    case [*rest]:\n        pytest_plugins = rest\n"),
+    ("pytest-plugins-match-capture", "pytest-internals", 2, "match ['evil']:\n    case pytest_plugins:\n"
+     "        pass\n"),
+    ("pytest-plugins-class", "pytest-internals", 1, "class pytest_plugins(list):\n    pass\n"),
     ("hook-function", "pytest-internals", 1, "def pytest_pyfunc_call(pyfuncitem):\n    return True\n"),
     ("hook-in-class", "pytest-internals", 2,
      "class Plugin:\n    def pytest_runtest_makereport(self, item, call):\n        pass\n"),

@@ -242,6 +242,15 @@ class _PolicyVisitor(ast.NodeVisitor):
                 self.bindings.bind_import(node)
             self._collect_binding_sites(node)
         self.visit(tree)
+        for name, sites in self.name_sites.items():
+            if name.startswith("pytest_"):  # pytest_plugins or a hook, bound by any statement or pattern
+                for _, site in sites:
+                    self._report(
+                        site,
+                        "pytest-internals",
+                        f"binding {name} makes pytest load a plugin or run a hook this file chose; no "
+                        "side-effect class allows it (rename it)",
+                    )
         return self.findings
 
     def _collect_binding_sites(self, node: ast.AST) -> None:
