@@ -657,6 +657,9 @@ GADGETS: list[tuple[str, str, str, int, str]] = [
     ("singledispatch-register", "run-time annotations", "annotation", 5,
      "import functools\n@functools.singledispatch\ndef f(x: object) -> int:\n    return 1\n"
      "@f.register\ndef _(x: 'int') -> int:\n    return 2\n"),
+    ("singledispatch-register-call", "run-time annotations", "annotation", 7,
+     "import functools\n@functools.singledispatch\ndef f(x: object) -> int:\n    return 1\n"
+     "def impl(x: 'int') -> int:\n    return 2\nf.register(impl)\n"),
     ("get-type-hints", "run-time annotations", "annotation", 2, "import typing\nh = typing.get_type_hints(f)\n"),
     ("inspect-annotations", "run-time annotations", "introspection", 1,
      "from inspect import get_annotations\n"),

@@ -696,6 +696,27 @@ class _PolicyVisitor(ast.NodeVisitor):
         self._check_declared_targets(node)
         self.generic_visit(node)
 
+    def _check_register_call(self, node: ast.Call) -> None:
+        """``f.register(impl)`` (singledispatch's call form) reads ``impl``'s annotations at run time,
+        like the bare decorator; ``f.register(int, impl)`` and ``ABC.register(Class)`` name a type."""
+        func = node.func
+        if not (isinstance(func, ast.Attribute) and func.attr == "register" and len(node.args) == 1):
+            return
+        if self._resolve(func):
+            return  # a module function (codecs.register, atexit.register): judged by its name
+        arg = node.args[0]
+        sites = self.name_sites.get(arg.id, []) if isinstance(arg, ast.Name) else []
+        is_function = isinstance(arg, ast.Lambda) or any(
+            isinstance(site, ast.FunctionDef | ast.AsyncFunctionDef) for _, site in sites
+        )
+        if is_function:
+            self._report(
+                node,
+                "annotation",
+                f"{self._subject(node)} evaluates the function's annotations at run time; no side-effect "
+                "class allows it (name the type: f.register(int, impl))",
+            )
+
     def _check_config_arguments(self, node: ast.Call, names: set[str]) -> None:
         if "with_config" in names and node.args:
             self._check_config_value(node.args[0])
@@ -714,6 +735,7 @@ class _PolicyVisitor(ast.NodeVisitor):
         if isinstance(node.func, ast.Attribute):
             names.add(node.func.attr)
         self._check_config_arguments(node, names)
+        self._check_register_call(node)
         for keyword in node.keywords:
             family = DATA_ATTRIBUTE_KEYWORDS.get(keyword.arg or "")
             if family is not None:
