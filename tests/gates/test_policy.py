@@ -644,6 +644,8 @@ GADGETS: list[tuple[str, str, str, int, str]] = [
      "import logging\nf = logging.Formatter('{x.__class__}', style='{')\n"),
     ("logging-style", "logging templates", "attribute-by-data", 1,
      "from logging import StrFormatStyle\n"),
+    ("logging-basic-config", "logging templates", "attribute-by-data", 2,
+     "import logging\nlogging.basicConfig(format='{msg.__init__.__globals__}', style='{')\n"),
     ("logging-record-factory", "logging templates", "attribute-by-data", 2,
      "import logging\nlogging.setLogRecordFactory(f)\n"),
     ("pydantic-internal-import", "private submodules", "private-access", 1,

@@ -161,7 +161,8 @@ ATTRIBUTE_BY_DATA: tuple[AttributeFamily, ...] = (
         "refused",
         names=_names(
             "logging.Formatter logging.BufferingFormatter logging.PercentStyle logging.StrFormatStyle "
-            "logging.StringTemplateStyle logging.setLogRecordFactory logging.makeLogRecord"
+            "logging.StringTemplateStyle logging.setLogRecordFactory logging.makeLogRecord "
+            "logging.basicConfig"
         ),
     ),
     AttributeFamily(
@@ -318,7 +319,7 @@ MODULE_RULES: dict[str, Rule] = {
         "os.truncate os.ftruncate os.write os.pwrite os.writev os.open os.utime os.mkfifo os.mknod "
         "os.sendfile os.copy_file_range shutil.copy shutil.copy2 shutil.copyfile shutil.copymode "
         "shutil.copystat shutil.copytree shutil.move shutil.rmtree shutil.make_archive "
-        "shutil.unpack_archive shutil.chown tempfile logging.FileHandler logging.basicConfig",
+        "shutil.unpack_archive shutil.chown tempfile logging.FileHandler",
         "file-write",
         "writes to the file system",
         _FILE,
