@@ -83,7 +83,9 @@ def foreign_encoding(data: bytes) -> tuple[int, str] | None:
         encoding, lines = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
         text = str(exc)
-        return (2 if "line 2" in text else 1), text.rsplit(":", 1)[-1].strip() or "unknown"
+        if text.startswith("invalid or missing encoding declaration"):
+            return None  # bytes that are not UTF-8, and no declaration: the parse refuses them
+        return 1, text.rsplit(":", 1)[-1].strip() or "unknown"  # an unknown name, or a BOM and another
     if encoding in _UTF8:
         return None
     return len(lines), encoding
