@@ -672,6 +672,8 @@ GADGETS: list[tuple[str, str, str, int, str]] = [
     ("global-enum", "enum globals", "module-patch", 2,
      "import enum\n@enum.global_enum\nclass E(enum.Enum):\n    A = 1\n"),
     ("global-enum-from", "enum globals", "module-patch", 1, "from enum import global_enum as g\n"),
+    ("enum-claims-qualname", "enum globals", "dunder-access", 2,
+     "class E:\n    __qualname__ = 'Other'\nE.__module__ = 'kavi.runtime.audit'\n"),
     ("enum-claims-module", "enum globals", "dunder-access", 3,
      "import enum\nclass E(enum.Enum):\n    __module__ = 'kavi.runtime.audit'\n    A = 1\n"),
     ("namedtuple-computed", "generated fields", "generated-fields", 2,
@@ -827,6 +829,7 @@ HONEST_LOOK_ALIKES = [
     "@f.register(int)\ndef _(x: int) -> int:\n    return 2\n",
     "import codecs\nT = codecs.encode('x', 'rot13')\n",
     "import re\nPATTERN = re.compile(r'\\w+')\n",
+    "class Key:\n    __slots__ = ('a',)\n    __hash__ = None\n    __match_args__ = ('a',)\n",
     "from typing import TypedDict\nD = TypedDict('D', {'a': int})\n",
 ]
 

@@ -141,7 +141,7 @@ def _extend_bound(bases: set[str], attr: str) -> set[str]:
     return _extend(bases, attr) if bases else set()
 
 
-_BINDABLE_DUNDERS = frozenset({"__all__", "__slots__", "__match_args__", "__version__", "__doc__", "__init__"})
+_BINDABLE_DUNDERS = frozenset({"__all__", "__slots__", "__match_args__", "__version__", "__doc__"})
 _ALIAS_KEYWORDS = frozenset({"alias", "validation_alias", "serialization_alias"})
 _CONFIG_CALLS = frozenset(
     {"ConfigDict", "with_config", "model_validate", "validate_python", "validate_json", "validate_strings", "Field"}
@@ -448,7 +448,7 @@ class _PolicyVisitor(ast.NodeVisitor):
         family = DATA_ATTRIBUTE_KEYWORDS.get(name)
         if family is not None:  # class Config: orm_mode = True
             self._report(node, "attribute-by-data", f"{name} {family.what}; no side-effect class allows it")
-        if _is_dunder(name) and name not in _BINDABLE_DUNDERS:
+        if name in DUNDER_DATA and name not in _BINDABLE_DUNDERS:  # other dunders: refused when named
             self._report(
                 node,
                 "dunder-access",
