@@ -628,7 +628,7 @@ GADGETS: list[tuple[str, str, str, int, str]] = [
     ("dataclass-config", "pydantic attributes", "attribute-by-data", 2,
      "from pydantic.dataclasses import dataclass\n@dataclass(config=settings)\nclass M:\n    pass\n"),
     ("private-alias", "pydantic attributes", "attribute-by-data", 2,
-     "from pydantic import Field\nf = Field(alias='_secret')\n"),
+     "from pydantic import Field\nf = Field(alias='__class__', serialization_alias='x')\n"),
     ("format-fields", "format templates", "format-string", 1, "s = '{0.__init__.__globals__}'.format(f)\n"),
     ("format-map-fields", "format templates", "format-string", 1, "s = '{x.__class__}'.format_map(d)\n"),
     ("format-unbound", "format templates", "format-string", 1, "s = str.format(template, obj)\n"),
@@ -817,7 +817,8 @@ def test_the_scan_judges_the_code_python_decodes(tmp_path: Path) -> None:
 # Honest code that looks like a gadget: each passes (a gate that refuses re.compile is a bug too).
 HONEST_LOOK_ALIKES = [
     "EMAIL = 'a@b.io'\nHOST = 'api.example.io'\n",
-    "from pydantic import BaseModel, Field\nclass M(BaseModel):\n    x: int = Field(alias='count')\n",
+    "from pydantic import BaseModel, Field\nclass M(BaseModel):\n    x: int = Field(alias='count')\n"
+    "    y: str = Field(alias='_id')\n",
     "from pydantic import BaseModel, ConfigDict\nclass M(BaseModel):\n    model_config = ConfigDict(frozen=True)\n",
     "import operator\nKEY = operator.attrgetter('name')\nCALL = operator.methodcaller('strip')\n",
     "MESSAGE = '{0.name}: {1}'.format(item, 2)\nOTHER = '{n}'.format_map({'n': 1})\n",

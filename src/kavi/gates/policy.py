@@ -745,11 +745,11 @@ class _PolicyVisitor(ast.NodeVisitor):
                     f"{keyword.arg}= {family.what}; no side-effect class allows it",
                 )
             alias = _literal_str(keyword.value)
-            if keyword.arg in _ALIAS_KEYWORDS and alias is not None and alias.startswith("_"):
+            if keyword.arg in _ALIAS_KEYWORDS and alias is not None and alias.startswith("__"):
                 self._report(
                     keyword.value,
                     "attribute-by-data",
-                    f"{keyword.arg}={alias!r} names a private attribute; no side-effect class allows it",
+                    f"{keyword.arg}={alias!r} names an interpreter attribute; no side-effect class allows it",
                 )
             if keyword.arg is None and names & _CONFIG_CALLS:
                 self._report(
