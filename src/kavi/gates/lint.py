@@ -10,7 +10,9 @@ from kavi.gates.base import GateContext, GateResult, GateStatus
 from kavi.gates.tooling import run_tool
 from kavi.spec import SkillSpec
 
-RULES = "E,F,W,I,B,UP,S,SIM,RUF,ASYNC,BLE,PIE,T10"
+#: PGH003/PGH004 refuse blanket waivers (a bare noqa, a file-level ruff or flake8 exemption without
+#: codes, a bare type-ignore) in ruff itself: the second layer behind the policy's suppression rule.
+RULES = "E,F,W,I,B,UP,S,SIM,RUF,ASYNC,BLE,PIE,T10,PGH003,PGH004"
 
 #: Rules the gate does not apply, each because kavi judges the same thing better elsewhere. One
 #: table, so that the lint rules and the policy gate cannot disagree about an honest skill.
