@@ -847,3 +847,12 @@ def test_honest_test_file_features_pass() -> None:
         "    assert request.node.name and item == 1\n"
     )
     assert scan(tests, test_file=True) == []
+
+
+def test_every_new_message_names_the_class_and_ends_with_the_fix() -> None:
+    cases = [(c[4], False) for c in GADGETS] + [(c[3], True) for c in PYTEST_GADGETS + SUPPRESSIONS]
+    for source, test_file in cases:
+        for finding in scan(source, "NETWORK", test_file=test_file):
+            assert "NETWORK" in finding.message, finding.message
+            assert finding.message.endswith(")"), finding.message
+            assert finding.message.startswith(f"line {finding.line}: "), finding.message
