@@ -252,7 +252,7 @@ EVASIONS: list[tuple[str, str, str, int, str]] = [
      "import operator\nf = operator.methodcaller('format', obj)"),
     ("format-as-value", "READ_ONLY", "format-string", 1, "f = str.format"),
     ("cli-entry-point", "READ_ONLY", "forbidden-member", 2, "import gzip\ngzip.main()"),
-    ("logging-formatter", "READ_ONLY", "forbidden-member", 2,
+    ("logging-formatter", "READ_ONLY", "attribute-by-data", 2,
      "import logging\nf = logging.Formatter('{x}', style='{')"),
     ("type-rebuilds-fileio", "READ_ONLY", "introspection", 2,
      "f = open('x')\ntype(f.buffer.raw)('y', 'w')"),
@@ -305,6 +305,8 @@ EVASIONS: list[tuple[str, str, str, int, str]] = [
     ("smuggled-expandvars", "READ_ONLY", "env-read", 2,
      "def flavour(self):\n    return self._flavour.expandvars('$API_TOKEN')"),
     ("unicode-eval", "READ_ONLY", "eval-exec", 1, "\uff45\uff56\uff41\uff4c('1')"),
+    ("own-name-member", "READ_ONLY", "network", 2, "import socket as s\nc = s.socket()"),
+    ("own-name-member-from", "FILE_WRITE", "network", 1, "from socket import socket"),
 ]
 # fmt: on
 
@@ -586,3 +588,271 @@ def test_scanning_is_fast() -> None:
     scan_source(source, filename="skills/word_count.py", spec=SPECS["READ_ONLY"])
     assert time.perf_counter() - start < 2.0
     assert sys.getrecursionlimit() > 0
+
+
+# -- gadgets: library features that run code the scan cannot see (issues 9 §3 and 10 §1) ----------
+
+# (id, family, rule that must fire, its line, source); every family has at least two variants.
+# fmt: off
+GADGETS: list[tuple[str, str, str, int, str]] = [
+    ("from-attributes", "pydantic attributes", "attribute-by-data", 3,
+     "from pydantic import BaseModel, ConfigDict, Field\nclass M(BaseModel):\n"
+     "    model_config = ConfigDict(from_attributes=True)\n"
+     "    x: int = Field(validation_alias='a')\n"),
+    ("alias-path-dunder", "pydantic attributes", "attribute-by-data", 2,
+     "from pydantic import AliasPath, Field\n"
+     "f = Field(validation_alias=AliasPath('__init__', '__globals__', '__builtins__'))\n"),
+    ("alias-generator-no-dunder-string", "pydantic attributes", "attribute-by-data", 5,
+     "from pydantic import BaseModel, ConfigDict\ndef gen(name: str) -> str:\n    return name[::-1]\n"
+     "class M(BaseModel):\n    model_config = ConfigDict(alias_generator=gen)\n"),
+    ("alias-choices", "pydantic attributes", "attribute-by-data", 2,
+     "from pydantic import AliasChoices, Field\nf = Field(validation_alias=AliasChoices('a', 'b'))\n"),
+    ("validate-from-attributes", "pydantic attributes", "attribute-by-data", 1,
+     "m = M.model_validate(obj, from_attributes=True)\n"),
+    ("config-dict-literal", "pydantic attributes", "attribute-by-data", 3,
+     "from pydantic import BaseModel\nclass M(BaseModel):\n    model_config = {'from_attributes': True}\n"),
+    ("class-config-orm-mode", "pydantic attributes", "attribute-by-data", 4,
+     "from pydantic import BaseModel\nclass M(BaseModel):\n    class Config:\n        orm_mode = True\n"),
+    ("config-kwargs", "pydantic attributes", "attribute-by-data", 2,
+     "from pydantic import ConfigDict\nc = ConfigDict(**settings)\n"),
+    ("class-keyword", "pydantic attributes", "attribute-by-data", 2,
+     "from pydantic import BaseModel\nclass M(BaseModel, from_attributes=True):\n    x: int\n"),
+    ("config-computed-key", "pydantic attributes", "attribute-by-data", 5,
+     "from pydantic import BaseModel, ConfigDict\ncfg = ConfigDict()\ncfg['from_' + 'attributes'] = True\n"
+     "class M(BaseModel):\n    model_config = cfg\n"),
+    ("config-update", "pydantic attributes", "attribute-by-data", 4,
+     "from pydantic import BaseModel\nclass M(BaseModel):\n    model_config = {}\n"
+     "M.model_config.update({k: True})\n"),
+    ("with-config-built", "pydantic attributes", "attribute-by-data", 2,
+     "from pydantic import with_config\n@with_config(dict([(k, True)]))\nclass M:\n    pass\n"),
+    ("dataclass-config", "pydantic attributes", "attribute-by-data", 2,
+     "from pydantic.dataclasses import dataclass\n@dataclass(config=settings)\nclass M:\n    pass\n"),
+    ("private-alias", "pydantic attributes", "attribute-by-data", 2,
+     "from pydantic import Field\nf = Field(alias='__class__', serialization_alias='x')\n"),
+    ("format-fields", "format templates", "format-string", 1, "s = '{0.__init__.__globals__}'.format(f)\n"),
+    ("format-map-fields", "format templates", "format-string", 1, "s = '{x.__class__}'.format_map(d)\n"),
+    ("format-unbound", "format templates", "format-string", 1, "s = str.format(template, obj)\n"),
+    ("string-formatter", "format templates", "attribute-by-data", 2,
+     "import string\ns = string.Formatter().vformat(t, (obj,), {})\n"),
+    ("attrgetter-computed", "getattr by name", "getattr-string", 2,
+     "import operator\ng = operator.attrgetter(name)\n"),
+    ("methodcaller-computed", "getattr by name", "getattr-string", 2,
+     "from operator import methodcaller\nm = methodcaller(name)\n"),
+    ("getattr-reduce", "getattr by name", "getattr-string", 2,
+     "import functools\nx = functools.reduce(getattr, names, obj)\n"),
+    ("logging-formatter", "logging templates", "attribute-by-data", 2,
+     "import logging\nf = logging.Formatter('{x.__class__}', style='{')\n"),
+    ("logging-style", "logging templates", "attribute-by-data", 1,
+     "from logging import StrFormatStyle\n"),
+    ("logging-basic-config", "logging templates", "attribute-by-data", 2,
+     "import logging\nlogging.basicConfig(format='{msg.__init__.__globals__}', style='{')\n"),
+    ("logging-record-factory", "logging templates", "attribute-by-data", 2,
+     "import logging\nlogging.setLogRecordFactory(f)\n"),
+    ("pydantic-internal-import", "private submodules", "private-access", 1,
+     "from pydantic._internal._validators import import_string\n"),
+    ("pydantic-internal-module", "private submodules", "private-access", 1, "import pydantic._internal\n"),
+    ("json-private-submodule", "private submodules", "private-access", 1, "from json import _default_decoder\n"),
+    ("validate-call", "run-time annotations", "annotation", 1, "from pydantic import validate_call\n"),
+    ("future-validate-call", "run-time annotations", "annotation", 3,
+     "from __future__ import annotations\nimport pydantic\n@pydantic.validate_call\ndef f(x: int) -> int:\n"
+     "    return x\n"),
+    ("singledispatch-register", "run-time annotations", "annotation", 5,
+     "import functools\n@functools.singledispatch\ndef f(x: object) -> int:\n    return 1\n"
+     "@f.register\ndef _(x: 'int') -> int:\n    return 2\n"),
+    ("singledispatch-register-call", "run-time annotations", "annotation", 7,
+     "import functools\n@functools.singledispatch\ndef f(x: object) -> int:\n    return 1\n"
+     "def impl(x: 'int') -> int:\n    return 2\nf.register(impl)\n"),
+    ("get-type-hints", "run-time annotations", "annotation", 2, "import typing\nh = typing.get_type_hints(f)\n"),
+    ("inspect-annotations", "run-time annotations", "introspection", 1,
+     "from inspect import get_annotations\n"),
+    ("annotations-write", "run-time annotations", "dunder-access", 1,
+     "f.__annotations__['x'] = '__imp' + 'ort__(1)'\n"),
+    ("class-annotations-write", "run-time annotations", "dunder-access", 3,
+     "from pydantic import BaseModel\nclass M(BaseModel):\n    __annotations__['x'] = t\n"),
+    ("global-enum", "enum globals", "module-patch", 2,
+     "import enum\n@enum.global_enum\nclass E(enum.Enum):\n    A = 1\n"),
+    ("global-enum-from", "enum globals", "module-patch", 1, "from enum import global_enum as g\n"),
+    ("enum-claims-qualname", "enum globals", "dunder-access", 2,
+     "class E:\n    __qualname__ = 'Other'\nE.__module__ = 'kavi.runtime.audit'\n"),
+    ("enum-claims-module", "enum globals", "dunder-access", 3,
+     "import enum\nclass E(enum.Enum):\n    __module__ = 'kavi.runtime.audit'\n    A = 1\n"),
+    ("namedtuple-computed", "generated fields", "generated-fields", 2,
+     "from collections import namedtuple\nP = namedtuple('P', names)\n"),
+    ("namedtuple-module", "generated fields", "generated-fields", 2,
+     "import collections\nP = collections.namedtuple('P', 'a b', module='os')\n"),
+    ("enum-functional", "generated fields", "generated-fields", 2, "import enum\nE = enum.Enum('E', data)\n"),
+    ("own-enum-functional", "generated fields", "generated-fields", 4,
+     "from enum import Enum\nclass Base(Enum):\n    pass\nE = Base('E', data)\n"),
+    ("typeddict-computed", "generated fields", "generated-fields", 2,
+     "from typing import TypedDict\nD = TypedDict('D', fields)\n"),
+    ("make-dataclass", "generated fields", "annotation", 1, "from dataclasses import make_dataclass\n"),
+    ("codecs-register", "registries", "registry", 2, "import codecs\ncodecs.register(search)\n"),
+    ("codecs-register-error", "registries", "registry", 1, "from codecs import register_error\n"),
+    ("atexit", "registries", "registry", 1, "import atexit\n"),
+    ("sys-excepthook", "registries", "registry", 2, "import sys\nsys.excepthook = hook\n"),
+    ("weakref-finalize", "registries", "registry", 1, "from weakref import finalize\n"),
+    ("copyreg", "registries", "registry", 1, "import copyreg\n"),
+    ("finalizer", "registries", "registry", 2, "class A:\n    def __del__(self) -> None:\n        pass\n"),
+]
+# (id, rule, line, test-file source)
+PYTEST_GADGETS: list[tuple[str, str, int, str]] = [
+    ("request-config", "pytest-internals", 2,
+     "def test_x(request):\n    request.config.pluginmanager.register(Plugin())\n"),
+    ("pytestconfig-fixture", "pytest-internals", 1, "def test_x(pytestconfig):\n    assert pytestconfig\n"),
+    ("session-testsfailed", "pytest-internals", 2, "def test_x(request):\n    request.session.testsfailed = 0\n"),
+    ("node-session", "pytest-internals", 2, "def test_x(request):\n    s = request.node.session\n"),
+    ("getattr-session", "pytest-internals", 2, "def test_x(request):\n    s = getattr(request, 'session')\n"),
+    ("pytest-plugins", "dynamic-import", 1, "pytest_plugins = ['evil']\n"),
+    ("pytest-plugins-import-alias", "pytest-internals", 1, "from word_count import PLUGINS as pytest_plugins\n"),
+    ("pytest-plugins-string", "pytest-internals", 1, "NAME = 'pytest_' + 'plugins' if x else 'pytest_plugins'\n"),
+    ("pytest-plugins-match-star", "pytest-internals", 3,
+     "match ['evil']:\n    case [*rest]:\n        pytest_plugins = rest\n"),
+    ("pytest-plugins-match-capture", "pytest-internals", 2, "match ['evil']:\n    case pytest_plugins:\n"
+     "        pass\n"),
+    ("pytest-plugins-class", "pytest-internals", 1, "class pytest_plugins(list):\n    pass\n"),
+    ("hook-function", "pytest-internals", 1, "def pytest_pyfunc_call(pyfuncitem):\n    return True\n"),
+    ("hook-in-class", "pytest-internals", 2,
+     "class Plugin:\n    def pytest_runtest_makereport(self, item, call):\n        pass\n"),
+    ("pytest-main", "dynamic-import", 3, "import pytest\ndef test_x():\n    pytest.main(['-p', 'evil'])\n"),
+    ("underscore-pytest", "forbidden-import", 1, "from _pytest.config import Config\n"),
+    ("underscore-pytest-module", "forbidden-import", 1, "import _pytest\n"),
+    ("patch-module-with-foreign-value", "module-value", 3,
+     "import socket\ndef test_x(monkeypatch):\n    monkeypatch.setattr(socket, 'socket', print)\n"),
+    ("module-to-other-patcher", "module-value", 3,
+     "import socket\ndef test_x(patcher):\n    patcher.setattr(socket, 'socket', Fake)\nclass Fake:\n    pass\n"),
+]
+# (id, rule, line, source bytes)
+SUPPRESSIONS: list[tuple[str, str, int, str]] = [
+    ("ruff-file", "suppression", 1, "# ruff: noqa\nX = 1\n"),
+    ("ruff-file-codes", "suppression", 2, "X = 1\n# ruff: noqa: S\n"),
+    ("flake8-file", "suppression", 1, "# flake8: noqa\nX = 1\n"),
+    ("mypy-ignore-errors", "suppression", 1, "# mypy: ignore-errors\nX = 1\n"),
+    ("mypy-disable-codes", "suppression", 2, '"""Doc."""\n# mypy: disable-error-code="no-untyped-def"\n'),
+    ("type-ignore-top", "suppression", 1, "# type: ignore\nX = 1\n"),
+    ("type-ignore-after-docstring", "suppression", 2, '"""Doc."""\n# type: ignore\nX = 1\n'),
+    ("pyright", "suppression", 1, "# pyright: basic\nX = 1\n"),
+    ("isort-skip", "suppression", 1, "# isort: skip_file\nX = 1\n"),
+    ("after-text", "suppression", 1, "X = 1  # fine # ruff: noqa\n"),
+    ("bare-noqa", "suppression", 1, "X = 1  # noqa\n"),
+    ("noqa-unwaivable", "suppression", 2, "import subprocess\nsubprocess.run(cmd)  # noqa: S603\n"),
+    ("noqa-mixed", "suppression", 1, "X = 1  # noqa: E501, S102\n"),
+    ("bare-type-ignore", "suppression", 1, "X: int = 'a'  # type: ignore\n"),
+    ("type-ignore-unwaivable", "suppression", 1, "X: int = 'a'  # type: ignore[assignment]\n"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("rule", "line", "source"), [case[2:] for case in GADGETS], ids=[case[0] for case in GADGETS])
+def test_gadget_is_refused(rule: str, line: int, source: str) -> None:
+    for side_effect in ("READ_ONLY", "NETWORK"):  # no class allows any of them
+        findings = scan(source, side_effect)
+        assert (rule, line) in hits(findings), [f.message for f in findings]
+
+
+def test_every_gadget_family_has_two_variants() -> None:
+    families: dict[str, int] = {}
+    for case in GADGETS:
+        families[case[1]] = families.get(case[1], 0) + 1
+    assert min(families.values()) >= 2, families
+
+
+@pytest.mark.parametrize(
+    ("rule", "line", "source"), [case[1:] for case in PYTEST_GADGETS], ids=[case[0] for case in PYTEST_GADGETS]
+)
+def test_pytest_internals_are_refused_in_test_files(rule: str, line: int, source: str) -> None:
+    for side_effect in ("READ_ONLY", "NETWORK"):
+        findings = scan(source, side_effect, test_file=True)
+        assert (rule, line) in hits(findings), [f.message for f in findings]
+
+
+@pytest.mark.parametrize(
+    ("rule", "line", "source"), [case[1:] for case in SUPPRESSIONS], ids=[case[0] for case in SUPPRESSIONS]
+)
+def test_suppression_comments_are_refused(rule: str, line: int, source: str) -> None:
+    for test_file in (False, True):
+        findings = scan(source, test_file=test_file)
+        assert (rule, line) in hits(findings), [f.message for f in findings]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "X = 1  # noqa: E501\n",
+        "import random\nN = random.random()  # noqa: S311\n",
+        "import json  # type: ignore[import-untyped]\n",
+        "TEXT = '# ruff: noqa is only text here'\n",
+        "# A comment about noqa-style waivers is not one.\nX = 1\n",
+        "# -*- coding: utf-8 -*-\nX = 1\n",
+    ],
+)
+def test_waivable_and_look_alike_comments_pass(source: str) -> None:
+    assert scan(source) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        b"# coding: utf-7\nX = 1 #+AAo-import os\n",
+        b"#!/usr/bin/env python\x0c\n# -*- coding: utf-7 -*-\nX = 1 #+AAo-import os\n",
+        b"\x0c# coding: utf-7\nX = 1 #+AAo-import os\n",
+        b"# vim: set fileencoding=latin-1 :\nX = 1\n",
+    ],
+    ids=["utf-7-cookie", "form-feed-line-1", "form-feed-before-cookie", "vim-latin-1"],
+)
+def test_a_foreign_encoding_is_refused_as_python_finds_it(source: bytes) -> None:
+    spec = SPECS["READ_ONLY"]
+    findings = scan_source(source, filename=spec.skill_path, spec=spec)
+    assert [f.rule for f in findings] == ["source-encoding"], findings
+
+
+def test_the_scan_judges_the_code_python_decodes(tmp_path: Path) -> None:
+    """Through the gate (bytes on disk): a form feed hides no line from the scan."""
+    context = make_context(tmp_path, "X = 1\n", "def test_x():\n    pass\n")
+    skill = tmp_path / SPECS["READ_ONLY"].skill_path
+    skill.write_bytes(b"#!/usr/bin/env python\x0c\n# coding: utf-7\nX = 1 #+AAo-import os\n")
+    result = PolicyGate().run(context)
+    assert result.status is GateStatus.FAIL and "source-encoding" in result.summary
+
+
+# Honest code that looks like a gadget: each passes (a gate that refuses re.compile is a bug too).
+HONEST_LOOK_ALIKES = [
+    "EMAIL = 'a@b.io'\nHOST = 'api.example.io'\n",
+    "from pydantic import BaseModel, Field\nclass M(BaseModel):\n    x: int = Field(alias='count')\n"
+    "    y: str = Field(alias='_id')\n",
+    "from pydantic import BaseModel, ConfigDict\nclass M(BaseModel):\n    model_config = ConfigDict(frozen=True)\n",
+    "import operator\nKEY = operator.attrgetter('name')\nCALL = operator.methodcaller('strip')\n",
+    "MESSAGE = '{0.name}: {1}'.format(item, 2)\nOTHER = '{n}'.format_map({'n': 1})\n",
+    "import string\nT = string.Template('$who').substitute(who='x')\n",
+    "import logging\nLOG = logging.getLogger(__name__)\nLOG.info('%(n)s', {'n': 1})\n",
+    "from collections import namedtuple\nP = namedtuple('P', ['x', 'y'])\nQ = namedtuple('Q', 'a b')\n",
+    "import enum\nE = enum.Enum('E', 'A B')\nclass F(enum.Enum):\n    A = 1\nX = F(1)\n",
+    "import functools\n@functools.singledispatch\ndef f(x: object) -> int:\n    return 1\n"
+    "@f.register(int)\ndef _(x: int) -> int:\n    return 2\n",
+    "import codecs\nT = codecs.encode('x', 'rot13')\n",
+    "import re\nPATTERN = re.compile(r'\\w+')\n",
+    "class Key:\n    __slots__ = ('a',)\n    __hash__ = None\n    __match_args__ = ('a',)\n",
+    "from typing import TypedDict\nD = TypedDict('D', {'a': int})\n",
+]
+
+
+@pytest.mark.parametrize("source", HONEST_LOOK_ALIKES)
+def test_honest_look_alikes_of_gadgets_pass(source: str) -> None:
+    assert scan(source) == []
+
+
+def test_honest_test_file_features_pass() -> None:
+    tests = (
+        "import pytest\n\n@pytest.fixture\ndef item() -> int:\n    return 1\n\n"
+        "def test_x(item: int, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> None:\n"
+        "    assert request.node.name and item == 1\n"
+    )
+    assert scan(tests, test_file=True) == []
+
+
+def test_every_new_message_names_the_class_and_ends_with_the_fix() -> None:
+    cases = [(c[4], False) for c in GADGETS] + [(c[3], True) for c in PYTEST_GADGETS + SUPPRESSIONS]
+    for source, test_file in cases:
+        for finding in scan(source, "NETWORK", test_file=test_file):
+            assert "NETWORK" in finding.message, finding.message
+            assert finding.message.endswith(")"), finding.message
+            assert finding.message.startswith(f"line {finding.line}: "), finding.message

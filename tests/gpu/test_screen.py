@@ -138,3 +138,111 @@ def test_test_files_may_compute_but_not_escape():
     )
     bad = "import threading\nimport torch\ntorch.cuda.synchronize = None\n"
     assert {f.check for f in screen_kernel_test(bad, "t.py")} == {"concurrency", "monkeypatch"}
+
+
+# -- one name resolution with the policy gate: every binding of a name is judged (issue 9 §10) -----
+
+# (id, body after HEADER, check that must fire)
+SHADOWING = [
+    (
+        "def-local-alias",
+        "def _unused():\n    import math as torch\ndef run(x):\n    return torch.nn.functional.softmax(x, -1)\n",
+        "torch-compute",
+    ),
+    (
+        "dead-branch-alias",
+        "import torch.nn.functional as F\nif False:\n    import math as F\n"
+        "def run(q, k, v):\n    return F.scaled_dot_product_attention(q, k, v)\n",
+        "torch-compute",
+    ),
+    (
+        "later-from-import",
+        "from torch import nn\ndef _shadow():\n    from math import inf as nn\n"
+        "def run(x):\n    return nn.functional.gelu(x)\n",
+        "torch-compute",
+    ),
+    (
+        "module-as-value",
+        "def run(q, k, v):\n    t = torch\n    return t.nn.functional.scaled_dot_product_attention(q, k, v)\n",
+        "torch-compute",
+    ),
+    ("submodule-as-value", "import torch.nn.functional as F\nops = [F]\ndef run(x):\n    return x\n", "torch-compute"),
+]
+
+
+@pytest.mark.parametrize(("body", "check"), [case[1:] for case in SHADOWING], ids=[case[0] for case in SHADOWING])
+def test_a_shadowing_alias_does_not_hide_torch(body, check):
+    assert check in checks_of(HEADER + body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "def run(x):\n    assert torch.cuda.is_available()\n    return x\n",
+        "def run(x):\n    major, _ = torch.cuda.get_device_capability()\n    n = torch.cuda.device_count()\n"
+        "    return x\n",
+        "import math\ndef run(x, scale: float = 2.0):\n    s = math.exp(scale)\n    _k[(1,)](x)\n    return x\n",
+    ],
+    ids=["cuda-is-available", "device-capability", "math-exp"],
+)
+def test_documented_glue_is_not_read_as_a_tensor_method(body):
+    assert checks_of(HEADER + body) == set()
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [b"# coding: utf-7\n", b"#!/usr/bin/env python\x0c\n# -*- coding: utf-7 -*-\n", b"\x0c# coding: latin-1\n"],
+    ids=["utf-7-cookie", "form-feed-cookie", "latin-1-cookie"],
+)
+def test_the_screen_reads_the_bytes_python_runs(prefix):
+    hidden = b"def run(x):\n    return x #+AAo-    return torch.nn.functional.softmax(x, -1)\n"
+    findings = screen_kernel(prefix + HEADER.encode() + hidden, "kernels/candidate.py")
+    assert [f.check for f in findings] == ["source-encoding"]
+
+
+def test_the_screen_and_the_policy_gate_share_one_finding_and_one_resolver():
+    from kavi.analysis import Bindings, Finding
+    from kavi.gates import policy
+    from kavi.gpu import screen
+
+    assert screen.Finding is Finding is policy.Finding
+    assert policy.Bindings is screen.Bindings is Bindings
+
+
+# Computed names, exec-like calls, the frozen reference and package installs (issue 15 §1 "Screen").
+COMPUTED = [
+    (
+        "token-pasted-getattr",
+        "def run(x):\n    return getattr(torch.nn.functional, 'soft' + 'max')(x, -1)\n",
+        "introspection",
+    ),
+    ("globals-lookup", "def run(x):\n    return globals()['tor' + 'ch'].softmax(x, -1)\n", "introspection"),
+    ("vars-lookup", "def run(x):\n    return vars(torch)['softmax'](x, -1)\n", "introspection"),
+    ("eval-name", "def run(x):\n    return eval('torch.soft' + 'max')(x, -1)\n", "introspection"),
+    ("dunder-import", "def run(x):\n    return __import__('torch').softmax(x, -1)\n", "introspection"),
+    ("module-dict", "def run(x):\n    return torch.__dict__['softmax'](x, -1)\n", "introspection"),
+    (
+        "identity-laundering",
+        "def run(x):\n    f = lambda m: m\n    return f(torch).nn.functional.mish(x)\n",
+        "torch-compute",
+    ),
+    ("default-argument", "def run(x, ops=torch.nn.functional):\n    return ops.mish(x)\n", "torch-compute"),
+    ("frozen-reference", "from kavi.gpu.reference import load_reference\ndef run(x):\n    return x\n", "import"),
+    ("references-folder", "import kernels.references.softmax as ref\ndef run(x):\n    return ref.run(x)\n", "import"),
+    (
+        "pip-install",
+        "import subprocess\ndef run(x):\n    subprocess.run(['pip', 'install', 'x'])\n    return x\n",
+        "file-access",
+    ),
+    ("os-system-install", "import os\ndef run(x):\n    os.system('pip install x')\n    return x\n", "file-access"),
+    (
+        "operator-lookup",
+        "import operator\ndef run(x):\n    return operator.attrgetter('softmax')(torch)(x, -1)\n",
+        "import",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "check"), [case[1:] for case in COMPUTED], ids=[case[0] for case in COMPUTED])
+def test_computed_names_and_escapes_are_refused(body, check):
+    assert check in checks_of(HEADER + body)

@@ -50,9 +50,9 @@ def screen_candidate(context: KernelGateContext) -> list[Finding]:
     ):
         relative = str(path.relative_to(context.sandbox))
         if not path.is_file():
-            findings.append(Finding("kernel-present", relative, 1, f"{relative} is missing"))
+            findings.append(Finding("kernel-present", f"{relative} is missing", relative, 1))
             continue
-        findings += screen(path.read_text(encoding="utf-8"), relative)
+        findings += screen(path.read_bytes(), relative)  # decoded as Python decodes it
     return findings
 
 

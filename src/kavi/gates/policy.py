@@ -39,15 +39,28 @@ How the scan resists evasion
   declared ``secrets``, by literal name (``os.environ["API_TOKEN"]``), never the whole environment.
 * **Methods of unknown receivers are judged by name** (``Path(p).write_text``,
   ``loop.subprocess_exec``), since the receiver's type is unknown statically.
-* **The scan sees what Python runs.** A coding declaration other than UTF-8 is refused (``utf-7``
-  can hide a line inside a comment); a file that does not parse, or is nested too deeply to walk, is
-  a ``syntax-error`` finding, never a crash.
+* **The scan sees what Python runs.** The file is parsed from its bytes (:mod:`kavi.analysis`,
+  shared with the kernel screen), and a coding declaration other than UTF-8 is refused wherever
+  Python finds it, behind a form feed included (``utf-7`` can hide a line inside a comment); a
+  file that does not parse, or is nested too deeply to walk, is a ``syntax-error`` finding, never a
+  crash.
+* **No attribute is read by data.** Library features that read attributes named by data (pydantic
+  ``from_attributes`` and aliases, format templates, logging formatters, ``attrgetter``) are one
+  family table, :data:`~kavi.gates.policy_rules.ATTRIBUTE_BY_DATA` (rule ``attribute-by-data``);
+  so are their cousins that evaluate or generate code at run time: ``validate_call``, bare
+  ``@f.register``, ``__annotations__``, ``enum.global_enum``, computed field names
+  (``generated-fields``) and registries that keep objects alive past the audit hooks
+  (``registry``, ``__del__``).
+* **The gates stay on.** File-level suppression comments are refused, and a line-level waiver must
+  name codes that :data:`~kavi.gates.policy_rules.WAIVABLE` lists (rule ``suppression``). A test
+  file may not reach pytest's configuration, plugins or session (rule ``pytest-internals``).
 
 Local names that shadow a refused builtin (a function named ``compile``) are refused too: rename
 them. Rule ids: forbidden-import, kavi-internal, dynamic-import, eval-exec, introspection,
 dunder-access, private-access, getattr-string, format-string, module-value, module-patch,
 annotation, file-write, env-read, network, subprocess, process-control, ctypes, pickle,
-device-file, forbidden-member, source-encoding, syntax-error, missing-file.
+device-file, forbidden-member, attribute-by-data, generated-fields, registry, pytest-internals,
+suppression, source-encoding, syntax-error, missing-file.
 
 What it cannot see: values computed at run time (a path built by concatenation, a write root
 escaped with ``..``). Those are the run-time enforcement's job (audit hook, sandbox); this gate
@@ -59,20 +72,25 @@ from __future__ import annotations
 
 import ast
 import builtins
+import io
 import re
 import string
+import tokenize
 from collections.abc import Collection, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 from urllib.parse import urlsplit
 
+from kavi.analysis import Bindings, Finding, SourceProblem, parse_source, source_bytes
 from kavi.gates.base import GateContext, GateResult, GateStatus, timed
 from kavi.gates.policy_rules import (
     BUILTIN_RULES,
+    DATA_ATTRIBUTE_KEYWORDS,
     DEVICE_PREFIXES,
     DUNDER_ALLOWED,
     DUNDER_DATA,
+    FILE_SUPPRESSIONS,
     FIXTURE_RULES,
     GATEWAY_MODULES,
     INTROSPECTION_ATTRIBUTES,
@@ -81,9 +99,11 @@ from kavi.gates.policy_rules import (
     MODULE_RULES,
     PROCESS_CALLS,
     PUBLIC_SUNDERS,
+    PYTEST_INTERNALS,
     SHELL_CALLS,
     TEST_MODULE_RULES,
     URL_CALLS,
+    WAIVABLE,
     Allow,
     Effect,
     NameLookup,
@@ -102,25 +122,69 @@ _TYPE_FACTORIES = ("TypeVar", "NewType", "ParamSpec", "TypeVarTuple")
 _FILE_WRITE = Effect("file-write", "writes to the file system", frozenset({SideEffect.FILE_WRITE}))
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One violation, located in one file."""
+def _extend(bases: set[str], attr: str) -> set[str]:
+    """Join a resolved chain and an attribute. An attribute named like a module re-roots the chain
+    there (``json.codecs`` is ``codecs``), and on an unknown receiver an attribute named like a
+    module with effects is that module (``whatever.os`` is ``os``)."""
+    if bases:
+        joined = {f"{base}.{attr}" for base in bases}
+        # socket.socket, select.select, time.time: a member named like its own module is a member
+        own_name = any(base.rsplit(".", 1)[-1] == attr for base in bases)
+        if attr in MODULE_NAMES and not own_name and not any(q in MODULE_RULES for q in joined):
+            return {attr}
+        return joined
+    return {attr} if attr in GATEWAY_MODULES else set()
 
-    rule: str
-    message: str
-    filename: str
-    line: int
-    col: int
+
+def _extend_bound(bases: set[str], attr: str) -> set[str]:
+    """:func:`_extend` for chains whose root this file imported only (inside strings)."""
+    return _extend(bases, attr) if bases else set()
 
 
-@dataclass
-class _Bindings:
-    """Local names bound by imports, file-wide: name -> the dotted names it may stand for."""
+_BINDABLE_DUNDERS = frozenset({"__all__", "__slots__", "__match_args__", "__version__", "__doc__"})
+_ALIAS_KEYWORDS = frozenset({"alias", "validation_alias", "serialization_alias"})
+_CONFIG_CALLS = frozenset(
+    {"ConfigDict", "with_config", "model_validate", "validate_python", "validate_json", "validate_strings", "Field"}
+)
+_FIELD_MODULES = frozenset({"collections", "typing", "typing_extensions", "enum"})
+_FIELD_FACTORIES = frozenset(
+    {"namedtuple", "NamedTuple", "TypedDict", "Enum", "IntEnum", "StrEnum", "Flag", "IntFlag", "ReprEnum"}
+)
+_FINALIZERS = frozenset({"__del__"})
+_DICT_MUTATORS = frozenset({"update", "setdefault", "__setitem__", "__ior__", "pop", "popitem", "clear"})
+_CONFIG_MUTATION = (
+    "changing model_config after it is written can add from_attributes under a computed key; no "
+    "side-effect class allows it (write every setting in ConfigDict(...))"
+)
 
-    names: dict[str, set[str]] = field(default_factory=dict)
 
-    def bind(self, name: str, qualname: str) -> None:
-        self.names.setdefault(name, set()).add(qualname)
+def _mentions(node: ast.AST, name: str) -> bool:
+    """Whether ``name`` appears as a name or attribute anywhere in ``node`` (``M.model_config``)."""
+    return any(
+        (isinstance(sub, ast.Name) and sub.id == name) or (isinstance(sub, ast.Attribute) and sub.attr == name)
+        for sub in ast.walk(node)
+    )
+
+
+def _is_identifier(node: ast.expr) -> bool:
+    text = _literal_str(node)
+    return text is not None and text.isidentifier()
+
+
+def _literal_field_names(node: ast.expr) -> bool:
+    """Field names written out: ``"a b"``, ``"a,b"``, ``["a", "b"]``, ``[("a", T), ...]``,
+    ``{"a": T}`` (types and values are judged elsewhere)."""
+    text = _literal_str(node)
+    if text is not None:
+        return all(part.isidentifier() for part in text.replace(",", " ").split())
+    if isinstance(node, ast.List | ast.Tuple):
+        return all(
+            _is_identifier(item.elts[0] if isinstance(item, ast.Tuple | ast.List) and item.elts else item)
+            for item in node.elts
+        )
+    if isinstance(node, ast.Dict):
+        return all(key is not None and _is_identifier(key) for key in node.keys)
+    return False
 
 
 def _is_dunder(name: str) -> bool:
@@ -151,13 +215,13 @@ class _PolicyVisitor(ast.NodeVisitor):
         filename: str,
         spec: SkillSpec,
         is_test: bool,
-        bindings: _Bindings | None = None,
+        bindings: Bindings | None = None,
         skill_types: Collection[str] = (),
     ) -> None:
         self.filename = filename
         self.spec = spec
         self.side_effect = spec.side_effect
-        self.bindings = bindings if bindings is not None else _Bindings()
+        self.bindings = bindings if bindings is not None else Bindings(extend=_extend)
         self.extra_rules: dict[str, Rule] = {f"skills.{spec.name}": Allow(), spec.name: Allow()}
         if is_test:
             self.extra_rules.update(TEST_MODULE_RULES)
@@ -175,9 +239,18 @@ class _PolicyVisitor(ast.NodeVisitor):
                 self.parents[id(child)] = node
         for node in ast.walk(tree):  # bind every import first: a use may come before the import
             if isinstance(node, ast.Import | ast.ImportFrom):
-                self._bind_import(node)
+                self.bindings.bind_import(node)
             self._collect_binding_sites(node)
         self.visit(tree)
+        for name, sites in self.name_sites.items():
+            if name.startswith("pytest_"):  # pytest_plugins or a hook, bound by any statement or pattern
+                for _, site in sites:
+                    self._report(
+                        site,
+                        "pytest-internals",
+                        f"binding {name} makes pytest load a plugin or run a hook this file chose; no "
+                        "side-effect class allows it (rename it)",
+                    )
         return self.findings
 
     def _collect_binding_sites(self, node: ast.AST) -> None:
@@ -253,22 +326,11 @@ class _PolicyVisitor(ast.NodeVisitor):
 
     def _resolve(self, node: ast.AST) -> set[str]:
         """The dotted names a Name or attribute chain may stand for; empty when it is not a module
-        chain. An attribute named like a module re-roots the chain there (``json.codecs`` is
-        ``codecs``)."""
-        if isinstance(node, ast.Name):
-            return set(self.bindings.names.get(node.id, ()))
-        if isinstance(node, ast.Attribute):
-            bases = self._resolve(node.value)
-            return self._extend(bases, node.attr)
-        return set()
+        chain (see :func:`_extend`)."""
+        return self.bindings.resolve(node)
 
     def _extend(self, bases: set[str], attr: str) -> set[str]:
-        if bases:
-            joined = {f"{base}.{attr}" for base in bases}
-            if attr in MODULE_NAMES and not any(q in MODULE_RULES for q in joined):
-                return {attr}
-            return joined
-        return {attr} if attr in GATEWAY_MODULES else set()
+        return _extend(bases, attr)
 
     def _classify(self, qualname: str) -> Rule | None:
         return classify(qualname, self.extra_rules)
@@ -286,27 +348,21 @@ class _PolicyVisitor(ast.NodeVisitor):
 
     # -- imports -----------------------------------------------------------------------------------
 
-    def _bind_import(self, node: ast.Import | ast.ImportFrom) -> None:
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.asname:
-                    self.bindings.bind(alias.asname, alias.name)
-                else:
-                    root = alias.name.split(".")[0]
-                    self.bindings.bind(root, root)
-            return
-        if node.level or node.module is None:
-            return
-        for alias in node.names:
-            if alias.name != "*":
-                for qualname in self._extend({node.module}, alias.name):
-                    self.bindings.bind(alias.asname or alias.name, qualname)
+    def visit_alias(self, node: ast.alias) -> None:
+        if node.asname == "pytest_plugins" or node.name == "pytest_plugins":
+            self._report(
+                node,
+                "pytest-internals",
+                "an import bound to pytest_plugins makes pytest load plugins; no side-effect class allows it",
+            )
 
     def visit_Import(self, node: ast.Import) -> None:
+        self.generic_visit(node)
         for alias in node.names:
             self._check_module(node, alias.name, f"import {alias.name}")
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        self.generic_visit(node)
         if node.level:
             self._report(
                 node,
@@ -334,6 +390,15 @@ class _PolicyVisitor(ast.NodeVisitor):
                 self._check_module(node, qualname, subject)
 
     def _check_module(self, node: ast.AST, qualname: str, subject: str) -> None:
+        private = [part for part in qualname.split(".")[1:] if part.startswith("_") and not _is_dunder(part)]
+        if private:
+            self._report(
+                node,
+                "private-access",
+                f"{subject} reaches the private submodule or member {private[0]} (pydantic._internal "
+                "holds import_string); no side-effect class allows it (use the public API)",
+            )
+            return
         rule = self._classify(qualname)
         if rule is None:
             self._report(
@@ -361,6 +426,8 @@ class _PolicyVisitor(ast.NodeVisitor):
                 "dunder-access",
                 f"{name} reaches interpreter internals; no side-effect class allows it",
             )
+        if not isinstance(node.ctx, ast.Load):
+            self._check_bound_name(node, name)
         if name in ("pytest_plugins", "conftest") and not isinstance(node.ctx, ast.Load):
             self._report(
                 node,
@@ -376,9 +443,24 @@ class _PolicyVisitor(ast.NodeVisitor):
             for qualname in self._resolve(node):
                 self._judge_chain(node, qualname, rerooted=False)
 
+    def _check_bound_name(self, node: ast.AST, name: str) -> None:
+        """Names that mean something to a library when a file binds them."""
+        family = DATA_ATTRIBUTE_KEYWORDS.get(name)
+        if family is not None:  # class Config: orm_mode = True
+            self._report(node, "attribute-by-data", f"{name} {family.what}; no side-effect class allows it")
+        if name in DUNDER_DATA and name not in _BINDABLE_DUNDERS:  # other dunders: refused when named
+            self._report(
+                node,
+                "dunder-access",
+                f"assigning {name} changes what a library believes about this code (enum.global_enum "
+                "and pickle follow __module__); no side-effect class allows it",
+            )
+
     def visit_Attribute(self, node: ast.Attribute) -> None:
         attr = node.attr
         self._check_attribute_name(node, attr)
+        if not isinstance(node.ctx, ast.Load):
+            self._check_bound_name(node, attr)
         private = attr.startswith("_") and not _is_dunder(attr) and attr not in PUBLIC_SUNDERS
         if private and (self._resolve(node.value) or not self._is_own_receiver(node.value)):
             self._report(
@@ -485,6 +567,13 @@ class _PolicyVisitor(ast.NodeVisitor):
 
     def _check_attribute_name(self, node: ast.AST, attr: str) -> None:
         """Rules that hold for an attribute whatever its receiver."""
+        if self.is_test and attr in PYTEST_INTERNALS:
+            self._report(
+                node,
+                "pytest-internals",
+                f".{attr} reaches pytest's configuration, plugins or session, where a test could "
+                "decide other tests' outcomes; no side-effect class allows it",
+            )
         if _is_dunder(attr) and attr not in DUNDER_ALLOWED:
             self._report(
                 node,
@@ -519,7 +608,7 @@ class _PolicyVisitor(ast.NodeVisitor):
                 self._check_write_target(parent, _write_target(qualname, parent.args))
         elif isinstance(rule, OpenLike | NameLookup):
             self._judge_reference(node, qualname, rule, self._subject(node, qualname))
-        if qualname in GATEWAY_MODULES and not self._is_attribute_base(node):
+        if qualname in GATEWAY_MODULES and not self._is_attribute_base(node) and not self._is_fixture_patch(node):
             self._report(
                 node,
                 "module-value",
@@ -527,6 +616,25 @@ class _PolicyVisitor(ast.NodeVisitor):
                 "effects around as a value; no side-effect class allows it (call its functions "
                 "directly)",
             )
+
+    def _is_fixture_patch(self, node: ast.AST) -> bool:
+        """``monkeypatch.setattr(httpx, "get", fake)`` in a test: the module goes to pytest's
+        fixture, which sets one literal attribute to a function or class of this file and restores
+        it afterwards (the pattern a test of a ``urllib.request`` skill uses, for any module)."""
+        call = self._parent(node)
+        if not self.is_test or not isinstance(call, ast.Call) or not call.args or call.args[0] is not node:
+            return False
+        func = call.func
+        return (
+            isinstance(func, ast.Attribute)
+            and func.attr == "setattr"
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "monkeypatch"
+            and len(call.args) == 3
+            and not call.keywords
+            and _literal_str(call.args[1]) is not None
+            and self._is_own_callable(call.args[2])
+        )
 
     def _check_secret_name(self, node: ast.AST, qualname: str) -> None:
         """A SECRET_READ skill reads its declared secrets by literal name, nothing else:
@@ -573,6 +681,8 @@ class _PolicyVisitor(ast.NodeVisitor):
     # -- calls -------------------------------------------------------------------------------------
 
     def visit_Call(self, node: ast.Call) -> None:
+        self._check_data_attributes(node)
+        self._check_generated_fields(node)
         rule = self._call_rule(node.func)
         if isinstance(rule, OpenLike):
             self._check_open(node, node.args, rule.mode_index)
@@ -585,6 +695,102 @@ class _PolicyVisitor(ast.NodeVisitor):
             self._check_type_call(node)
         self._check_declared_targets(node)
         self.generic_visit(node)
+
+    def _check_register_call(self, node: ast.Call) -> None:
+        """``f.register(impl)`` (singledispatch's call form) reads ``impl``'s annotations at run time,
+        like the bare decorator; ``f.register(int, impl)`` and ``ABC.register(Class)`` name a type."""
+        func = node.func
+        if not (isinstance(func, ast.Attribute) and func.attr == "register" and len(node.args) == 1):
+            return
+        if self._resolve(func):
+            return  # a module function (codecs.register, atexit.register): judged by its name
+        arg = node.args[0]
+        sites = self.name_sites.get(arg.id, []) if isinstance(arg, ast.Name) else []
+        is_function = isinstance(arg, ast.Lambda) or any(
+            isinstance(site, ast.FunctionDef | ast.AsyncFunctionDef) for _, site in sites
+        )
+        if is_function:
+            self._report(
+                node,
+                "annotation",
+                f"{self._subject(node)} evaluates the function's annotations at run time; no side-effect "
+                "class allows it (name the type: f.register(int, impl))",
+            )
+
+    def _check_config_arguments(self, node: ast.Call, names: set[str]) -> None:
+        if "with_config" in names and node.args:
+            self._check_config_value(node.args[0])
+        for keyword in node.keywords:
+            if keyword.arg == "config":
+                self._check_config_value(keyword.value)
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in _DICT_MUTATORS and _mentions(func.value, "model_config"):
+            self._report(node, "attribute-by-data", _CONFIG_MUTATION)
+
+    def _check_data_attributes(self, node: ast.Call) -> None:
+        """Keywords that make a library read attributes named by data (:data:`ATTRIBUTE_BY_DATA`),
+        aliases that name private attributes, and ``**kwargs`` (which could carry either) into a
+        pydantic configuration or validation call."""
+        names = {q.rsplit(".", 1)[-1] for q in self._resolve(node.func)}
+        if isinstance(node.func, ast.Attribute):
+            names.add(node.func.attr)
+        self._check_config_arguments(node, names)
+        self._check_register_call(node)
+        for keyword in node.keywords:
+            family = DATA_ATTRIBUTE_KEYWORDS.get(keyword.arg or "")
+            if family is not None:
+                self._report(
+                    keyword.value,
+                    "attribute-by-data",
+                    f"{keyword.arg}= {family.what}; no side-effect class allows it",
+                )
+            alias = _literal_str(keyword.value)
+            if keyword.arg in _ALIAS_KEYWORDS and alias is not None and alias.startswith("__"):
+                self._report(
+                    keyword.value,
+                    "attribute-by-data",
+                    f"{keyword.arg}={alias!r} names an interpreter attribute; no side-effect class allows it",
+                )
+            if keyword.arg is None and names & _CONFIG_CALLS:
+                self._report(
+                    node,
+                    "attribute-by-data",
+                    f"{self._subject(node)} passes settings by **kwargs, which may switch on "
+                    "from_attributes; no side-effect class allows it (spell each keyword)",
+                )
+
+    def _check_generated_fields(self, node: ast.Call) -> None:
+        """Classes built from field names (functional namedtuple, NamedTuple, TypedDict, Enum):
+        the names become generated code, attributes and module globals, so they must be literal
+        identifiers, and ``module=`` / ``qualname=`` may not claim another module."""
+        kinds = {q.rsplit(".", 1)[-1] for q in self._resolve(node.func) if q.split(".")[0] in _FIELD_MODULES}
+        if not kinds & _FIELD_FACTORIES and not self._is_own_enum(node.func):
+            return
+        is_enum = not kinds & {"namedtuple", "NamedTuple", "TypedDict"}
+        if is_enum and len(node.args) < 2 and not any(k.arg == "names" for k in node.keywords):
+            return  # E(value) looks a member up
+        fields = [*node.args[1:2], *(k.value for k in node.keywords if k.arg in ("names", "field_names", "fields"))]
+        literal = all(_literal_field_names(f) for f in fields) and (not node.args or _is_identifier(node.args[0]))
+        claims = [k.arg for k in node.keywords if k.arg in ("module", "qualname", "rename") or k.arg is None]
+        if not literal or claims or any(isinstance(a, ast.Starred) for a in node.args):
+            what = f"claims {claims[0]}=" if claims else "takes names computed at run time"
+            self._report(
+                node,
+                "generated-fields",
+                f"{self._subject(node)} {what}; field names become generated code and module "
+                "globals, so no side-effect class allows it (write a class statement, or literal names)",
+            )
+
+    def _is_own_enum(self, func: ast.expr) -> bool:
+        """A class of this file that subclasses an enum class (its functional API makes enums)."""
+        if not isinstance(func, ast.Name):
+            return False
+        for _, site in self.name_sites.get(func.id, []):
+            if isinstance(site, ast.ClassDef) and any(
+                q.startswith("enum.") for base in site.bases for q in self._resolve(base)
+            ):
+                return True
+        return False
 
     def _check_declared_targets(self, node: ast.Call) -> None:
         """Where a call names its target literally, it must be one the spec declares: a program in
@@ -952,12 +1158,44 @@ class _PolicyVisitor(ast.NodeVisitor):
             self._report_effect(node, f"the parameter {node.arg}", fixture)
         self.generic_visit(node)
 
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self._check_annotation(node.returns)
+        self._check_function_name(node)
+        self._check_dispatch_registration(node)
         self.generic_visit(node)
 
     def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
-        self._check_annotation(node.returns)
+        self.visit_FunctionDef(node)
+
+    def _check_function_name(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        if node.name.startswith("pytest_"):
+            self._report(
+                node,
+                "pytest-internals",
+                f"{node.name} is a pytest hook name (a plugin that defines it can decide outcomes); "
+                "no side-effect class allows it (rename it)",
+            )
+        if node.name in _FINALIZERS:
+            self._report(
+                node,
+                "registry",
+                f"{node.name} runs when the object is collected, possibly after the audit hooks are "
+                "gone; no side-effect class allows it (release resources with a with-statement)",
+            )
+
+    def _check_dispatch_registration(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        """``@f.register`` with no type reads the type from the annotations at run time, evaluating
+        string annotations (``functools.singledispatch``): name the type (``@f.register(int)``)."""
+        for decorator in node.decorator_list:
+            if isinstance(decorator, ast.Attribute) and decorator.attr == "register":
+                self._report(
+                    decorator,
+                    "annotation",
+                    f"@{self._subject(decorator)} evaluates the function's annotations at run time; "
+                    "no side-effect class allows it (name the type: @f.register(int))",
+                )
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
         self.generic_visit(node)
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
@@ -968,7 +1206,47 @@ class _PolicyVisitor(ast.NodeVisitor):
         for base in node.bases:  # class M(RootModel[T]) evaluates T like an annotation
             if isinstance(base, ast.Subscript):
                 self._check_annotation(base)
+        for keyword in node.keywords:  # class M(BaseModel, from_attributes=True)
+            family = DATA_ATTRIBUTE_KEYWORDS.get(keyword.arg or "")
+            if family is not None or keyword.arg is None:
+                what = family.what if family is not None else "may switch on from_attributes"
+                self._report(
+                    node,
+                    "attribute-by-data",
+                    f"the class keyword {keyword.arg or '**'} {what}; no side-effect class allows it",
+                )
         self.generic_visit(node)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for target in node.targets:
+            if isinstance(target, ast.Name) and target.id == "model_config":
+                self._check_config_value(node.value)
+            elif isinstance(target, ast.Subscript | ast.Attribute) and _mentions(target, "model_config"):
+                self._report(target, "attribute-by-data", _CONFIG_MUTATION)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if _mentions(node.target, "model_config"):
+            self._report(node, "attribute-by-data", _CONFIG_MUTATION)
+        self.generic_visit(node)
+
+    def _check_config_value(self, value: ast.expr) -> None:
+        """A pydantic configuration is spelled out where it is used: a ``ConfigDict(...)`` call with
+        literal keywords or a dict literal with literal keys, so ``from_attributes`` cannot be
+        added under a computed key (``cfg["from_" + "attributes"] = True``)."""
+        spelled = (
+            isinstance(value, ast.Call)
+            and {q.rsplit(".", 1)[-1] for q in self._resolve(value.func)} == {"ConfigDict"}
+            and not value.args
+            and all(k.arg is not None for k in value.keywords)
+        ) or (isinstance(value, ast.Dict) and all(k is not None and _literal_str(k) is not None for k in value.keys))
+        if not spelled:
+            self._report(
+                value,
+                "attribute-by-data",
+                f"{self._subject(value)} is a pydantic configuration built elsewhere, which may carry "
+                "from_attributes; no side-effect class allows it (write ConfigDict(...) with literal keywords)",
+            )
 
     # -- statements and patterns the generic walk would under-judge --------------------------------
 
@@ -985,6 +1263,15 @@ class _PolicyVisitor(ast.NodeVisitor):
 
     def visit_Constant(self, node: ast.Constant) -> None:
         if isinstance(node.value, str):
+            family = DATA_ATTRIBUTE_KEYWORDS.get(node.value)
+            if family is not None:  # ConfigDict(**{"from_attributes": True}), model_config = {...}
+                self._report(node, "attribute-by-data", f"{node.value!r} {family.what}; no side-effect class allows it")
+            if node.value == "pytest_plugins":
+                self._report(
+                    node,
+                    "pytest-internals",
+                    "'pytest_plugins' names pytest's plugin list; no side-effect class allows it",
+                )
             if node.value.startswith(DEVICE_PREFIXES) or node.value.rstrip("/") in (
                 "/proc",
                 "/sys",
@@ -1009,7 +1296,10 @@ class _PolicyVisitor(ast.NodeVisitor):
             return
         if not any(isinstance(n, ast.Call | ast.Attribute | ast.Subscript) for n in ast.walk(tree)):
             return
-        inner = _PolicyVisitor(filename=self.filename, spec=self.spec, is_test=self.is_test, bindings=self.bindings)
+        # Only names this file imports are resolved inside a string: "a@b.io" and "api.example.io"
+        # are text, not the io module (nothing in the string was imported by it).
+        bindings = Bindings(names=self.bindings.names, extend=_extend_bound)
+        inner = _PolicyVisitor(filename=self.filename, spec=self.spec, is_test=self.is_test, bindings=bindings)
         inner.extra_rules = self.extra_rules
         inner.name_sites = self.name_sites
         for finding in inner.scan(tree):
@@ -1089,7 +1379,7 @@ def _format_field_attributes(template: str) -> Iterator[str]:
 
 
 def scan_source(
-    source: str,
+    source: str | bytes,
     *,
     filename: str,
     spec: SkillSpec,
@@ -1106,59 +1396,99 @@ def scan_source(
     :func:`skill_type_names`)."""
     if is_test is None:
         is_test = filename == spec.test_path or Path(filename).name.startswith("test_")
-    cookie = _foreign_encoding(source)
-    if cookie is not None:
-        message = (
-            f"line {cookie[0]}: the coding declaration {cookie[1]!r} makes Python read other "
-            f"code than this scan sees; no side-effect class allows it, {spec.side_effect} "
-            "included (use UTF-8, no declaration)"
-        )
-        return [Finding("source-encoding", message, filename, cookie[0], 0)]
     try:
-        tree = ast.parse(source, filename=filename)
+        tree = parse_source(source, filename)
         visitor = _PolicyVisitor(filename=filename, spec=spec, is_test=is_test, skill_types=skill_types)
         findings = visitor.scan(tree)
-    except (SyntaxError, ValueError) as exc:
-        line = getattr(exc, "lineno", None) or 0
-        col = getattr(exc, "offset", None) or 0
-        message = f"line {line}: the file does not parse ({getattr(exc, 'msg', exc)}); fix the syntax"
-        return [Finding("syntax-error", message, filename, line, col)]
+        findings += suppression_findings(source_bytes(source), filename=filename, spec=spec)
+    except SourceProblem as problem:
+        return [_source_finding(problem, filename, spec)]
     except (RecursionError, MemoryError):
-        message = "line 0: the file is nested too deeply to judge; simplify it"
-        return [Finding("syntax-error", message, filename, 0, 0)]
+        return [_source_finding(SourceProblem("syntax", 0, 0, "the file is nested too deeply"), filename, spec)]
     unique: dict[tuple[int, int, str], Finding] = {}
     for finding in findings:
         unique.setdefault((finding.line, finding.col, finding.rule), finding)
     return sorted(unique.values(), key=lambda f: (f.line, f.col, f.rule))
 
 
-def skill_type_names(source: str, *, spec: SkillSpec) -> frozenset[str]:
+def skill_type_names(source: str | bytes, *, spec: SkillSpec) -> frozenset[str]:
     """The names a skill file binds to types only (its classes, type aliases); empty if it does
     not parse. A test file may use a name it imports from the skill in an annotation only if it is
     listed here."""
     try:
         visitor = _PolicyVisitor(filename=spec.skill_path, spec=spec, is_test=False)
-        visitor.scan(ast.parse(source))
+        visitor.scan(parse_source(source, spec.skill_path))
         return visitor.type_names()
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except (SourceProblem, RecursionError, MemoryError):
         return frozenset()
 
 
-_CODING = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+_WAIVER = re.compile(r"#\s*(noqa|type:\s*ignore)\b\s*(?::\s*([\w\s,-]*)|\[([\w\s,-]*)\])?", re.IGNORECASE)
 
 
-def _foreign_encoding(source: str) -> tuple[int, str] | None:
-    """A PEP 263 coding declaration other than UTF-8 (line, name): Python would decode the bytes
-    differently (``utf-7`` can hide a newline inside a comment), so the scan would judge other
-    code."""
-    for number, line in enumerate(source.splitlines()[:2], start=1):
-        match = _CODING.match(line)
-        if match:
-            name = match.group(1).lower().replace("_", "-")
-            if name not in ("utf-8", "utf8", "utf-8-sig"):
-                return number, match.group(1)
-            return None
+def suppression_findings(data: bytes, *, filename: str, spec: SkillSpec) -> list[Finding]:
+    """Comments that switch checks off (rule ``suppression``): every file-level directive of
+    :data:`~kavi.gates.policy_rules.FILE_SUPPRESSIONS`, and line-level waivers other than those
+    :data:`~kavi.gates.policy_rules.WAIVABLE` lists. Comments are found with :mod:`tokenize`, so a
+    string that contains ``# noqa`` is not one."""
+    findings: list[Finding] = []
+    code_seen = False
+    code_lines: set[int] = set()
+    try:
+        tokens = list(tokenize.tokenize(io.BytesIO(data).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return findings  # the parse already judged it
+    skip = (tokenize.ENCODING, tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT)
+    for token in tokens:
+        if token.type not in skip and token.type != tokenize.ENDMARKER:
+            code_lines.add(token.start[0])
+    for token in tokens:
+        if token.type not in skip:
+            code_seen = code_seen or token.type != tokenize.STRING  # a docstring is not code yet
+            continue
+        if token.type != tokenize.COMMENT:
+            continue
+        line = token.start[0]
+        problem = _suppression_problem(token.string, trailing=line in code_lines, top=not code_seen)
+        if problem is not None:
+            text = (
+                f"line {line}: the comment {token.string.strip()[:50]!r} {problem}; no side-effect class "
+                f"allows it, {spec.side_effect} included (remove it, or fix what it hides)"
+            )
+            findings.append(Finding("suppression", text, filename, line, token.start[1]))
+    return findings
+
+
+def _suppression_problem(comment: str, *, trailing: bool, top: bool) -> str | None:
+    body = comment.lower()
+    for segment in body.split("#")[1:]:  # a directive may follow other text in the comment
+        for prefix, what in FILE_SUPPRESSIONS.items():
+            if segment.strip().startswith(prefix):
+                return f"switches off {what}"
+    waivers = list(_WAIVER.finditer(comment))
+    for match in waivers:
+        kind = "noqa" if match.group(1).lower() == "noqa" else "type: ignore"
+        codes = {c.strip() for c in re.split(r"[\s,]+", match.group(2) or match.group(3) or "") if c.strip()}
+        if kind == "type: ignore" and (top or not trailing):
+            return "before the first statement makes mypy ignore the whole file" if top else "waives nothing here"
+        if not codes:
+            return f"waives every {'lint rule' if kind == 'noqa' else 'type error'} on its line"
+        refused = sorted(codes - WAIVABLE[kind])
+        if refused:
+            allowed = ", ".join(sorted(WAIVABLE[kind]))
+            return f"waives {', '.join(refused)}, which is not waivable (waivable: {allowed})"
     return None
+
+
+def _source_finding(problem: SourceProblem, filename: str, spec: SkillSpec) -> Finding:
+    """The one finding that stands for a file the scan cannot judge as Python would run it."""
+    rule = "syntax-error" if problem.rule == "syntax" else problem.rule
+    text = problem.message
+    if rule == "source-encoding":
+        text = text.replace(" (use", f"; no side-effect class allows it, {spec.side_effect} included (use", 1)
+    elif not text.endswith(")"):
+        text += "; fix the syntax"
+    return Finding(rule, f"line {problem.line}: {text}", filename, problem.line, problem.col)
 
 
 class PolicyGate:
@@ -1206,14 +1536,11 @@ class PolicyGate:
         )
 
 
-def _read_source(path: Path, relative: str) -> tuple[str, Finding | None]:
-    """The file's text as Python would decode it (UTF-8, an optional BOM), or the finding that
-    stands in for it."""
+def _read_source(path: Path, relative: str) -> tuple[bytes, Finding | None]:
+    """The file's bytes (the scan decodes them as Python does), or the finding that stands in for
+    a missing file."""
     try:
-        return path.read_bytes().decode("utf-8-sig"), None
+        return path.read_bytes(), None
     except FileNotFoundError:
         message = f"line 0: {relative} is missing; the build must write it"
-        return "", Finding("missing-file", message, relative, 0, 0)
-    except UnicodeDecodeError as exc:
-        message = f"line 0: {relative} is not UTF-8 ({exc.reason}); fix the encoding"
-        return "", Finding("syntax-error", message, relative, 0, 0)
+        return b"", Finding("missing-file", message, relative, 0, 0)

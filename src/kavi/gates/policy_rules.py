@@ -112,6 +112,79 @@ _LOGGING_MEMBERS = _names(
     ERROR CRITICAL NOTSET debug info warning error exception critical log getLevelName"""
 )
 
+
+@dataclass(frozen=True)
+class AttributeFamily:
+    """One family of library features that read (or call) attributes whose names are data: a
+    ``getattr`` in disguise. ``judged`` says how the scan treats it: ``refused`` (every name, keyword
+    and string that spells it, wherever it appears), ``literal-name`` (the attribute name must be a
+    literal, then judged like ``obj.name``), ``literal-template`` (the template must be a literal
+    whose fields read no private or special attribute)."""
+
+    family: str
+    what: str
+    judged: str
+    names: frozenset[str] = frozenset()
+    keywords: frozenset[str] = frozenset()
+
+
+#: Every way to read an attribute by a name the source does not spell, in one table. A new gadget
+#: of this class is one row here. ``keywords`` are refused as call keywords, as names assigned in a
+#: class body (``class Config: orm_mode = True``) and as string constants (dict-form configs).
+ATTRIBUTE_BY_DATA: tuple[AttributeFamily, ...] = (
+    AttributeFamily(
+        "pydantic from_attributes",
+        "makes pydantic read an object's attributes by field names and aliases (data)",
+        "refused",
+        keywords=_names("from_attributes orm_mode"),
+    ),
+    AttributeFamily(
+        "pydantic aliases",
+        "computes or lists the attribute paths pydantic reads (AliasPath('__init__', ...), an "
+        "alias_generator that leaves no string in the source)",
+        "refused",
+        names=_names(
+            "pydantic.AliasPath pydantic.AliasChoices pydantic.AliasGenerator pydantic.aliases "
+            "pydantic.alias_generators pydantic.config.ConfigDict.alias_generator"
+        ),
+        keywords=_names("alias_generator"),
+    ),
+    AttributeFamily(
+        "string formatters",
+        "formats a template whose fields read attributes ({0.__init__.__globals__})",
+        "refused",
+        names=_names("string.Formatter"),
+    ),
+    AttributeFamily(
+        "logging formatters",
+        "formats log records with a template whose fields read attributes",
+        "refused",
+        names=_names(
+            "logging.Formatter logging.BufferingFormatter logging.PercentStyle logging.StrFormatStyle "
+            "logging.StringTemplateStyle logging.setLogRecordFactory logging.makeLogRecord "
+            "logging.basicConfig"
+        ),
+    ),
+    AttributeFamily(
+        "str.format",
+        "reads the attributes its template's fields name",
+        "literal-template",
+        names=_names("str.format str.format_map"),
+    ),
+    AttributeFamily(
+        "getattr by name",
+        "looks an attribute up by a string",
+        "literal-name",
+        names=_names("getattr setattr delattr hasattr operator.attrgetter operator.methodcaller"),
+    ),
+)
+
+#: Keywords, class-body names and strings that switch a refused family on (see above).
+DATA_ATTRIBUTE_KEYWORDS: dict[str, AttributeFamily] = {
+    keyword: family for family in ATTRIBUTE_BY_DATA if family.judged == "refused" for keyword in family.keywords
+}
+
+
 MODULE_RULES: dict[str, Rule] = {
     **{name: _ALLOW for name in _PURE_MODULES.split()},
     "os": Allow(_OS_MEMBERS),
@@ -178,10 +251,34 @@ MODULE_RULES: dict[str, Rule] = {
         "is kavi's own machinery (a skill may import kavi.skill and kavi.side_effects only)",
     ),
     **_effect(
-        "pydantic.v1 pydantic.mypy pydantic.plugin pydantic.deprecated pydantic.experimental "
-        "logging.handlers string.Formatter",
+        "pydantic.v1 pydantic.mypy pydantic.plugin pydantic.deprecated pydantic.experimental logging.handlers",
         "forbidden-import",
         "is not on the import allowlist (it reads settings, opens sockets or formats attributes)",
+    ),
+    # -- gadgets: library features that run code the scan cannot see, whatever the class
+    **{
+        name: Effect("attribute-by-data", family.what)
+        for family in (f for f in ATTRIBUTE_BY_DATA if f.judged == "refused")
+        for name in family.names
+    },
+    **_effect(
+        "pydantic.validate_call pydantic.validate_arguments typing.evaluate_forward_ref "
+        "typing_extensions.evaluate_forward_ref annotationlib",
+        "annotation",
+        "evaluates annotations at run time (a string annotation is an eval in disguise)",
+    ),
+    **_effect(
+        "enum.global_enum enum.global_enum_repr enum.global_str enum.global_flag_repr",
+        "module-patch",
+        "copies enum members into the globals of the module the enum names (any module)",
+    ),
+    **_effect(
+        "codecs.register codecs.register_error codecs.unregister atexit sys.excepthook "
+        "sys.unraisablehook sys.displayhook threading.excepthook weakref copyreg faulthandler "
+        "signal.signal gc.callbacks",
+        "registry",
+        "keeps an object alive in an interpreter registry, where its code can run after the "
+        "audit hooks are gone (at exit, on an error, at finalization)",
     ),
     # -- SUBPROCESS
     # ---------------------------------------------------------------------------------
@@ -222,7 +319,7 @@ MODULE_RULES: dict[str, Rule] = {
         "os.truncate os.ftruncate os.write os.pwrite os.writev os.open os.utime os.mkfifo os.mknod "
         "os.sendfile os.copy_file_range shutil.copy shutil.copy2 shutil.copyfile shutil.copymode "
         "shutil.copystat shutil.copytree shutil.move shutil.rmtree shutil.make_archive "
-        "shutil.unpack_archive shutil.chown tempfile logging.FileHandler logging.basicConfig",
+        "shutil.unpack_archive shutil.chown tempfile logging.FileHandler",
         "file-write",
         "writes to the file system",
         _FILE,
@@ -345,7 +442,25 @@ FIXTURE_RULES: dict[str, Effect] = {
         name: Effect("subprocess", "is a fixture that runs pytest in-process or as a subprocess")
         for name in ("pytester", "testdir")
     },
+    **{
+        name: Effect("pytest-internals", "is a fixture that reaches pytest's configuration, session or report")
+        for name in (
+            "pytestconfig",
+            "record_property",
+            "record_testsuite_property",
+            "record_xml_attribute",
+            "doctest_namespace",
+        )
+    },
 }
+
+#: Attributes a test file may not read on any receiver: pytest's configuration, plugin manager and
+#: session, through which a test can register a plugin that decides other tests' outcomes or reset
+#: the failure count (``request.session.testsfailed = 0``). The verdict is pytest's, not the tests'.
+PYTEST_INTERNALS = _names(
+    """config pluginmanager session testsfailed testscollected shouldfail shouldstop ihook hook
+    stash _pyfuncitem"""
+)
 
 #: Calls whose first argument names the program they run (judged against ``spec.executables``),
 #: those that always run a shell, and those whose first argument is a URL (against
@@ -360,6 +475,9 @@ URL_CALLS = _names(
     HTTPConnection HTTPSConnection create_connection open_connection"""
 )
 
+#: ``__annotations__`` is not among them: a computed string put into it is evaluated by pydantic,
+#: ``validate_call`` or ``get_type_hints`` (an eval in disguise); every annotation must be written
+#: in the source, where the annotation rule judges it.
 #: Dunder attributes that are harmless on any object: names, docs, the protocol methods that a
 #: subclass calls on ``super()``. Everything else (``__class__``, ``__dict__``, ``__globals__``,
 #: ``__subclasses__``, ``__self__``, ``__getattribute__``, ``__reduce__``, ``__setattr__`` ...)
@@ -368,7 +486,7 @@ URL_CALLS = _names(
 #: ``dataclasses.replace`` or a pydantic model.
 DUNDER_ALLOWED = _names(
     """__init__ __new__ __post_init__ __init_subclass__ __name__ __qualname__ __doc__ __module__
-    __file__ __all__ __version__ __slots__ __match_args__ __annotations__ __debug__ __len__
+    __file__ __all__ __version__ __slots__ __match_args__ __debug__ __len__
     __iter__ __next__ __aiter__ __anext__ __enter__ __exit__ __aenter__ __aexit__ __eq__ __ne__
     __lt__ __le__ __gt__ __ge__ __hash__ __repr__ __str__ __format__ __bool__ __contains__
     __getitem__ __setitem__ __delitem__ __call__ __add__ __sub__ __mul__ __truediv__ __floordiv__
@@ -379,8 +497,7 @@ DUNDER_ALLOWED = _names(
 #: in :data:`DUNDER_ALLOWED` are methods, and may only be reached on ``self``, ``cls``, ``super()``
 #: or a class: ``file.__init__("x", "w")`` would reopen a read-only file for writing.
 DUNDER_DATA = _names(
-    "__name__ __qualname__ __doc__ __module__ __file__ __all__ __version__ __slots__ "
-    "__match_args__ __annotations__ __debug__"
+    "__name__ __qualname__ __doc__ __module__ __file__ __all__ __version__ __slots__ __match_args__ __debug__"
 )
 
 #: Underscore names that are public API by convention (namedtuple, enum).
@@ -452,3 +569,32 @@ def classify(qualname: str, extra: dict[str, Rule]) -> Rule | None:
             return Effect("forbidden-member", f"is not on the allowlist of {key} members")
         return rule
     return None
+
+
+#: Comments that switch a gate (or one of its rule families) off for a whole file (the key follows
+#: the hash sign), by the tool that reads them: refused (rule ``suppression``), because a
+#: candidate must not choose which checks it gets. Matched case-insensitively at the start of
+#: any hash-separated part of a comment.
+FILE_SUPPRESSIONS: dict[str, str] = {
+    "ruff:": "ruff (# ruff: noqa switches the lint gate off for the file)",
+    "flake8:": "ruff (it honours # flake8: noqa for the whole file)",
+    "isort:": "ruff's import rules (# isort: skip_file)",
+    "mypy:": "mypy (inline configuration: ignore-errors, disable-error-code ...)",
+    "pyright:": "pyright (inline configuration)",
+    "pyre-": "pyre (# pyre-ignore-all-errors)",
+    "pylint:": "pylint (inline configuration)",
+    "pytype:": "pytype (inline configuration)",
+    "nosec": "bandit (the S rules' origin)",
+}
+
+#: The only line-level waivers a candidate may write, per comment kind: a noqa comment with codes
+#: for these ruff rules and a type-ignore comment with codes for these mypy error codes, on a line
+#: of code. A waiver without codes (every rule) is refused, and so is a type-ignore before
+#: the first statement (mypy then ignores the whole file). Why each is waivable: E402 (an import
+#: after ``pytest.importorskip``), E501 (a long literal), RUF001-RUF003 (text skills quote
+#: look-alike characters), S311 (``random`` for sampling, not for secrets); import-untyped (a
+#: library without stubs).
+WAIVABLE: dict[str, frozenset[str]] = {
+    "noqa": frozenset({"E402", "E501", "RUF001", "RUF002", "RUF003", "S311"}),
+    "type: ignore": frozenset({"import-untyped"}),
+}

@@ -21,6 +21,10 @@ def mypy_config(spec: SkillSpec) -> str:
         "mypy_path = skills\n"
         "warn_unused_configs = False\n"
         "show_error_codes = True\n"
+        # A waiver must name its error code (the policy gate also refuses file-level switches and
+        # codes it does not list as waivable): a bare type-ignore comment is itself an error.
+        "enable_error_code = ignore-without-code\n"
+        "warn_unused_ignores = True\n"
         "show_column_numbers = False\n"
         f"\n[mypy-test_{spec.name}]\n"
         "disallow_untyped_defs = False\n"

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+from kavi.analysis import Bindings, Finding, SourceProblem, dotted_name, parse_source
+
+__all__ = ["Finding", "iter_checks", "kernel_kinds", "screen_kernel", "screen_kernel_test"]
 
 # fmt: off
 # Modules a kernel file may import; anything else is refused (check ``import``).
@@ -99,25 +102,20 @@ _MUTABLE_FACTORIES = frozenset({
     "dict", "list", "set", "bytearray", "defaultdict", "OrderedDict", "deque", "Counter",
     "WeakValueDictionary", "WeakKeyDictionary",
 })
+_ALLOCATORS = frozenset({
+    "empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones", "ones_like", "full",
+    "full_like", "from_dlpack", "asarray",
+})
 _PATCHABLE_ROOTS = frozenset({"torch", "triton", "cupy", "time", "math"})
 _SCALAR_ANNOTATIONS = frozenset({"int", "float", "bool", "str", "tuple", "dtype", "device"})
 # fmt: on
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One rule the source breaks: the named check, where, and what to do instead."""
-
-    check: str
-    filename: str
-    line: int
-    message: str
-
-    def render(self) -> str:
-        return f"{self.filename}:{self.line}: [{self.check}] {self.message}"
+def _finding(check: str, filename: str, line: int, message: str) -> Finding:
+    return Finding(check, message, filename, line)
 
 
-def screen_kernel(source: str, filename: str) -> list[Finding]:
+def screen_kernel(source: str | bytes, filename: str) -> list[Finding]:
     """Screen a kernel file (``kernels/<name>.py``); an empty list means it may go to the dynamic
     checks."""
     tree = _parse(source, filename)
@@ -129,7 +127,7 @@ def screen_kernel(source: str, filename: str) -> list[Finding]:
     if not kernel_kinds(source):
         findings.insert(
             0,
-            Finding(
+            _finding(
                 "kernel-present",
                 filename,
                 1,
@@ -139,11 +137,11 @@ def screen_kernel(source: str, filename: str) -> list[Finding]:
             ),
         )
     if not any(isinstance(node, ast.FunctionDef) and node.name == "run" for node in tree.body):
-        findings.append(Finding("kernel-present", filename, 1, "the module must define run(*inputs) at top level"))
+        findings.append(_finding("kernel-present", filename, 1, "the module must define run(*inputs) at top level"))
     return _deduplicate(findings)
 
 
-def screen_kernel_test(source: str, filename: str) -> list[Finding]:
+def screen_kernel_test(source: str | bytes, filename: str) -> list[Finding]:
     """Screen a kernel's test file: it may compute with torch, but not escape or patch the
     harness."""
     tree = _parse(source, filename)
@@ -154,12 +152,12 @@ def screen_kernel_test(source: str, filename: str) -> list[Finding]:
     return _deduplicate(screen.findings)
 
 
-def kernel_kinds(source: str) -> frozenset[str]:
+def kernel_kinds(source: str | bytes) -> frozenset[str]:
     """Which kinds of kernel the source defines: ``triton``, ``triton-autotune``, ``cupy``,
     ``cuda``."""
     try:
-        tree = ast.parse(source)
-    except SyntaxError:
+        tree = parse_source(source, "<kernel>")
+    except SourceProblem:
         return frozenset()
     kinds: set[str] = set()
     for node in ast.walk(tree):
@@ -188,34 +186,27 @@ def kernel_kinds(source: str) -> frozenset[str]:
 # -------------------------------------------------------------------------------------------
 
 
-def _parse(source: str, filename: str) -> ast.Module | Finding:
+def _parse(source: str | bytes, filename: str) -> ast.Module | Finding:
+    """The tree of what Python runs (parsed from the bytes, any coding declaration but UTF-8
+    refused), or the ``syntax`` / ``source-encoding`` finding that stands for it."""
     try:
-        return ast.parse(source, filename=filename)
-    except SyntaxError as exc:
-        return Finding("syntax", filename, exc.lineno or 1, f"the file does not parse: {exc.msg}")
+        return parse_source(source, filename)
+    except SourceProblem as problem:
+        return _finding(problem.rule, filename, problem.line or 1, problem.message)
 
 
 def _deduplicate(findings: list[Finding]) -> list[Finding]:
     seen: set[tuple[str, int, str]] = set()
     unique = []
     for finding in findings:
-        key = (finding.check, finding.line, finding.message)
+        key = (finding.rule, finding.line, finding.message)
         if key not in seen:
             seen.add(key)
             unique.append(finding)
     return unique
 
 
-def _dotted(node: ast.AST) -> str | None:
-    """``a.b.c`` for a chain of attributes on a name, else None."""
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
+_dotted = dotted_name
 
 
 def _is_jit(node: ast.FunctionDef) -> bool:
@@ -243,32 +234,24 @@ class _BaseScreen(ast.NodeVisitor):
     def __init__(self, filename: str, tree: ast.Module) -> None:
         self.filename = filename
         self.findings: list[Finding] = []
-        self.aliases: dict[str, str] = {}  # local name -> module it refers to
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.asname:
-                        self.aliases[alias.asname] = alias.name
-                    else:
-                        root = alias.name.split(".")[0]
-                        self.aliases[root] = root
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                for alias in node.names:
-                    self.aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        # Every import, file-wide: a name bound twice stands for both (shared with the policy gate).
+        self.bindings = Bindings.of(tree)
+        self.attribute_bases = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
 
     def flag(self, check: str, node: ast.AST, message: str) -> None:
-        self.findings.append(Finding(check, self.filename, getattr(node, "lineno", 1), message))
+        self.findings.append(_finding(check, self.filename, getattr(node, "lineno", 1), message))
 
-    def resolve(self, node: ast.AST) -> str | None:
-        """The dotted name with import aliases expanded (``F.softmax`` ->
-        ``torch.nn.functional.softmax``)."""
+    def resolve(self, node: ast.AST) -> set[str]:
+        """Every dotted name ``node`` may stand for, import aliases expanded (``F.softmax`` ->
+        ``torch.nn.functional.softmax``); a chain on a name no import binds stands for itself."""
+        resolved = self.bindings.resolve(node)
+        if resolved:
+            return resolved
         name = _dotted(node)
-        if name is None:
-            return None
-        head, _, rest = name.partition(".")
-        if head in self.aliases:
-            return f"{self.aliases[head]}.{rest}" if rest else self.aliases[head]
-        return name
+        return {name} if name is not None else set()
+
+    def roots(self, node: ast.AST) -> set[str]:
+        return {name.split(".")[0] for name in self.resolve(node)}
 
     def check_module_name(self, module: str, node: ast.AST) -> None:
         check = _module_check(module)
@@ -286,9 +269,9 @@ class _BaseScreen(ast.NodeVisitor):
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if node.attr == "_getframe" or node.attr in ("f_back", "f_globals", "f_locals", "gi_frame"):
             self.flag("introspection", node, f"frame access ({node.attr}) is not allowed")
-        resolved = self.resolve(node) or ""
-        if node.attr in _STREAM_NAMES and resolved.split(".")[0] in ("torch", "cupy", "triton"):
-            self.flag("streams", node, f"{resolved} is not allowed: launch on the current stream only")
+        for resolved in sorted(self.resolve(node)):
+            if node.attr in _STREAM_NAMES and resolved.split(".")[0] in ("torch", "cupy", "triton"):
+                self.flag("streams", node, f"{resolved} is not allowed: launch on the current stream only")
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -305,8 +288,7 @@ class _BaseScreen(ast.NodeVisitor):
 
     def check_assignment_target(self, target: ast.AST) -> None:
         if isinstance(target, ast.Attribute):
-            root = (self.resolve(target) or "").split(".")[0]
-            if root in _PATCHABLE_ROOTS:
+            for root in sorted(self.roots(target) & _PATCHABLE_ROOTS):
                 self.flag("monkeypatch", target, f"assigning to an attribute of {root} is not allowed")
         elif isinstance(target, ast.Tuple | ast.List):
             for element in target.elts:
@@ -398,6 +380,14 @@ class _KernelScreen(_BaseScreen):
             name = _dotted(decorator.func if isinstance(decorator, ast.Call) else decorator) or ""
             if name.split(".")[-1] in ("lru_cache", "cache", "cached", "cached_property"):
                 self.flag("state", decorator, "caching decorators keep state between calls")
+        # Defaults and annotations run when the def runs, in the enclosing scope: screen them there.
+        arguments = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs, node.args.vararg, node.args.kwarg]
+        for default in [*node.args.defaults, *node.args.kw_defaults]:
+            if default is not None:
+                self.visit(default)
+        for annotation in [node.returns, *(arg.annotation for arg in arguments if arg is not None)]:
+            if annotation is not None:
+                self.visit(annotation)
         jit = _is_jit(node)
         saved = (self.in_jit, self.tensors)
         self.in_jit = self.in_jit or jit
@@ -467,8 +457,7 @@ class _KernelScreen(_BaseScreen):
 
     def check_state_target(self, target: ast.AST) -> None:
         if isinstance(target, ast.Attribute):
-            root = (self.resolve(target) or "").split(".")[0]
-            if root not in _PATCHABLE_ROOTS:
+            if not self.roots(target) & _PATCHABLE_ROOTS:
                 self.flag(
                     "state",
                     target,
@@ -520,26 +509,16 @@ class _KernelScreen(_BaseScreen):
         if isinstance(node, ast.Attribute):
             if node.attr in _METADATA:
                 return False
-            resolved = self.resolve(node) or ""
-            if resolved in _TORCH_GLUE:
+            resolved = self.resolve(node)
+            if resolved and resolved <= _TORCH_GLUE:
                 return False
             return self.is_tensor(node.value)
         if isinstance(node, ast.Subscript):
             return self.is_tensor(node.value)
         if isinstance(node, ast.Call):
-            resolved = self.resolve(node.func) or ""
-            if resolved.startswith(("torch.", "cupy.")) and resolved.split(".")[-1] in (
-                "empty",
-                "empty_like",
-                "empty_strided",
-                "zeros",
-                "zeros_like",
-                "ones",
-                "ones_like",
-                "full",
-                "full_like",
-                "from_dlpack",
-                "asarray",
+            if any(
+                resolved.startswith(("torch.", "cupy.")) and resolved.split(".")[-1] in _ALLOCATORS
+                for resolved in self.resolve(node.func)
             ):
                 return True
             if isinstance(node.func, ast.Attribute):
@@ -581,6 +560,17 @@ class _KernelScreen(_BaseScreen):
     def visit_Name(self, node: ast.Name) -> None:
         if node.id in ("__builtins__", "__dict__", "__loader__", "__spec__"):
             self.flag("introspection", node, f"{node.id} is not allowed")
+        if id(node) in self.attribute_bases or self.in_jit:
+            return
+        for chain in sorted(self.bindings.resolve(node)):  # t = torch; t.nn.functional.softmax(x)
+            root = chain.split(".")[0]
+            glue = _TORCH_GLUE if root == "torch" else _CUPY_GLUE if root == "cupy" else None
+            if glue is not None and chain not in glue:
+                self.flag(
+                    "torch-compute",
+                    node,
+                    f"{node.id} ({chain}) used as a value hides what is called on it: use the glue by name",
+                )
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if node.attr.startswith("__") and node.attr.endswith("__"):
@@ -591,18 +581,23 @@ class _KernelScreen(_BaseScreen):
                 node,
                 "data_ptr identifies buffers across calls: pass tensors to the kernel",
             )
-        resolved = self.resolve(node)
-        root = resolved.split(".")[0] if resolved is not None else None
-        if node.attr in _STREAM_NAMES and root in ("torch", "cupy", "triton"):
-            self.flag("streams", node, f"{resolved} is not allowed: launch on the current stream only")
-            return
-        if root == "torch" and not self.in_jit and not _is_glue(resolved or "", _TORCH_GLUE):
-            self.flag("torch-compute", node, f"{resolved} is not allocation glue: compute in the kernel")
-            return
-        if root == "cupy" and not _is_glue(resolved or "", _CUPY_GLUE):
-            self.flag("torch-compute", node, f"{resolved} computes on the host side: write a RawKernel")
-            return
-        if not self.in_jit and node.attr in _COMPUTE_METHODS and root not in ("triton", "math"):
+        # Every name the chain may stand for is judged: a name bound twice is both modules.
+        for resolved in sorted(self.resolve(node)):
+            root = resolved.split(".")[0]
+            if node.attr in _STREAM_NAMES and root in ("torch", "cupy", "triton"):
+                self.flag("streams", node, f"{resolved} is not allowed: launch on the current stream only")
+                return
+            if root == "torch" and not self.in_jit and not _is_glue(resolved, _TORCH_GLUE):
+                self.flag("torch-compute", node, f"{resolved} is not allocation glue: compute in the kernel")
+                return
+            if root == "cupy" and not _is_glue(resolved, _CUPY_GLUE):
+                self.flag("torch-compute", node, f"{resolved} computes on the host side: write a RawKernel")
+                return
+        # A method name judged on a receiver of unknown type (x.sum()); a chain every reading of
+        # which is allowed module glue (torch.cuda.is_available, math.exp) is not a tensor method.
+        chains = self.bindings.resolve(node)
+        module_glue = bool(chains) and all(_is_module_glue(chain) for chain in chains)
+        if not self.in_jit and node.attr in _COMPUTE_METHODS and not module_glue:
             self.flag("torch-compute", node, f".{node.attr}() computes with torch: do it in the kernel")
         super().visit_Attribute(node)
 
@@ -617,10 +612,20 @@ class _KernelScreen(_BaseScreen):
                 self.flag("torch-compute", node, f"{name}() over a tensor computes on the host")
             elif name in _MUTABLE_FACTORIES and self.depth == 0:
                 self.flag("state", node, "a module-level mutable container can keep state between calls")
-        resolved = self.resolve(node.func) or ""
-        if resolved.split(".")[0] in ("functools",) or resolved.endswith(("lru_cache", ".cache")):
+        if any(
+            resolved.split(".")[0] in ("functools",) or resolved.endswith(("lru_cache", ".cache"))
+            for resolved in self.resolve(node.func)
+        ):
             self.flag("state", node, "caching decorators keep state between calls")
         super().visit_Call(node)
+
+
+def _is_module_glue(chain: str) -> bool:
+    """Whether an imported chain is allowed module glue (not a tensor method by another name)."""
+    root = chain.split(".")[0]
+    if root in ("triton", "math", "typing", "__future__"):
+        return True
+    return (root == "torch" and _is_glue(chain, _TORCH_GLUE)) or (root == "cupy" and _is_glue(chain, _CUPY_GLUE))
 
 
 def _is_glue(resolved: str, glue: frozenset[str]) -> bool:
@@ -655,6 +660,7 @@ def iter_checks() -> Iterator[str]:
     """Every check name the screen can report (for documentation and tests)."""
     yield from (
         "syntax",
+        "source-encoding",
         "kernel-present",
         "torch-compute",
         "fallback",
