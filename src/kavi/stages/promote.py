@@ -96,6 +96,7 @@ def promote_skill(
                 )
             manifest = json.loads(forge.store.get(build.candidate_sha256))
             spec = forge.spec_of(proposal)
+            roots = _resolved_roots(forge.workspace.root, spec)
             unmeasured = _unmeasured(session, verification.id, allow_unmeasured)
             main_path, test_path = spec.allowed_paths
             version = (
@@ -132,6 +133,7 @@ def promote_skill(
                     "candidate_sha256": promotion.candidate_sha256,
                     "skill_sha256": promotion.skill_sha256,
                     "verification_id": verification.id,
+                    **roots,
                 },
                 proposal_id=proposal.id,
                 build_id=build.id,
@@ -142,6 +144,19 @@ def promote_skill(
     crashpoint("promote.committed")
     installed = settle(forge, [promoted.name])
     return Promoted(**{**promoted.__dict__, "installed": installed})
+
+
+def _resolved_roots(root: Path, spec: object) -> dict[str, list[str]]:
+    """The spec's roots as absolute, symlink-free folders, recorded with the promotion; a root that goes
+    through a symbolic link now is refused here, as every run refuses it."""
+    from kavi.runtime.audit import checked_root
+
+    resolved = {}
+    for field, what in (("write_roots", "write root"), ("read_roots", "read root")):
+        entries = getattr(spec, field, ())
+        if entries:
+            resolved[field] = [str(checked_root(root, entry, what)) for entry in entries]
+    return resolved
 
 
 def _unmeasured(session: Session, verification_id: str, allow_unmeasured: bool) -> bool:
