@@ -84,8 +84,9 @@ def _guard(root: Path) -> tuple[Callable[[], None], Callable[[], None]]:
 def load_skill(name: str, *, workspace: Path | str | None = None, version: int | None = None) -> TrustedSkill:
     """Load a READ_ONLY TRUSTED skill for in-process calls, after checking its hash.
 
-    The skill's code runs under the audit hook only (see the module docstring): refused effects raise
-    :class:`kavi.runtime.audit.EffectBlocked` in the calling thread; it is not an isolation boundary.
+    The skill's code runs under the audit hook only (see the module docstring): a refused effect raises, in
+    the calling thread, a TypeError whose message begins with "EffectBlocked" (raised from C, so that its
+    traceback holds no frame of the hook); it is not an isolation boundary.
     """
     ws = find_workspace(workspace)
     if ws.ledger_path is None:

@@ -9,10 +9,13 @@ listeners silent. At FULL the same must hold with bubblewrap around it.
 from __future__ import annotations
 
 import dis
+import subprocess
+import sys
 import textwrap
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -214,6 +217,27 @@ def _attacks() -> dict[str, Attack]:
             "open('{outside}/m', 'w').write('x')",
             write,
         ),
+        "read_hook_frames": Attack(
+            RW,
+            """
+            try:
+                open('{outside}/first', 'w')
+            except Exception as exc:
+                tb = exc.__traceback__
+            while tb is not None:
+                frame = tb.tb_frame
+                for value in list(frame.f_locals.values()):
+                    owner = getattr(value, '__self__', None)
+                    if isinstance(owner, dict):
+                        owner.clear()
+                    if isinstance(value, list) and value and isinstance(value[0], int):
+                        value[0] = -10**9
+                tb = tb.tb_next
+            open('{outside}/m', 'w').write('x')
+            """,
+            write,
+        ),
+        "current_frames": Attack(RW, "import sys\nsys._current_frames()\nopen('{outside}/m', 'w')", write),
         # issue 10 §2: arguments that lie about themselves
         "lying_str_path": Attack(
             RW,
@@ -446,3 +470,27 @@ def _late_lookups() -> list[str]:
 def test_the_hook_looks_nothing_up_at_call_time() -> None:
     """Every function that runs when an event is judged reaches its helpers through its own closure."""
     assert _late_lookups() == []
+
+
+def test_a_refusal_carries_no_frame_of_the_hook(tmp_path: Path) -> None:
+    """The refused operation's traceback holds only the candidate's frames: none of the hook's locals or
+    closures can be reached from it, and pytest or traceback can still print it."""
+    code = textwrap.dedent(
+        """
+        import traceback
+        from kavi.runtime.hook import install
+        install({"side_effect": "READ_ONLY"})
+        try:
+            open("refused.txt", "w")
+        except Exception as exc:
+            print("TYPE", type(exc).__name__, str(exc)[:80])
+            for frame, _line in traceback.walk_tb(exc.__traceback__):
+                print("FRAME", frame.f_code.co_filename)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert "TYPE TypeError" in done.stdout and "EffectBlocked" in done.stdout, done.stderr
+    frames = [line for line in done.stdout.splitlines() if line.startswith("FRAME")]
+    assert frames == ["FRAME <string>"]
+    assert done.returncode == hook.BLOCKED_EXIT_CODE
+    assert not (tmp_path / "refused.txt").exists()

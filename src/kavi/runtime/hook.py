@@ -5,9 +5,12 @@ start-up path of every isolated child. It takes the policy as a plain dict (the 
 wrote) and imports nothing but the standard library's cheapest modules and kavi's stdlib-only
 leaves: no ``typing``, ``dataclasses``, ``pathlib`` or ``re`` at import time.
 
-A block raises :class:`EffectBlocked`, writes one ``KAVI-BLOCKED {json}`` line to a private
-duplicate of stderr and, through an ``atexit`` handler, makes the process exit with
-:data:`BLOCKED_EXIT_CODE` even if the code under test swallowed the exception.
+A block writes one ``KAVI-BLOCKED {json}`` line to a private duplicate of stderr, makes the refused
+operation raise, and, through an ``atexit`` handler, makes the process exit with
+:data:`BLOCKED_EXIT_CODE` even if the code under test swallowed the exception. The operation raises a
+``TypeError`` whose message starts with "EffectBlocked" rather than :class:`EffectBlocked` itself: the
+hook is ``pow`` bound to an object whose ``__pow__`` decides, so the error is raised by C code and its
+traceback holds no frame of the hook (a frame's locals would hand the hook's state to the candidate).
 
 Why everything lives inside :func:`_build`: candidate code shares this interpreter, so any name the
 hook looked up at call time (a module global of this module, a builtin, ``os.path.realpath``,
@@ -123,6 +126,9 @@ class EffectBlocked(SideEffectViolation, RuntimeError):
         self.detail = detail
         self.side_effect = side_effect
 
+
+# The refused operation raises a TypeError whose message quotes this name (see ``judge`` in :func:`_build`).
+_REFUSAL_NAME = "EffectBlocked: refused by kavi's audit hook (the KAVI-BLOCKED report on stderr says why)"
 
 _installed: list[str] = []
 
@@ -283,6 +289,11 @@ def _build(policy: Policy, *, scoped: bool = False) -> tuple[Any, Any, Any, Any]
     _AttributeError, _ValueError, _TypeError = AttributeError, ValueError, TypeError
     _join, _bjoin, _range = "".join, b"".join, range
     _list_item, _dict_keys = list.__getitem__, dict.keys
+    _getattribute = object.__getattribute__
+    _BaseException, _not_implemented = BaseException, NotImplemented
+    from types import MappingProxyType as _mappingproxy
+    from types import MethodType as _method
+
     _decode, _index = bytes.decode, int.__index__
     _tuple_item, _tuple_len = tuple.__getitem__, tuple.__len__
     _mro_of, _dict_of = type.__dict__["__mro__"].__get__, type.__dict__["__dict__"].__get__
@@ -831,7 +842,30 @@ def _build(policy: Policy, *, scoped: bool = False) -> tuple[Any, Any, Any, Any]
         "gc.get_referrers": refuse("introspection", "gc.get_referrers"),
         "gc.get_referents": refuse("introspection", "gc.get_referents"),
     }
-    lookup = handlers.get
+    hook_codes = _frozenset(_codes_of(_build) | _codes_of(_route_native_calls) | _codes_of(_program_variable_test))
+    inspecting: dict[int, bool] = {}  # threads inside on_getattr, whose own frame reads must pass
+
+    def on_getattr(args: tuple[Any, ...]) -> None:
+        """A traceback's or generator's frame is readable, unless it is one of the hook's own frames: its
+        locals would hand out the hook's state (a traceback of a refusal passes through the hook)."""
+        name = args[1]
+        if _type(name) is not _str or name not in ("tb_frame", "gi_frame", "cr_frame", "ag_frame"):
+            return
+        ident = _get_ident()
+        if inspecting.get(ident):
+            return
+        inspecting[ident] = True
+        try:
+            frame = _getattribute(args[0], name)
+            code = _getattribute(frame, "f_code") if frame is not None else None
+        finally:
+            inspecting.pop(ident, None)
+        if code in hook_codes:
+            block("introspection", "reading a frame of the audit hook")
+
+    handlers["object.__getattr__"] = on_getattr
+    handlers["sys._current_frames"] = refuse("introspection", "sys._current_frames")
+    lookup = _mappingproxy(handlers).get  # read-only: the dict itself is reachable from no frame later
 
     # The hook itself: one dict lookup for the thousands of events nobody cares about.
     def hook(event: str, args: tuple[Any, ...]) -> None:
@@ -847,6 +881,21 @@ def _build(policy: Policy, *, scoped: bool = False) -> tuple[Any, Any, Any, Any]
                 block("unchecked", f"{event}: the hook could not check it ({_type(exc).__name__})")
         elif event.startswith("ctypes.") and not native:
             block("ctypes", event)
+
+    def judge(_self: object, event: str, args: tuple[Any, ...]) -> Any:
+        """Decide without raising: a refusal returns NotImplemented, and ``pow`` (C) raises the TypeError."""
+        try:
+            hook(event, args)
+        except _BaseException:  # every refusal, and every failure to check, blocks
+            return _not_implemented
+        return None
+
+    # The audit hook is ``pow`` bound to an instance of this class: pow calls ``__pow__(event, args)`` and,
+    # when it returns NotImplemented, raises its TypeError from C. The refusal's traceback therefore holds
+    # no frame of the hook (whose locals would hand out its state), only the candidate's own frames; the
+    # TypeError's message names this class, and the private report names the effect.
+    refusal = _type(_REFUSAL_NAME, (), {"__slots__": (), "__pow__": judge})
+    audit_hook = _method(pow, refusal())
 
     def enter() -> None:
         ident = _get_ident()
@@ -873,7 +922,7 @@ def _build(policy: Policy, *, scoped: bool = False) -> tuple[Any, Any, Any, Any]
         signal_module=_signal,
         posix_module=posix,
     )
-    return hook, exit_if_blocked, enter, leave
+    return audit_hook, exit_if_blocked, enter, leave
 
 
 def _route_native_calls(
@@ -1051,6 +1100,17 @@ def _route_native_calls(
                 for module in holder:
                     if getattr(module, name) is original:
                         setattr(module, name, wrapper)
+
+
+def _codes_of(function: Any) -> set[Any]:
+    """The code objects of ``function``'s nested functions, at any depth (install time only)."""
+    found: set[Any] = set()
+    pending = [function.__code__]
+    while pending:
+        code = pending.pop()
+        found.add(code)
+        pending.extend(const for const in code.co_consts if type(const) is type(code))
+    return found
 
 
 def _json_string_encoder() -> Callable[[str], str]:

@@ -35,6 +35,7 @@ from kavi.side_effects import DeclaredEffects, SideEffect
 from kavi.workspace import Workspace
 
 DEFAULT_TIMEOUT_S = 60.0
+REFUSAL_MARK = "EffectBlocked: refused by kavi's audit hook"
 CHILD_MODULE = "kavi.runtime.child"
 
 
@@ -285,7 +286,11 @@ def _run_in_process(workspace: Workspace, trusted: TrustedBytes, payload: dict[s
     from kavi.runtime.child import handle
 
     effects = EffectPolicy.from_spec(DeclaredEffects(SideEffect.READ_ONLY), workspace.root)
-    return handle({**request_for(trusted, payload), "policy": effects.as_dict()})
+    response = handle({**request_for(trusted, payload), "policy": effects.as_dict()})
+    if not response.get("ok") and REFUSAL_MARK in str(response.get("error", "")):
+        # the hook refuses with a TypeError raised from C (no hook frame in its traceback) naming EffectBlocked
+        response = {**response, "phase": "side_effect", "error_type": "SideEffectViolation"}
+    return response
 
 
 def _record(
