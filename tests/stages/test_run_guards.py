@@ -351,7 +351,7 @@ PEEK = '''
             try:
                 found.append(path.read_bytes()[:100000].decode("latin-1"))
             except Exception as exc:  # noqa: BLE001 - any refusal is fine
-                found.append(type(exc).__name__)
+                found.append(str(exc)[:200])
         return found
 
 
