@@ -384,12 +384,22 @@ def test_a_subprocess_child_gets_a_clean_environment(level: object, scene: Scene
                   'PYTHONSTARTUP': '/x', 'PAGER': 'sh', 'KAVI_FINE': 'yes'}
         inherited = subprocess.run(['env'], capture_output=True, text=True).stdout
         given = subprocess.run(['env'], env={**os.environ, **passed}, capture_output=True, text=True).stdout
+        read, write = os.pipe()
+        env = {**os.environ, **passed, 'KAVI_SPAWNED': 'yes'}
+        actions = [(os.POSIX_SPAWN_DUP2, write, 1)]
+        pid = os.posix_spawnp('env', ['env'], env, file_actions=actions)
+        os.close(write)
+        os.waitpid(pid, 0)
+        spawned = os.read(read, 65536).decode()
+        print('SPAWNED', sorted(line.split('=')[0] for line in spawned.splitlines()))
         print('INHERITED', sorted(line.split('=')[0] for line in inherited.splitlines()))
         print('GIVEN', sorted(line.split('=')[0] for line in given.splitlines()))
     """
     result = run_snippet(textwrap.dedent(body), SUB, executables=("env",))
     assert result.ok, result.stderr[-3000:]
     inherited, given = (line for line in result.stdout.splitlines() if line.startswith(("INHERITED", "GIVEN")))
+    spawned = next(line for line in result.stdout.splitlines() if line.startswith("SPAWNED"))
+    assert "'KAVI_SPAWNED'" in spawned and "'LD_PRELOAD'" not in spawned and "'GIT_SSH_COMMAND'" not in spawned
     for name in ("PATH", "HOME", "TMPDIR", "LANG"):
         assert f"'{name}'" in inherited
     for name in (

@@ -946,10 +946,17 @@ def _route_native_calls(
     classes without SUBPROCESS the fork_exec replacement keeps no reference to the original at all;
     a fresh import or copy of these native modules is refused by the hook.
     """
-    _type, _bytes, _list, _len, _int, _str = type, bytes, list, len, int, str
+    _type, _bytes, _list, _len, _int, _str, _dict = type, bytes, list, len, int, str, dict
     _TypeError, _OSError, preexec_index = TypeError, OSError, _PREEXEC_INDEX
     _tuple_item = tuple.__getitem__
     _decode, _find = bytes.decode, bytes.find
+    child_env_pairs = tuple(
+        (
+            entry.partition(b"=")[0].decode("utf-8", "surrogateescape"),
+            entry.partition(b"=")[2].decode("utf-8", "surrogateescape"),
+        )
+        for entry in child_env
+    )
 
     def replace(modules: Sequence[Any], name: str, make: Callable[[Any], Any]) -> None:
         original = getattr(modules[0], name, None)
@@ -1051,6 +1058,13 @@ def _route_native_calls(
             audit("kavi.posix_spawn_file_actions", actions)
             if actions is not None:
                 options["file_actions"] = actions
+            if clean_environment:  # the same frozen base as the fork_exec route
+                merged = _dict(child_env_pairs)
+                for key, value in _dict(env).items():
+                    fits = _type(key) is _str and _type(value) is _str and key not in child_env_names
+                    if fits and not is_program_variable(key):
+                        merged[key] = value
+                env = merged
             return original(path, argv, env, **options)
 
         return posix_spawn
