@@ -279,18 +279,38 @@ def _which(name: str, path_variable: str) -> str:
 def _run_in_process(workspace: Workspace, trusted: TrustedBytes, payload: dict[str, Any]) -> dict[str, Any]:
     """READ_ONLY only: the hook goes on in this process (for good) before the skill's bytes execute.
 
-    That is all it promises: the audit hook, not a boundary (no namespaces, seccomp, Landlock or limits), and
-    an object the skill leaves alive can run when this process exits, after CPython cleared its hooks.
+    That is all it promises: the audit hook, not a boundary (no namespaces, seccomp, Landlock or limits).
+    The skill's module is dropped and collected right after the call, while the hook is still on, so what it
+    holds is finalized under the hook rather than after CPython clears the hooks at exit; an object the skill
+    handed to a process-wide registry (``codecs.register``, ``atexit``, a thread) can still run then.
     """
     from kavi.runtime.audit import EffectPolicy
     from kavi.runtime.child import handle
 
     effects = EffectPolicy.from_spec(DeclaredEffects(SideEffect.READ_ONLY), workspace.root)
-    response = handle({**request_for(trusted, payload), "policy": effects.as_dict()})
+    request = {**request_for(trusted, payload), "policy": effects.as_dict()}
+    spec_name = json.loads(trusted.spec_json)["name"]
+    try:
+        response = handle(request)
+    finally:
+        _finalize_now(spec_name)
     if not response.get("ok") and REFUSAL_MARK in str(response.get("error", "")):
         # the hook refuses with a TypeError raised from C (no hook frame in its traceback) naming EffectBlocked
         response = {**response, "phase": "side_effect", "error_type": "SideEffectViolation"}
     return response
+
+
+def _finalize_now(module_name: str) -> None:
+    """Drop the skill's module and collect it, so its objects' ``__del__`` runs now, under the hook."""
+    import gc
+
+    module = sys.modules.pop(module_name, None)
+    if module is not None:
+        namespace = vars(module)
+        del module
+        namespace.clear()
+        del namespace
+    gc.collect()
 
 
 def _record(
