@@ -160,6 +160,21 @@ def _attacks() -> dict[str, Attack]:
             "import os\nfd = os.open('/bin/sh', os.O_RDONLY)\nos.execve(fd, ['sh', '-c', 'touch {outside}/x'], {{}})",
             true,
         ),
+        "fork_exec_lying_list": Attack(
+            SUB,
+            """
+            import _posixsubprocess, os, shutil
+            class Programs(list):
+                def __iter__(self):
+                    return iter([shutil.which('true').encode()])
+            read, write = os.pipe()
+            _posixsubprocess.fork_exec(
+                [b'sh', b'-c', b'touch {outside}/fe'], Programs([b'/bin/sh']), True, (write,), None, None,
+                -1, -1, -1, -1, -1, -1, read, write, True, False, -1, None, None, None, -1, None, False,
+            )
+            """,
+            true,
+        ),
         "set_git_ssh_command": Attack(SUB, "import os\nos.environ['GIT_SSH_COMMAND'] = 'touch {outside}/git'", true),
         "putenv_ld_preload": Attack(RO, "import os\nos.putenv('LD_PRELOAD', '{outside}/x.so')"),
         "preexec_fn": Attack(

@@ -709,7 +709,10 @@ def _build(policy: Policy, *, scoped: bool = False) -> tuple[Any, Any, Any, Any]
         """The program ``fork_exec`` would run: the first candidate path that exists."""
         if not subprocess_allowed:
             block("process", "starting a program (fork_exec)")
-        candidates = [text(path) for path in args[0]] if args[0] else []
+        paths = args[0]
+        if paths is not None and _type(paths) is not _list and _type(paths) is not _tuple:
+            block("unchecked", "a list of programs the hook cannot read")
+        candidates = [text(path) for path in paths] if paths else []
         if args[2] is not None:
             block("process", "a preexec_fn (Python code between fork and exec); use start_new_session")
         for candidate in candidates:
