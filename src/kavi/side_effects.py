@@ -55,6 +55,7 @@ class DeclaredEffects:
     allow_hosts: tuple[str, ...] = ()
     executables: tuple[str, ...] = ()
     secrets: tuple[str, ...] = ()
+    read_roots: tuple[str, ...] = ()
 
     @classmethod
     def from_spec_data(cls, data: Mapping[str, Any]) -> DeclaredEffects:
@@ -64,4 +65,5 @@ class DeclaredEffects:
             allow_hosts=tuple(data.get("allow_hosts", ())),
             executables=tuple(data.get("executables", ())),
             secrets=tuple(data.get("secrets", ())),
+            read_roots=tuple(data.get("read_roots", ())),
         )

@@ -15,9 +15,12 @@ Both become JSON Schema objects, from which :func:`build_model` makes pydantic m
 from __future__ import annotations
 
 import builtins
+import functools
+import hashlib
 import json
 import keyword
 import math
+import os
 import re
 import sys
 from typing import Any, Literal
@@ -31,7 +34,11 @@ from kavi.wording import first_error, phrase
 SPEC_FORMAT = 1
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 MAX_NAME_LENGTH = 64
-_RESERVED_NAMES = frozenset({"kavi", "test", "tests", "conftest", "setup", "skills", "kernels"})
+_RESERVED_NAMES = frozenset(
+    {"kavi", "test", "tests", "conftest", "setup", "skills", "kernels", "sitecustomize", "usercustomize", "__main__"}
+)
+# Top-level entries of the workspace no root may cover: kavi's state, the project's code and environment.
+_PROTECTED_TOP_LEVEL = frozenset({"skills", "kernels", "src", "kavi.toml", "kavi.lock", "pyproject.toml", "uv.lock"})
 
 JsonSchema = dict[str, Any]
 
@@ -53,6 +60,17 @@ class Example(BaseModel):
             raise ValueError("an example needs exactly one of 'output' or 'error'")
 
 
+class ProgramRecord(BaseModel):
+    """A SUBPROCESS program as frozen at propose time: its name, the absolute path the child's PATH gives
+    it, and the hash of that file. A run whose program no longer hashes the same is refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    path: str
+    sha256: str
+
+
 class SkillSpec(BaseModel):
     """The frozen spec of a Python skill."""
 
@@ -67,6 +85,8 @@ class SkillSpec(BaseModel):
     allow_hosts: tuple[str, ...] = ()
     secrets: tuple[str, ...] = ()
     executables: tuple[str, ...] = ()
+    read_roots: tuple[str, ...] = ()
+    programs: tuple[ProgramRecord, ...] = ()
     input_schema: JsonSchema
     output_schema: JsonSchema
     examples: tuple[Example, ...] = ()
@@ -98,7 +118,11 @@ class SkillSpec(BaseModel):
 
     def canonical_json(self) -> bytes:
         """The bytes that are frozen and hashed: sorted keys, no whitespace variance."""
-        return canonical_json(self.model_dump(mode="json"))
+        data = self.model_dump(mode="json")
+        for optional in ("read_roots", "programs"):  # absent when empty: older specs keep their hashes
+            if not data.get(optional):
+                data.pop(optional, None)
+        return canonical_json(data)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -124,7 +148,30 @@ def validate_name(name: str) -> str:
         raise SpecError(f"skill name {name!r} is a standard-library module; choose another name")
     if hasattr(builtins, name) or name in _RESERVED_NAMES or name.startswith("test_"):
         raise SpecError(f"skill name {name!r} is reserved; choose another name")
+    if name in importable_top_level_names():
+        raise SpecError(
+            f"skill name {name!r} shadows the module {name!r} that kavi's environment can import",
+            hint="a skill module of that name would replace it for kavi's own gates; choose another name",
+        )
     return name
+
+
+@functools.cache
+def importable_top_level_names() -> frozenset[str]:
+    """Every top-level module name importable in this environment: the standard library, built-in modules,
+    what installed distributions provide, and whatever else sits on ``sys.path`` (``sitecustomize`` …)."""
+    import importlib.metadata
+    import pkgutil
+
+    names = set(sys.stdlib_module_names) | set(sys.builtin_module_names)
+    names.update(importlib.metadata.packages_distributions())
+    for distribution in importlib.metadata.distributions():
+        top_level = distribution.read_text("top_level.txt") or ""
+        names.update(line.strip() for line in top_level.splitlines() if line.strip())
+        name = distribution.metadata["Name"] or ""
+        names.add(re.sub(r"[-.]+", "_", name).lower())
+    names.update(module.name for module in pkgutil.iter_modules())
+    return frozenset(names)
 
 
 _EFFECT_PARAMETERS = {
@@ -171,11 +218,38 @@ def validate_effect_parameters(
 
 
 def _validate_write_root(root: str) -> None:
+    _validate_root(root, "--write-root", "write")
+
+
+def validate_read_root(root: str) -> None:
+    _validate_root(root, "--read-root", "read")
+
+
+def _validate_root(root: str, flag: str, verb: str) -> None:
+    """A root is a relative folder strictly inside the workspace, and never covers kavi's state, the project's
+    code or environment, or any dot-folder (``.kavi``, ``.git``, ``.venv``, ``.github``, ``.env`` …)."""
     parts = root.replace("\\", "/").strip("/").split("/")
     if root.startswith(("/", "~")) or any(part in ("", ".", "..") for part in parts):
-        raise SpecError(f"--write-root {root!r} must be a relative folder inside the workspace, without '..'")
-    if parts[0] in (".kavi", "skills", "kernels", ".git"):
-        raise SpecError(f"--write-root {root!r} would let a skill write kavi's own state")
+        raise SpecError(f"{flag} {root!r} must be a relative folder inside the workspace, without '..'")
+    if any(part.startswith(".") for part in parts):
+        raise SpecError(f"{flag} {root!r} is inside a dot-folder (kavi's own state, git, the virtual environment …)")
+    if parts[0] in _PROTECTED_TOP_LEVEL:
+        raise SpecError(f"{flag} {root!r} would let a skill {verb} kavi's own state or the project's own files")
+
+
+def program_record(name: str, path_variable: str) -> ProgramRecord:
+    """Resolve a declared program with the PATH its child will use, and hash the file it names."""
+    for folder in path_variable.split(os.pathsep):
+        candidate = os.path.join(folder or ".", name)  # noqa: PTH118 - PATH search semantics
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):  # noqa: PTH113
+            real = os.path.realpath(candidate)
+            with open(real, "rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            return ProgramRecord(name=name, path=real, sha256=digest)
+    raise SpecError(
+        f"--allow-exec {name!r}: no such program on the PATH a skill's process gets",
+        hint="install it, or name a program that is on /usr/local/bin, /usr/bin or /bin",
+    )
 
 
 # --- I/O schema ---------------------------------------------------------------------------------------
@@ -461,6 +535,8 @@ def make_spec(
     allow_hosts: tuple[str, ...] = (),
     secrets: tuple[str, ...] = (),
     executables: tuple[str, ...] = (),
+    read_roots: tuple[str, ...] = (),
+    programs: tuple[ProgramRecord, ...] = (),
 ) -> SkillSpec:
     """Validate every part of a proposal and return the spec that will be frozen."""
     validate_name(name)
@@ -474,6 +550,8 @@ def make_spec(
     validate_effect_parameters(
         effect, write_roots=write_roots, allow_hosts=allow_hosts, secrets=secrets, executables=executables
     )
+    for root in read_roots:
+        validate_read_root(root)
     input_schema, output_schema = normalize_io_schema(io_schema)
     frozen_examples = parse_examples(list(examples), input_schema, output_schema)
     try:
@@ -485,6 +563,8 @@ def make_spec(
             allow_hosts=allow_hosts,
             secrets=secrets,
             executables=executables,
+            read_roots=tuple(root.strip("/") for root in read_roots),
+            programs=programs,
             input_schema=input_schema,
             output_schema=output_schema,
             examples=frozen_examples,

@@ -20,7 +20,14 @@ def run_skill_command(
         Path | None, typer.Option(help="Read the input JSON from a file (`-`: standard input).")
     ] = None,
     version: Annotated[int | None, typer.Option(help="Run this TRUSTED version.")] = None,
-    in_process: Annotated[bool, typer.Option(help="READ_ONLY only: run inside this process (audit hook on).")] = False,
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            help="READ_ONLY only: run inside this process. It promises the audit hook only, not a boundary: no"
+            " namespaces, seccomp, Landlock or limits, and code the skill leaves behind can run unchecked when"
+            " the process exits."
+        ),
+    ] = False,
     require_isolation: Annotated[
         bool | None, typer.Option("--require-isolation/--allow-fallback", help="Refuse to run below full OS isolation.")
     ] = None,

@@ -29,7 +29,14 @@ def propose_skill_command(
     write_root: Annotated[list[str], typer.Option(help="FILE_WRITE: a folder the skill may write under.")] = [],  # noqa: B006
     allow_host: Annotated[list[str], typer.Option(help="NETWORK: a host the skill may connect to.")] = [],  # noqa: B006
     secret: Annotated[list[str], typer.Option(help="SECRET_READ: an environment variable the skill may read.")] = [],  # noqa: B006
-    allow_exec: Annotated[list[str], typer.Option(help="SUBPROCESS: a program the skill may run.")] = [],  # noqa: B006
+    allow_exec: Annotated[
+        list[str],
+        typer.Option(help="SUBPROCESS: a program the skill may run (frozen as its absolute path and hash)."),
+    ] = [],  # noqa: B006
+    read_root: Annotated[
+        list[str],
+        typer.Option(help="A workspace folder the skill may read (default: none beyond the runtime and the skill)."),
+    ] = [],  # noqa: B006
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -55,6 +62,7 @@ def propose_skill_command(
             allow_hosts=tuple(allow_host),
             secrets=tuple(secret),
             executables=tuple(allow_exec),
+            read_roots=tuple(read_root),
         )
     if json_output:
         emit_json({"ok": True, **proposed.__dict__})

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kavi.errors import IsolationError
 from kavi.runtime import hook
 from kavi.runtime.hook import BLOCKED_EXIT_CODE, BLOCKED_MARKER, EffectBlocked
 from kavi.side_effects import SideEffect
@@ -63,7 +64,7 @@ class EffectPolicy:
         hidden, visible = default_hidden_roots(extra_visible=(str(base),)) if hide_home else ((), ())
         return cls(
             side_effect=spec.side_effect,
-            write_roots=tuple(str((base / entry).resolve()) for entry in spec.write_roots),
+            write_roots=tuple(str(checked_root(base, entry, "write root")) for entry in spec.write_roots),
             allow_hosts=tuple(spec.allow_hosts),
             executables=tuple(spec.executables),
             secrets=tuple(spec.secrets),
@@ -83,6 +84,31 @@ class EffectPolicy:
     def from_json(cls, text: str) -> EffectPolicy:
         data = hook.normalize_policy(json.loads(text))
         return cls(**{**data, "side_effect": SideEffect(data["side_effect"])})
+
+
+def checked_root(workspace: Path, entry: str, what: str) -> Path:
+    """A spec's root anchored at the workspace, refused when any component below the workspace is a symlink.
+
+    Resolving through links would let one skill redirect another: a FILE_WRITE skill plants
+    ``out/cache -> /tmp`` and a second skill whose root is ``out/cache`` gets the host's /tmp. The workspace
+    folder itself is resolved (it is the user's choice); below it, only real folders count. Missing
+    components are fine: they are created later as real folders.
+    """
+    base = workspace.resolve()
+    current = base
+    for part in Path(entry).parts:
+        if part in ("", ".", "..", "/"):
+            raise IsolationError(f"the {what} {entry!r} is not a plain relative folder")
+        current = current / part
+        if current.is_symlink():
+            raise IsolationError(
+                f"the {what} {entry!r} goes through a symbolic link ({current.relative_to(base)} -> "
+                f"{current.readlink()}); refused rather than followed",
+                hint=f"remove the link {current} and make it a real folder",
+            )
+        if current.exists() and not current.is_dir():
+            raise IsolationError(f"the {what} {entry!r} is not a folder ({current.relative_to(base)} is a file)")
+    return current
 
 
 def install_audit_hook(policy: EffectPolicy) -> None:

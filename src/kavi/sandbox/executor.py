@@ -38,7 +38,7 @@ from secrets import token_hex
 from typing import TYPE_CHECKING, Any
 
 from kavi.errors import ConfigError, IsolationError
-from kavi.runtime.audit import EffectPolicy, default_hidden_roots
+from kavi.runtime.audit import EffectPolicy, checked_root, default_hidden_roots
 from kavi.runtime.hook import BLOCKED_EXIT_CODE, BLOCKED_MARKER
 from kavi.runtime.relay import RELAY_ENV
 from kavi.sandbox import bwrap
@@ -85,6 +85,7 @@ class ExecPolicy:
     max_procs: int | None = 64
     max_open_files: int | None = 256
     readonly_paths: tuple[Path, ...] = ()
+    read_roots: tuple[Path, ...] = ()  # the spec's declared read roots, resolved and symlink-free
     secrets: Mapping[str, str] = field(default_factory=dict)
     hide_home: bool = True
 
@@ -166,6 +167,7 @@ def policies_for_spec(
     a name the spec does not declare is dropped. ``limits`` are ExecPolicy fields (``timeout_s``).
     """
     effects = EffectPolicy.from_spec(spec, workspace)
+    read_roots = tuple(checked_root(workspace, entry, "read root") for entry in getattr(spec, "read_roots", ()))
     extra = tuple(Path(os.path.realpath(path)) for path in extra_write_roots)
     effects = replace(effects, extra_write_roots=tuple(str(path) for path in extra))
     declared = {name: value for name, value in (secrets or {}).items() if name in spec.secrets}
@@ -176,6 +178,7 @@ def policies_for_spec(
         executables=tuple(spec.executables),
         secrets=declared,
         readonly_paths=(Path(os.path.realpath(workspace)),),
+        read_roots=read_roots,
         **limits,
     )
     return policy, effects

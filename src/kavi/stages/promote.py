@@ -110,6 +110,7 @@ def promote_skill(
                 )
             manifest = json.loads(forge.store.get(build.candidate_sha256))
             spec = forge.spec_of(proposal)
+            roots = _resolved_roots(forge.workspace.root, spec)
             main_path, test_path = spec.allowed_paths
             reinstated = _revoked_bytes(session, proposal.name, manifest["files"][main_path], verification, reinstate)
             unmeasured = _unmeasured(session, verification.id, allow_unmeasured)
@@ -148,6 +149,7 @@ def promote_skill(
                     "skill_sha256": promotion.skill_sha256,
                     "verification_id": verification.id,
                     **({"reinstates": list(reinstated)} if reinstated else {}),
+                    **roots,
                 },
                 proposal_id=proposal.id,
                 build_id=build.id,
@@ -186,6 +188,19 @@ def _revoked_bytes(
             "re-trust the revoked bytes on purpose (the ledger records it)",
         )
     return tuple(r.id for r in stale)
+
+
+def _resolved_roots(root: Path, spec: object) -> dict[str, list[str]]:
+    """The spec's roots as absolute, symlink-free folders, recorded with the promotion; a root that goes
+    through a symbolic link now is refused here, as every run refuses it."""
+    from kavi.runtime.audit import checked_root
+
+    resolved = {}
+    for field, what in (("write_roots", "write root"), ("read_roots", "read root")):
+        entries = getattr(spec, field, ())
+        if entries:
+            resolved[field] = [str(checked_root(root, entry, what)) for entry in entries]
+    return resolved
 
 
 def _unmeasured(session: Session, verification_id: str, allow_unmeasured: bool) -> bool:

@@ -12,7 +12,8 @@ from kavi.errors import SpecError
 from kavi.ledger.ids import new_id, utc_now
 from kavi.ledger.models import Proposal, ProposalStatus
 from kavi.ledger.store import append_event
-from kavi.spec import make_spec
+from kavi.side_effects import SideEffect
+from kavi.spec import make_spec, program_record
 from kavi.stages.common import AnySpec, Forge
 
 
@@ -36,7 +37,11 @@ def propose_skill(
     allow_hosts: tuple[str, ...] = (),
     secrets: tuple[str, ...] = (),
     executables: tuple[str, ...] = (),
+    read_roots: tuple[str, ...] = (),
 ) -> Proposed:
+    """Validate and freeze a skill's contract. Names that shadow an importable module and roots over kavi's
+    state or the project are refused (:mod:`kavi.spec`); each SUBPROCESS program is frozen as the absolute
+    path the child's PATH gives it and that file's hash, so a run can tell when the program changed."""
     spec = make_spec(
         name=name,
         description=description,
@@ -47,7 +52,14 @@ def propose_skill(
         allow_hosts=allow_hosts,
         secrets=secrets,
         executables=executables,
+        read_roots=read_roots,
     )
+    if spec.side_effect is SideEffect.SUBPROCESS:  # the names are validated bare program names by now
+        from kavi.sandbox.executor import base_environment
+
+        path_variable = base_environment()["PATH"]
+        programs = tuple(program_record(name, path_variable) for name in dict.fromkeys(spec.executables))
+        spec = spec.model_copy(update={"programs": programs})
     return freeze_proposal(forge, spec)
 
 

@@ -10,6 +10,7 @@ for in the child, where the skill needs it anyway.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -29,11 +30,12 @@ from kavi.errors import (
 from kavi.integrity.lockdata import LOCK_FILE, load_lock, locked_entry
 from kavi.ledger import fast
 from kavi.runtime.loader import check_bytes
-from kavi.sandbox.executor import policies_for_spec, run_isolated
+from kavi.sandbox.executor import base_environment, policies_for_spec, run_isolated
 from kavi.side_effects import DeclaredEffects, SideEffect
 from kavi.workspace import Workspace
 
 DEFAULT_TIMEOUT_S = 60.0
+REFUSAL_MARK = "EffectBlocked: refused by kavi's audit hook"
 CHILD_MODULE = "kavi.runtime.child"
 # What the ledger keeps of a run's input (``[run] record_input``): "preview" keeps its sha256, its size and
 # this many characters of its canonical JSON; "full" keeps all of it.
@@ -219,7 +221,9 @@ def request_for(trusted: TrustedBytes, payload: dict[str, Any]) -> dict[str, Any
 def _run_in_child(
     workspace: Workspace, trusted: TrustedBytes, payload: dict[str, Any], require_isolation: bool | None
 ) -> tuple[dict[str, Any], str]:
-    declared = DeclaredEffects.from_spec_data(json.loads(trusted.spec_json))
+    spec_data = json.loads(trusted.spec_json)
+    declared = DeclaredEffects.from_spec_data(spec_data)
+    check_programs(trusted.promotion["name"], spec_data.get("programs", ()))
     secrets = {name: os.environ[name] for name in declared.secrets if name in os.environ}
     required = workspace.raw_setting("isolation", "require", False) if require_isolation is None else require_isolation
     policy, effects = policies_for_spec(
@@ -262,13 +266,72 @@ def _run_in_child(
     return response, isolation
 
 
+def check_programs(name: str, programs: Any) -> None:
+    """Refuse to run when a declared program is no longer the file frozen at propose time.
+
+    Each SUBPROCESS program was recorded as the absolute path the child's PATH gives it and that file's hash;
+    a program replaced since (a package upgrade, a planted file earlier on PATH) would run with the skill's
+    trust without anyone having looked at it.
+    """
+    path_variable = base_environment()["PATH"]
+    for program in programs:
+        found = _which(program["name"], path_variable)
+        digest = ""
+        if found:
+            with open(found, "rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        if found != program["path"] or digest != program["sha256"]:
+            now = f"{found} ({digest[:12]})" if found else "nothing"
+            raise IntegrityError(
+                f"{name} may run {program['name']}, frozen as {program['path']} ({program['sha256'][:12]}), but "
+                f"{program['name']} is now {now}; nothing was run",
+                hint="if the new program is trusted, propose the skill again so that a person reviews it",
+            )
+
+
+def _which(name: str, path_variable: str) -> str:
+    for folder in path_variable.split(os.pathsep):
+        candidate = os.path.join(folder or ".", name)  # noqa: PTH118
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):  # noqa: PTH113
+            return os.path.realpath(candidate)
+    return ""
+
+
 def _run_in_process(workspace: Workspace, trusted: TrustedBytes, payload: dict[str, Any]) -> dict[str, Any]:
-    """READ_ONLY only: the hook goes on in this process (for good) before the skill's bytes execute."""
+    """READ_ONLY only: the hook goes on in this process (for good) before the skill's bytes execute.
+
+    That is all it promises: the audit hook, not a boundary (no namespaces, seccomp, Landlock or limits).
+    The skill's module is dropped and collected right after the call, while the hook is still on, so what it
+    holds is finalized under the hook rather than after CPython clears the hooks at exit; an object the skill
+    handed to a process-wide registry (``codecs.register``, ``atexit``, a thread) can still run then.
+    """
     from kavi.runtime.audit import EffectPolicy
     from kavi.runtime.child import handle
 
     effects = EffectPolicy.from_spec(DeclaredEffects(SideEffect.READ_ONLY), workspace.root)
-    return handle({**request_for(trusted, payload), "policy": effects.as_dict()})
+    request = {**request_for(trusted, payload), "policy": effects.as_dict()}
+    spec_name = json.loads(trusted.spec_json)["name"]
+    try:
+        response = handle(request)
+    finally:
+        _finalize_now(spec_name)
+    if not response.get("ok") and REFUSAL_MARK in str(response.get("error", "")):
+        # the hook refuses with a TypeError raised from C (no hook frame in its traceback) naming EffectBlocked
+        response = {**response, "phase": "side_effect", "error_type": "SideEffectViolation"}
+    return response
+
+
+def _finalize_now(module_name: str) -> None:
+    """Drop the skill's module and collect it, so its objects' ``__del__`` runs now, under the hook."""
+    import gc
+
+    module = sys.modules.pop(module_name, None)
+    if module is not None:
+        namespace = vars(module)
+        del module
+        namespace.clear()
+        del namespace
+    gc.collect()
 
 
 def _record(
