@@ -24,13 +24,13 @@ from kavi.builders.base import (
     BuildOutcome,
     BuildPacket,
     BuildStatus,
+    FailureKind,
     TokenUsage,
     TraceEvent,
 )
 from kavi.builders.options import load_options
 from kavi.builders.tools import SANDBOX_TOOLS, call_tool, changed_files, snapshot
 from kavi.errors import BuildError, BuilderUnavailableError
-from kavi.research import FailureKind
 
 MAX_TRACE_TEXT = 20_000
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"

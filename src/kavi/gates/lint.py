@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import ClassVar
 
+from kavi.builders.base import FailureKind
 from kavi.gates.base import GateContext, GateResult, GateStatus
 from kavi.gates.tooling import run_tool
 from kavi.spec import SkillSpec
@@ -16,6 +17,8 @@ IGNORED = "S101"  # assert is how tests check things
 
 class RuffGate:
     name: ClassVar[str] = "ruff"
+    failure_kind: ClassVar[FailureKind] = FailureKind.VERIFY_LINT
+    may_be_unmeasured: ClassVar[bool] = False
 
     def applies_to(self, spec: SkillSpec) -> bool:
         return True
