@@ -12,10 +12,6 @@ from kavi.kinds import KINDS, install_dirs, kind_of
 IGNORED_PARTS = frozenset({"__pycache__", ".gitkeep", ".gitignore", ".DS_Store"})
 
 
-def install_dir(kind: str) -> str:
-    return kind_of(kind).install_dir
-
-
 def installed_paths(kind: str, name: str) -> tuple[str, str]:
     """The code file and the test file of a TRUSTED version, relative to the workspace root."""
     return kind_of(kind).installed_paths(name)

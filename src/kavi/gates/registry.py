@@ -27,10 +27,6 @@ SKILL_GATES: tuple[Gate[GateContext], ...] = (
 )
 
 
-def python_gates() -> list[Gate[GateContext]]:
-    return list(SKILL_GATES)
-
-
 def skill_context(spec: SkillSpec, sandbox: Path, settings: GateSettings) -> GateContext:
     """A skill's gates see its declared write roots as folders of the sandbox, as the run path makes them."""
     for root in spec.write_roots:
