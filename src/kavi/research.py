@@ -16,33 +16,16 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from kavi.builders.base import BuildPacket
+from kavi.builders.base import BuildPacket, FailureKind
+from kavi.kinds import gate_named
 
 if TYPE_CHECKING:
     from kavi.builders.openai_compat import OpenAIOptions
 
 MAX_FACTS = 50
 MAX_MESSAGE = 300
-
-
-class FailureKind(StrEnum):
-    """Why an attempt failed. Builders use the first four; verification gives the VERIFY_ kinds."""
-
-    GATE_VIOLATION = "GATE_VIOLATION"
-    TIMEOUT = "TIMEOUT"
-    BUILD_ERROR = "BUILD_ERROR"
-    BACKEND_UNAVAILABLE = "BACKEND_UNAVAILABLE"
-    VERIFY_POLICY = "VERIFY_POLICY"
-    VERIFY_INVARIANT = "VERIFY_INVARIANT"
-    VERIFY_KERNEL = "VERIFY_KERNEL"
-    VERIFY_EXAMPLES = "VERIFY_EXAMPLES"
-    VERIFY_TEST = "VERIFY_TEST"
-    VERIFY_TYPE = "VERIFY_TYPE"
-    VERIFY_LINT = "VERIFY_LINT"
-    UNKNOWN = "UNKNOWN"
 
 
 BUILD_KINDS = frozenset(
@@ -182,22 +165,10 @@ def _is_examples(test_id: str) -> bool:
 
 
 def gate_kind(gate: str) -> FailureKind:
-    """The failure kind a gate's name stands for (``kernel*``, ruff, mypy, pytest, ...)."""
-    name = gate.lower()
-    if name.startswith("kernel"):
-        return FailureKind.VERIFY_KERNEL
-    table = (
-        (("policy",), FailureKind.VERIFY_POLICY),
-        (("invariant",), FailureKind.VERIFY_INVARIANT),
-        (("example",), FailureKind.VERIFY_EXAMPLES),
-        (("ruff", "lint"), FailureKind.VERIFY_LINT),
-        (("mypy", "type"), FailureKind.VERIFY_TYPE),
-        (("pytest", "test"), FailureKind.VERIFY_TEST),
-    )
-    for words, kind in table:
-        if any(word in name for word in words):
-            return kind
-    return FailureKind.UNKNOWN
+    """The failure kind a gate declares for its failure (``failure_kind``); UNKNOWN only for a gate this kavi
+    does not have (a record from another version)."""
+    found = gate_named(gate)
+    return found.failure_kind if found is not None else FailureKind.UNKNOWN
 
 
 def _gate_facts(kind: FailureKind, report: str) -> tuple[set[FailureKind], dict[str, list[Any]]]:

@@ -23,7 +23,7 @@ import math
 import os
 import re
 import sys
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
@@ -41,6 +41,12 @@ _RESERVED_NAMES = frozenset(
 _PROTECTED_TOP_LEVEL = frozenset({"skills", "kernels", "src", "kavi.toml", "kavi.lock", "pyproject.toml", "uv.lock"})
 
 JsonSchema = dict[str, Any]
+
+
+def installed_paths(folder: str, name: str) -> tuple[str, str]:
+    """Where a TRUSTED version's code and test live, for every kind: ``<folder>/<name>.py`` and
+    ``<folder>/test_<name>.py`` (each kind's spec model names its folder as ``install_dir``)."""
+    return f"{folder}/{name}.py", f"{folder}/test_{name}.py"
 
 
 class Example(BaseModel):
@@ -75,6 +81,7 @@ class SkillSpec(BaseModel):
     """The frozen spec of a Python skill."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    install_dir: ClassVar[str] = "skills"
 
     format: int = SPEC_FORMAT
     kind: Literal["python"] = "python"
@@ -105,11 +112,11 @@ class SkillSpec(BaseModel):
 
     @property
     def skill_path(self) -> str:
-        return f"skills/{self.name}.py"
+        return installed_paths(self.install_dir, self.name)[0]
 
     @property
     def test_path(self) -> str:
-        return f"skills/test_{self.name}.py"
+        return installed_paths(self.install_dir, self.name)[1]
 
     @property
     def allowed_paths(self) -> tuple[str, str]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 import tomllib
+import uuid
 from pathlib import Path
 
 import pytest
@@ -204,3 +206,34 @@ def test_adoption_refuses_a_lock_that_contradicts_itself(
         return
     assert init.code == 1 and expected in init.stderr, init.stderr
     assert not (clone.root / ".kavi" / "ledger.db").exists()
+
+
+def test_a_lock_that_points_outside_the_kinds_folder_is_neither_read_nor_gated(
+    trusted: Workspace, tmp_path: Path
+) -> None:
+    """A pull request controls kavi.lock in CI: an entry naming ``skills/../../x.py`` (with x.py's real hash)
+    must not make `verify-lock --regate` read x.py or write it into the verify sandbox's parent folder."""
+    clone = _clone(trusted, tmp_path / "clone")
+    escape = f"kavi-escape-{uuid.uuid4().hex}.py"
+    source = (clone.skills_dir / "word_count.py").read_bytes()
+    (clone.root.parent / escape).write_bytes(source)  # where skills/../../<escape> points from the clone
+    lock = clone.root / "kavi.lock"
+    lock.write_text(lock.read_text().replace('"skills/word_count.py" =', f'"skills/../../{escape}" ='))
+    result = run_cli("verify-lock", "--regate", "--workspace", str(clone.root), "--json")
+    assert result.code == 1, result.stdout + result.stderr
+    report = result.json()
+    messages = [p["message"] for p in report["problems"]]
+    assert any("files must be exactly skills/word_count.py, skills/test_word_count.py" in m for m in messages)
+    assert any(m.startswith("not re-gated: it lists files other than") for m in messages), messages
+    assert [entry["gates"] for entry in report["regate"]] == [[]]
+    assert not (Path(tempfile.gettempdir()) / escape).exists()
+
+
+def test_a_tampered_locked_file_is_reported_and_not_gated(trusted: Workspace, tmp_path: Path) -> None:
+    clone = _clone(trusted, tmp_path / "clone")
+    (clone.skills_dir / "word_count.py").write_text("import os\nos.system('true')\n")
+    result = run_cli("verify-lock", "--regate", "--workspace", str(clone.root), "--json")
+    assert result.code == 1, result.stdout + result.stderr
+    report = result.json()
+    assert report["regate"][0]["not_gated"] == "its files do not match kavi.lock"
+    assert report["regate"][0]["gates"] == []

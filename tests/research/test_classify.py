@@ -222,9 +222,9 @@ def test_policy_outranks_everything_and_names_the_rule() -> None:
 def test_invariant_and_kernel_gates() -> None:
     invariant = "skills/word_count.py:12 output-schema returned 'count' as str"
     assert classify(gate("invariants", "fail", invariant)).kind is FailureKind.VERIFY_INVARIANT
-    kernel = classify(gate("kernel_correctness", "fail", "max abs error 3.1e-2 > 1e-3"))
+    kernel = classify(gate("kernel-correctness", "fail", "max abs error 3.1e-2 > 1e-3"))
     assert kernel.kind is FailureKind.VERIFY_KERNEL
-    assert kernel.facts["failing_gates"][0]["gate"] == "kernel_correctness"
+    assert kernel.facts["failing_gates"][0]["gate"] == "kernel-correctness"
 
 
 def test_build_failures_win_over_gates() -> None:
@@ -257,12 +257,51 @@ def test_nothing_failed_and_unknown_gate() -> None:
         ("examples", FailureKind.VERIFY_EXAMPLES),
         ("policy", FailureKind.VERIFY_POLICY),
         ("invariants", FailureKind.VERIFY_INVARIANT),
-        ("kernel", FailureKind.VERIFY_KERNEL),
-        ("kernel_timing", FailureKind.VERIFY_KERNEL),
+        ("kernel-screen", FailureKind.VERIFY_KERNEL),
+        ("kernel-correctness", FailureKind.VERIFY_KERNEL),
+        ("kernel-speed", FailureKind.VERIFY_KERNEL),
+        ("kernel_timing", FailureKind.UNKNOWN),  # no such gate: its name is not guessed from
     ],
 )
 def test_gate_names(name: str, kind: FailureKind) -> None:
     assert gate_kind(name) is kind
+
+
+def test_a_new_gate_is_classified_by_what_it_declares_not_by_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gate whose name says nothing (``spellcheck``) still gets the kind it declares, so forge does not
+    escalate its failure as unclassifiable."""
+    from dataclasses import replace
+    from typing import ClassVar
+
+    from kavi.gates.base import GateResult, GateStatus
+    from kavi.kinds import KINDS
+
+    class SpellcheckGate:
+        name: ClassVar[str] = "spellcheck"
+        failure_kind: ClassVar[FailureKind] = FailureKind.VERIFY_LINT
+        may_be_unmeasured: ClassVar[bool] = False
+
+        def applies_to(self, spec: object) -> bool:
+            return True
+
+        def run(self, context: object) -> GateResult:
+            return GateResult(self.name, GateStatus.PASS, "ok")
+
+    skill = KINDS["python"]
+    monkeypatch.setitem(KINDS, "python", replace(skill, gates=lambda: (*skill.gates(), SpellcheckGate())))
+    assert gate_kind("spellcheck") is FailureKind.VERIFY_LINT
+    note = classify(gate("spellcheck", "fail", "skills/a.py:3 typo 'teh'"))
+    assert note.kind is FailureKind.VERIFY_LINT
+
+
+def test_every_gate_declares_a_verify_kind_that_research_can_rank() -> None:
+    from kavi.kinds import KINDS
+    from kavi.research import VERIFY_PRIORITY
+
+    for kind in KINDS.values():
+        for declared in kind.gates():
+            assert declared.failure_kind in VERIFY_PRIORITY and declared.failure_kind is not FailureKind.UNKNOWN
+            assert gate_kind(declared.name) is declared.failure_kind
 
 
 def test_classification_is_deterministic_and_json_ready() -> None:

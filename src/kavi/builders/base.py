@@ -25,6 +25,24 @@ class BuildStatus(StrEnum):
     AWAITING_INPUT = "AWAITING_INPUT"
 
 
+class FailureKind(StrEnum):
+    """Why an attempt failed: the builders' contract (they report the first four) and what each gate's
+    failure means (the VERIFY_ kinds, which every gate declares as ``failure_kind``)."""
+
+    GATE_VIOLATION = "GATE_VIOLATION"
+    TIMEOUT = "TIMEOUT"
+    BUILD_ERROR = "BUILD_ERROR"
+    BACKEND_UNAVAILABLE = "BACKEND_UNAVAILABLE"
+    VERIFY_POLICY = "VERIFY_POLICY"
+    VERIFY_INVARIANT = "VERIFY_INVARIANT"
+    VERIFY_KERNEL = "VERIFY_KERNEL"
+    VERIFY_EXAMPLES = "VERIFY_EXAMPLES"
+    VERIFY_TEST = "VERIFY_TEST"
+    VERIFY_TYPE = "VERIFY_TYPE"
+    VERIFY_LINT = "VERIFY_LINT"
+    UNKNOWN = "UNKNOWN"
+
+
 @dataclass(frozen=True)
 class BuildPacket:
     """What a builder is asked to do: the frozen spec, the rules, the allowed paths, earlier failures."""

@@ -34,13 +34,13 @@ from kavi.builders.base import (
     BuildOutcome,
     BuildPacket,
     BuildStatus,
+    FailureKind,
     TokenUsage,
     TraceEvent,
 )
 from kavi.builders.options import load_options
 from kavi.builders.tools import changed_files, snapshot
 from kavi.errors import BuildError, BuilderUnavailableError
-from kavi.research import FailureKind
 
 TOOLS = "Read,Write,Edit,Glob,Grep"
 BINARY_ENV = "KAVI_CLAUDE_BIN"

@@ -25,13 +25,13 @@ from kavi.builders.base import (
     BuildOutcome,
     BuildPacket,
     BuildStatus,
+    FailureKind,
     TokenUsage,
     TraceEvent,
 )
 from kavi.builders.options import load_options
 from kavi.builders.tools import SANDBOX_TOOLS, call_tool, changed_files, snapshot
 from kavi.errors import BuildError, BuilderUnavailableError
-from kavi.research import FailureKind
 
 MAX_TRACE_TEXT = 20_000
 PROBE_TIMEOUT_S = 2.0  # `kavi builders`, `kavi doctor` and each build ask the server this long at most

@@ -59,7 +59,8 @@ def verify_lock_command(
     json_output: JsonOption = False,
 ) -> None:
     """Check skills/ against kavi.lock (no ledger needed, as in CI), and the lock against the ledger if any."""
-    from kavi.integrity.lockfile import settle, verify_lock
+    from kavi.stages.install import settle
+    from kavi.stages.regate import verify_lock_and_regate
     from kavi.workspace import find_workspace
 
     ws = find_workspace(workspace)
@@ -71,7 +72,7 @@ def verify_lock_command(
             settle(forge)
         finally:
             forge.close()
-    report = verify_lock(ws, regate=regate)
+    report = verify_lock_and_regate(ws, regate=regate)
     if json_output:
         emit_json(report.to_json())
     else:
@@ -82,7 +83,10 @@ def verify_lock_command(
         for where, message in report.problems:
             out.print(f"  {where}: {message}", markup=False)
         for result in report.regate:
-            gates = ", ".join(f"{g['gate']} {g['status']}" for g in result["gates"])
+            gates = ", ".join(
+                f"{g['gate']} {g['status']}" + (f" ({g['summary']})" if g["status"] == "skipped" else "")
+                for g in result["gates"]
+            ) or f"not re-gated: {result.get('not_gated')}"
             out.print(f"  regate {result['name']} v{result['version']}: {gates}", markup=False)
     if not report.ok:
         raise typer.Exit(1)

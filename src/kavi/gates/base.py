@@ -3,6 +3,12 @@
 A gate that finds a problem returns ``FAIL`` with its report; a gate whose tool is broken returns
 ``ERROR``; a gate that cannot run here (no GPU) returns ``SKIPPED`` with the reason. Gates never raise for
 a bad candidate, and never touch the ledger or the workspace.
+
+Each gate describes itself: ``name`` (what the ledger records), ``failure_kind`` (what its failure means to
+research and to forge's escalation) and ``may_be_unmeasured`` (whether its ``SKIPPED`` result is a known
+gap a person may accept at promotion, like a kernel's speed without a GPU, rather than a verification that
+could not be completed). Which gates a kind runs, and in which order, is the kind's entry in
+:mod:`kavi.kinds`.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
+from kavi.builders.base import FailureKind
 from kavi.spec import SkillSpec
 
 
@@ -64,14 +71,28 @@ class GateContext:
         return self.sandbox / self.spec.test_path
 
 
-class Gate(Protocol):
-    """One verification check. ``name`` is what the ledger records."""
+@dataclass(frozen=True)
+class GateSettings:
+    """What the workspace decides for every gate of one verification, whatever the kind."""
+
+    cache_dir: Path
+    timeout_s: float
+    require_isolation: bool
+
+
+ContextT = TypeVar("ContextT", contravariant=True)
+
+
+class Gate(Protocol[ContextT]):
+    """One verification check, run on a kind's context (:class:`GateContext` for a skill)."""
 
     name: ClassVar[str]
+    failure_kind: ClassVar[FailureKind]
+    may_be_unmeasured: ClassVar[bool]
 
-    def applies_to(self, spec: SkillSpec) -> bool: ...
+    def applies_to(self, spec: Any) -> bool: ...
 
-    def run(self, context: GateContext) -> GateResult: ...
+    def run(self, context: ContextT) -> GateResult: ...
 
 
 def timed(gate: str, check: Callable[[], GateResult]) -> GateResult:

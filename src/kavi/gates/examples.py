@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from kavi.builders.base import FailureKind
 from kavi.gates.base import GateContext, GateResult, GateStatus
 from kavi.gates.execution import blocked_result, shared_probe
 from kavi.spec import SkillSpec
@@ -13,6 +14,8 @@ from kavi.spec import SkillSpec
 
 class ExamplesGate:
     name: ClassVar[str] = "examples"
+    failure_kind: ClassVar[FailureKind] = FailureKind.VERIFY_EXAMPLES
+    may_be_unmeasured: ClassVar[bool] = False
 
     def applies_to(self, spec: SkillSpec) -> bool:
         return True

@@ -15,6 +15,7 @@ import ast
 from typing import ClassVar
 
 from kavi.analysis import Bindings
+from kavi.builders.base import FailureKind
 from kavi.gates.base import GateContext, GateResult, GateStatus
 from kavi.gates.execution import blocked_result, shared_probe
 from kavi.spec import SkillSpec
@@ -215,6 +216,8 @@ def _class_constants(node: ast.ClassDef) -> dict[str, str]:
 
 class InvariantsGate:
     name: ClassVar[str] = "invariants"
+    failure_kind: ClassVar[FailureKind] = FailureKind.VERIFY_INVARIANT
+    may_be_unmeasured: ClassVar[bool] = False
 
     def applies_to(self, spec: SkillSpec) -> bool:
         return True

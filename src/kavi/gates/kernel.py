@@ -5,7 +5,7 @@ They take a :class:`KernelGateContext` (the shape of :class:`kavi.gates.base.Gat
 result.
 A candidate that fails the screen is never executed by the correctness gate. Without a GPU the speed
 gate
-is ``SKIPPED`` with ``facts["measured"] = False``: :func:`promotion_allowed` then needs
+is ``SKIPPED`` with ``facts["measured"] = False`` and declares ``may_be_unmeasured``: promotion then needs
 ``allow_unmeasured``.
 torch is only imported inside the checks (through :mod:`kavi.gpu`).
 """
@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from kavi.gates.base import GateResult, GateStatus, timed
+from kavi.builders.base import FailureKind
+from kavi.gates.base import GateResult, GateSettings, GateStatus, timed
 from kavi.gpu.screen import Finding, screen_kernel, screen_kernel_test
 from kavi.gpu.spec import KernelSpec
 
@@ -73,10 +75,12 @@ def _refuse_unscreened(gate: str, context: KernelGateContext) -> GateResult | No
 class KernelScreenGate:
     """Static AST screen: a real kernel, no torch compute, no fallbacks, escapes or state."""
 
-    name = "kernel-screen"
+    name: ClassVar[str] = "kernel-screen"
+    failure_kind: ClassVar[FailureKind] = FailureKind.VERIFY_KERNEL
+    may_be_unmeasured: ClassVar[bool] = False
 
     def applies_to(self, spec: object) -> bool:
-        return isinstance(spec, KernelSpec)
+        return True
 
     def run(self, context: KernelGateContext) -> GateResult:
         return timed(self.name, lambda: self._check(context))
@@ -98,10 +102,12 @@ class KernelScreenGate:
 class KernelCorrectnessGate:
     """The dynamic protocol of :mod:`kavi.gpu.correctness`, run in a spawned child."""
 
-    name = "kernel-correctness"
+    name: ClassVar[str] = "kernel-correctness"
+    failure_kind: ClassVar[FailureKind] = FailureKind.VERIFY_KERNEL
+    may_be_unmeasured: ClassVar[bool] = False
 
     def applies_to(self, spec: object) -> bool:
-        return isinstance(spec, KernelSpec)
+        return True
 
     def run(self, context: KernelGateContext) -> GateResult:
         return timed(self.name, lambda: self._check(context))
@@ -144,10 +150,12 @@ class KernelSpeedGate:
     """CUDA-event timing against torch with a bootstrap interval; SKIPPED (unmeasured) without a
     GPU."""
 
-    name = "kernel-speed"
+    name: ClassVar[str] = "kernel-speed"
+    failure_kind: ClassVar[FailureKind] = FailureKind.VERIFY_KERNEL
+    may_be_unmeasured: ClassVar[bool] = True
 
     def applies_to(self, spec: object) -> bool:
-        return isinstance(spec, KernelSpec)
+        return True
 
     def run(self, context: KernelGateContext) -> GateResult:
         return timed(self.name, lambda: self._check(context))
@@ -223,16 +231,29 @@ class KernelSpeedGate:
         )
 
 
+# In this order: the screen decides whether candidate code may execute at all.
 KERNEL_GATES = (KernelScreenGate(), KernelCorrectnessGate(), KernelSpeedGate())
 
 
+def kernel_context(spec: KernelSpec, sandbox: Path, settings: GateSettings) -> KernelGateContext:
+    """A kernel's gates get at least ten minutes: the CPU interpreter is slow on the larger check sizes."""
+    return KernelGateContext(
+        spec=spec,
+        sandbox=sandbox,
+        cache_dir=settings.cache_dir,
+        timeout_s=max(settings.timeout_s, 600.0),
+        require_isolation=settings.require_isolation,
+    )
+
+
 def promotion_allowed(results: Sequence[GateResult], *, allow_unmeasured: bool) -> tuple[bool, str]:
-    """The kernel promotion rule: every gate passed, except an unmeasured speed gate with the
-    override."""
+    """The kernel promotion rule: every gate passed, except an unmeasured gate (one that declares
+    ``may_be_unmeasured``) with the override."""
+    unmeasurable = {gate.name for gate in KERNEL_GATES if gate.may_be_unmeasured}
     for result in results:
         if result.passed:
             continue
-        unmeasured = result.gate == KernelSpeedGate.name and result.status is GateStatus.SKIPPED
+        unmeasured = result.gate in unmeasurable and result.status is GateStatus.SKIPPED
         if unmeasured and allow_unmeasured:
             continue
         if unmeasured:

@@ -83,6 +83,7 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 
 from kavi.analysis import Bindings, Finding, SourceProblem, parse_source, source_bytes
+from kavi.builders.base import FailureKind
 from kavi.gates.base import GateContext, GateResult, GateStatus, timed
 from kavi.gates.policy_rules import (
     BUILTIN_RULES,
@@ -1496,9 +1497,11 @@ class PolicyGate:
     allow."""
 
     name: ClassVar[str] = "policy"
+    failure_kind: ClassVar[FailureKind] = FailureKind.VERIFY_POLICY
+    may_be_unmeasured: ClassVar[bool] = False
 
     def applies_to(self, spec: SkillSpec) -> bool:
-        return spec.kind == "python"
+        return True  # which kinds run this gate is their entry in kavi.kinds
 
     def run(self, context: GateContext) -> GateResult:
         return timed(self.name, lambda: self._run(context))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+from kavi.builders.base import FailureKind
 from kavi.gates.base import GateContext, GateResult, GateStatus
 from kavi.gates.execution import blocked_result, run_python
 from kavi.spec import SkillSpec
@@ -16,6 +17,8 @@ _SUMMARY = re.compile(r"(\d+) (passed|failed|error|errors|skipped)")
 
 class PytestGate:
     name: ClassVar[str] = "pytest"
+    failure_kind: ClassVar[FailureKind] = FailureKind.VERIFY_TEST
+    may_be_unmeasured: ClassVar[bool] = False
 
     def applies_to(self, spec: SkillSpec) -> bool:
         return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import ClassVar
 
+from kavi.builders.base import FailureKind
 from kavi.gates.base import GateContext, GateResult, GateStatus
 from kavi.gates.tooling import run_tool
 from kavi.spec import SkillSpec
@@ -36,6 +37,8 @@ def mypy_config(spec: SkillSpec) -> str:
 
 class MypyGate:
     name: ClassVar[str] = "mypy"
+    failure_kind: ClassVar[FailureKind] = FailureKind.VERIFY_TYPE
+    may_be_unmeasured: ClassVar[bool] = False
 
     def applies_to(self, spec: SkillSpec) -> bool:
         return True

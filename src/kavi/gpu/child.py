@@ -21,14 +21,14 @@ imported.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import sys
 import traceback
-import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from kavi.gpu.candidate import import_candidate
 
 POISON_BYTES = (
     0xFF,
@@ -54,18 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     from kavi.gpu.timing import bench_in_child
 
     return bench_in_child(request)
-
-
-def import_candidate(path: Path) -> types.ModuleType:
-    """Import the kernel file under a private name (the gate judges these bytes, copied into a
-    sandbox)."""
-    spec = importlib.util.spec_from_file_location(f"kavi_candidate_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- poison

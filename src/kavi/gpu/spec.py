@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
@@ -18,7 +18,7 @@ from kavi.errors import SpecError
 from kavi.gpu import torch_missing_reason
 from kavi.gpu.reference import DEFAULT_MIN_SPEEDUP, SUPPORTED_DTYPES, Size
 from kavi.side_effects import SideEffect
-from kavi.spec import SPEC_FORMAT, canonical_json, validate_name
+from kavi.spec import SPEC_FORMAT, canonical_json, installed_paths, validate_name
 
 PROBE_TIMEOUT_S = 300.0
 
@@ -28,6 +28,7 @@ class KernelSpec(BaseModel):
     reference()."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    install_dir: ClassVar[str] = "kernels"
 
     format: int = SPEC_FORMAT
     kind: Literal["kernel"] = "kernel"
@@ -68,11 +69,11 @@ class KernelSpec(BaseModel):
 
     @property
     def kernel_path(self) -> str:
-        return f"kernels/{self.name}.py"
+        return installed_paths(self.install_dir, self.name)[0]
 
     @property
     def test_path(self) -> str:
-        return f"kernels/test_{self.name}.py"
+        return installed_paths(self.install_dir, self.name)[1]
 
     @property
     def allowed_paths(self) -> tuple[str, str]:

@@ -125,7 +125,7 @@ def bench_in_child(request: dict[str, Any]) -> int:
 
     # Timer references first: nothing the candidate does at import can replace them.
     event, synchronize, clock = torch.cuda.Event, torch.cuda.synchronize, time.perf_counter
-    from kavi.gpu.child import import_candidate
+    from kavi.gpu.candidate import import_candidate
     from kavi.gpu.reference import load_reference, normalize_size
 
     device = request.get("device", "cuda")

@@ -63,7 +63,9 @@ def make_statement(workspace: Workspace, name: str, version: int | None = None) 
 
 def _promotion(conn: sqlite3.Connection, name: str, version: int | None) -> tuple[sqlite3.Row, bool]:
     rows = conn.execute(
-        "SELECT * FROM promotions WHERE name = ? AND status = 'TRUSTED' ORDER BY version DESC", (name,)
+        "SELECT t.*, p.kind FROM promotions t JOIN proposals p ON p.id = t.proposal_id"
+        " WHERE t.name = ? AND t.status = 'TRUSTED' ORDER BY t.version DESC",
+        (name,),
     ).fetchall()
     if not rows:
         raise NotFoundError(f"{name} has no TRUSTED version to attest", hint="`kavi list-skills`")
@@ -78,9 +80,8 @@ def _promotion(conn: sqlite3.Connection, name: str, version: int | None) -> tupl
 def _subjects(workspace: Workspace, promotion: sqlite3.Row, installed: bool) -> list[dict[str, Any]]:
     subjects = []
     name = promotion["name"]
-    kind = "kernel" if promotion["side_effect"] == "GPU_KERNEL" else "python"
     for relative, digest in zip(
-        installed_paths(kind, name), (promotion["skill_sha256"], promotion["test_sha256"]), strict=True
+        installed_paths(promotion["kind"], name), (promotion["skill_sha256"], promotion["test_sha256"]), strict=True
     ):
         if installed:
             path = workspace.root / relative

@@ -1,36 +1,31 @@
-"""Writing and checking kavi.lock, and settling ``skills/`` with the ledger after a trust change.
+"""Writing and checking kavi.lock.
 
 The lock is a pure function of the ledger's TRUSTED versions plus the chain head at the moment it was
 written, so a re-run after a crash writes the same entries, and `verify-lock` can compare field by field.
-Writers hold ``.kavi/install.lock`` (an flock) while they read the ledger and rewrite ``skills/`` and the
-lock, so two processes can never leave an older state on disk after a newer one.
+The install transaction that calls :func:`write_lock` (the flock, settling the installed folders) is a stage,
+:mod:`kavi.stages.install`, and so is re-running the gates (:mod:`kavi.stages.regate`): integrity never
+imports a stage.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tomli_w
 
 from kavi.artifacts import write_atomic
-from kavi.crash import crashpoint
 from kavi.errors import IntegrityError, KaviError
 from kavi.integrity.lockdata import ENTRY_KEYS, LOCK_FILE, LOCK_VERSION, load_lock
 from kavi.layout import installed_files, installed_paths
 from kavi.ledger import fast
 from kavi.ledger.chain import GENESIS
+from kavi.spec import validate_name
 from kavi.workspace import Workspace
-
-if TYPE_CHECKING:
-    from kavi.stages.common import Forge
 
 HEADER = (
     "# kavi.lock: the TRUSTED skill versions of this workspace. Written by kavi on every promote, revoke and\n"
@@ -148,56 +143,6 @@ def write_lock(workspace: Workspace) -> Path:
     return target
 
 
-# --- settling skills/ and the lock after a commit --------------------------------------------------------------
-
-
-@contextmanager
-def install_lock(workspace: Workspace) -> Iterator[None]:
-    """Serialise every rewrite of skills/ and kavi.lock across processes."""
-    workspace.state_dir.mkdir(parents=True, exist_ok=True)
-    with (workspace.state_dir / "install.lock").open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def settle(forge: Forge, names: Iterable[str] | None = None) -> list[str]:
-    """Make skills/ match the ledger for ``names`` (every promoted name when None) and rewrite kavi.lock.
-
-    Called after every promote, revoke and reject commits, and before each starts, so a command killed
-    between its commit and the install is completed by the next one (decision 20). Returns changed paths.
-    """
-    from kavi.stages.promote import sync_installed
-
-    workspace = forge.workspace
-    if workspace.ledger_path is None:  # a server ledger: install as before, no lock (decision 18)
-        return [path for name in names or () for path in sync_installed(forge, name)]
-    with install_lock(workspace):
-        _remove_stale_temps(workspace.state_dir / INSTALL_TMP)
-        _remove_stale_temps(workspace.skills_dir)  # left by kavi versions that kept temporaries in place
-        if names is None:
-            conn = fast.connect(workspace.ledger_path)
-            try:
-                names = [row[0] for row in conn.execute("SELECT DISTINCT name FROM promotions ORDER BY name")]
-            finally:
-                conn.close()
-        changed: list[str] = []
-        for name in names:
-            changed += sync_installed(forge, name)
-        crashpoint("settle.synced")
-        write_lock(workspace)
-    return changed
-
-
-def _remove_stale_temps(folder: Path, prefix: str = ".") -> None:
-    """Temporary files of an atomic write killed before its rename (``.<name>.<random>.tmp``)."""
-    if folder.is_dir():
-        for stale in folder.glob(f"{prefix}*.tmp"):
-            stale.unlink(missing_ok=True)
-
-
 # --- checking --------------------------------------------------------------------------------------------
 
 
@@ -219,6 +164,15 @@ def check_lock_files(root: Path, lock: dict[str, Any]) -> list[Problem]:
         by_name.setdefault(entry["name"], []).append(entry)
         if hashlib.sha256(entry["spec"].encode("utf-8")).hexdigest() != entry["spec_sha256"]:
             problems.append((label, "the inline spec does not match spec_sha256"))
+        try:
+            expected = installed_paths(entry["kind"], validate_name(str(entry["name"])))
+        except KaviError as exc:
+            problems.append((label, exc.message))
+            continue
+        if sorted(entry["files"]) != sorted(expected):
+            # Never read a path the kind would not install: a lock must not point kavi elsewhere.
+            problems.append((label, f"files must be exactly {', '.join(expected)}"))
+            continue
         if not entry["installed"]:
             continue
         for relative, digest in sorted(entry["files"].items()):
@@ -301,8 +255,9 @@ class LockReport:
         }
 
 
-def verify_lock(workspace: Workspace, *, regate: bool = False) -> LockReport:
-    """Files against the lock always; the lock against the ledger when one exists; gates again on request."""
+def verify_lock(workspace: Workspace) -> LockReport:
+    """Files against the lock always; the lock against the ledger when one exists. Re-running the gates is
+    :func:`kavi.stages.regate.verify_lock_and_regate`."""
     lock = load_lock(workspace.root)
     report = LockReport(str(workspace.root / LOCK_FILE), len(lock.get("skill", [])), False)
     report.problems += check_lock_files(workspace.root, lock)
@@ -317,43 +272,4 @@ def verify_lock(workspace: Workspace, *, regate: bool = False) -> LockReport:
             report.problems.append((LOCK_FILE, f"cannot derive the lock from the ledger: {exc.message}"))
         finally:
             conn.close()
-    if regate:
-        report.regate = regate_locked(workspace, lock)
-        report.problems += [
-            (f"skills/{r['name']}.py", f"gate {g['gate']} now says {g['status']}: {g['summary']}")
-            for r in report.regate
-            for g in r["gates"]
-            if g["status"] not in ("pass", "skipped")
-        ]
     return report
-
-
-def regate_locked(workspace: Workspace, lock: dict[str, Any]) -> list[dict[str, Any]]:
-    """Run the verify gates again on every installed locked version's files and frozen spec (no ledger)."""
-    from kavi.artifacts import ArtifactStore
-    from kavi.spec import load_spec
-    from kavi.stages.common import Forge
-    from kavi.stages.verify import run_gates
-
-    # run_gates reads only forge.workspace (settings, cache); no ledger is opened or needed.
-    forge = Forge(workspace, None, ArtifactStore(workspace.artifacts_dir))  # type: ignore[arg-type]
-    results = []
-    for entry in lock.get("skill", []):
-        if not entry["installed"]:
-            continue
-        files = {}
-        for relative, digest in entry["files"].items():
-            data = (workspace.root / relative).read_bytes() if (workspace.root / relative).is_file() else b""
-            if hashlib.sha256(data).hexdigest() != digest:
-                raise IntegrityError(f"{relative} does not match {LOCK_FILE}; refusing to gate it")
-            files[relative] = data
-        spec = load_spec(entry["spec"].encode("utf-8"))
-        gates = run_gates(forge, spec, files)
-        results.append(
-            {
-                "name": entry["name"],
-                "version": entry["version"],
-                "gates": [{"gate": g.gate, "status": str(g.status), "summary": g.summary} for g in gates],
-            }
-        )
-    return results

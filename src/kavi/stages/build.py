@@ -18,27 +18,17 @@ from kavi.builders.base import BuildOutcome, BuildPacket, BuildStatus, TraceEven
 from kavi.builders.registry import create_builder
 from kavi.crash import crashpoint
 from kavi.errors import BuildError, BuilderUnavailableError, KaviError, TransitionError
+from kavi.kinds import kind_of
 from kavi.ledger.ids import new_id, utc_now
 from kavi.ledger.models import Build, Proposal, ProposalStatus
 from kavi.ledger.store import append_event
 from kavi.sandbox.allowlist import DiffVerdict, judge_files, judge_sandbox, snapshot_to_bytes, snapshot_tree
 from kavi.sandbox.copy import make_build_sandbox, remove_sandbox
-from kavi.spec import SkillSpec, canonical_json
+from kavi.spec import canonical_json
 from kavi.stages.common import AnySpec, Forge, get_proposal, latest_build, require_status, set_status
 
 RUNNING = "RUNNING"
 ABANDONED = "ABANDONED"
-
-RULES = (
-    "Write exactly the allowed files; any other created, changed or deleted file fails the build.",
-    "The skill module may hold only imports, pydantic models, constants and one Skill subclass; importing it "
-    "must do nothing.",
-    "Subclass kavi.skill.Skill; declare name, side_effect, input_model and output_model as the spec says; "
-    "implement execute(self, data) -> output model.",
-    "Use only what the side-effect class allows (no eval/exec, no dynamic imports, no ctypes or pickle).",
-    "The skill must pass `mypy --strict` and ruff; tests import it as `from <name> import <Class>`.",
-    "Write pytest tests in the test file; the spec's examples are checked separately and cannot be edited.",
-)
 
 BUILDABLE = (
     ProposalStatus.PROPOSED,
@@ -69,13 +59,7 @@ class Built:
 
 
 def make_packet(proposal: Proposal, spec: AnySpec, attempt: int, **extra: Any) -> BuildPacket:
-    rules: tuple[str, ...]
-    if isinstance(spec, SkillSpec):
-        rules = RULES
-    else:
-        from kavi.gpu.spec import kernel_build_rules
-
-        rules = kernel_build_rules(spec)
+    rules = kind_of(spec.kind).build_rules(spec)
     return BuildPacket(
         proposal_id=proposal.id,
         attempt=attempt,

@@ -9,22 +9,20 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any
 
 from sqlmodel import Session, col, select
 
 from kavi.artifacts import ArtifactStore
-from kavi.errors import NotFoundError, TransitionError, UsageError, WorkspaceError
+from kavi.errors import IntegrityError, NotFoundError, TransitionError, UsageError, WorkspaceError
+from kavi.kinds import FrozenSpec, load_any_spec
 from kavi.ledger.ids import utc_now
 from kavi.ledger.models import Build, Promotion, Proposal, ProposalStatus, VersionStatus
 from kavi.ledger.store import Ledger, append_event, record_artifact
-from kavi.spec import SkillSpec, load_spec
 from kavi.workspace import Workspace, find_workspace
 
-if TYPE_CHECKING:
-    from kavi.gpu.spec import KernelSpec
-
-AnySpec = Union[SkillSpec, "KernelSpec"]
+# A frozen spec of any kind (kavi.kinds): what the stages pass around.
+AnySpec = FrozenSpec
 
 
 @dataclass
@@ -73,13 +71,14 @@ class Forge:
         return digest
 
     def spec_of(self, proposal: Proposal) -> AnySpec:
-        """The frozen spec, read back hash-checked: a SkillSpec, or a KernelSpec for kernel proposals."""
-        data = self.store.get(proposal.spec_sha256)
-        if proposal.kind == "kernel":
-            from kavi.gpu.spec import load_kernel_spec
-
-            return load_kernel_spec(data)
-        return load_spec(data)
+        """The frozen spec, read back hash-checked into its kind's model (the kind the spec itself names)."""
+        spec = load_any_spec(self.store.get(proposal.spec_sha256))
+        if spec.kind != proposal.kind:
+            raise IntegrityError(
+                f"{proposal.name}'s frozen spec is a {spec.kind} spec but the proposal says {proposal.kind}",
+                hint="run `kavi audit`",
+            )
+        return spec
 
 
 MIN_PREFIX = 4  # "p_" or "b_" and two characters of the id: shorter matches too much to mean anything

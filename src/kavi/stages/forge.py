@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kavi.builders.base import FailureKind
 from kavi.errors import UsageError
 from kavi.ledger.models import Proposal, ProposalStatus
-from kavi.research import FailureKind
 from kavi.stages.build import build_skill
 from kavi.stages.common import Forge, get_proposal, set_status
 from kavi.stages.research import Researched, research_build

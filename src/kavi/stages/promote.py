@@ -1,6 +1,6 @@
 """promote, revoke and reject: the transitions that change what is TRUSTED.
 
-The ledger commits first, then ``skills/`` is brought in line with it (:func:`sync_installed`). A crash in
+The ledger commits first, then ``skills/`` is brought in line with it (:mod:`kavi.stages.install`). A crash in
 between leaves the old TRUSTED bytes installed, which `run-skill` refuses because the hash is no longer the
 latest TRUSTED one, and re-running the command completes the installation. ``skills/`` therefore never holds
 a byte the ledger does not vouch for.
@@ -14,11 +14,10 @@ from pathlib import Path
 
 from sqlmodel import Session, col, func, select
 
-from kavi.artifacts import sha256_bytes, write_atomic
 from kavi.builders.base import BuildStatus
 from kavi.crash import crashpoint
 from kavi.errors import TransitionError
-from kavi.integrity.lockfile import INSTALL_TMP, settle
+from kavi.kinds import unmeasurable_gates
 from kavi.ledger.ids import new_id, utc_now
 from kavi.ledger.models import GateRecord, Promotion, Proposal, ProposalStatus, Verification, VersionStatus
 from kavi.ledger.store import append_event
@@ -31,7 +30,8 @@ from kavi.stages.common import (
     set_status,
     trusted_versions,
 )
-from kavi.stages.verify import PASSED, UNMEASURED_GATE
+from kavi.stages.install import settle
+from kavi.stages.verify import PASSED
 
 
 @dataclass(frozen=True)
@@ -204,9 +204,14 @@ def _resolved_roots(root: Path, spec: object) -> dict[str, list[str]]:
 
 
 def _unmeasured(session: Session, verification_id: str, allow_unmeasured: bool) -> bool:
-    """A kernel verified without a GPU has an unmeasured speed gate: promotable only when accepted."""
+    """A candidate with a skipped gate that may be unmeasured (a kernel's speed without a GPU): promotable
+    only when accepted."""
     speed = session.exec(
-        select(GateRecord).where(GateRecord.verification_id == verification_id, GateRecord.gate == UNMEASURED_GATE)
+        select(GateRecord).where(
+            GateRecord.verification_id == verification_id,
+            col(GateRecord.gate).in_(sorted(unmeasurable_gates())),
+            GateRecord.status == "skipped",
+        )
     ).first()
     if speed is None or speed.status != "skipped":
         return False
@@ -323,36 +328,3 @@ def reject_proposal(forge: Forge, reference: str, *, reason: str | None = None) 
 
         remove_sandbox(Path(sandbox))
     return result
-
-
-def sync_installed(forge: Forge, name: str) -> list[str]:
-    """Make ``skills/`` (or ``kernels/``) hold exactly the latest TRUSTED version of ``name``, or nothing.
-    Idempotent: re-running it completes an interrupted promotion or revocation."""
-    with forge.ledger.reading() as session:
-        versions = trusted_versions(session, name)
-        proposal = session.exec(
-            select(Proposal).where(Proposal.name == name).order_by(col(Proposal.created_at).desc())
-        ).first()
-        spec = forge.spec_of(proposal) if proposal else None
-        wanted = versions[0] if versions else None
-    if spec is None:
-        return []
-    main_path, test_path = spec.allowed_paths
-    targets = (
-        (forge.workspace.root / main_path, wanted.skill_sha256 if wanted else None),
-        (forge.workspace.root / test_path, wanted.test_sha256 if wanted else None),
-    )
-    changed = []
-    for path, digest in targets:
-        if digest is None:
-            if path.exists() or path.is_symlink():
-                path.unlink()
-                changed.append(path.relative_to(forge.workspace.root).as_posix())
-            continue
-        if path.is_file() and not path.is_symlink() and sha256_bytes(path.read_bytes()) == digest:
-            continue
-        if path.is_symlink():
-            path.unlink()
-        write_atomic(path, forge.store.get(digest), temp_dir=forge.workspace.state_dir / INSTALL_TMP)
-        changed.append(path.relative_to(forge.workspace.root).as_posix())
-    return changed

@@ -67,11 +67,12 @@ def propose_kernel(forge: Forge, *, name: str, description: str, reference: Path
     """Freeze a kernel's reference file as its spec, after checking (in a child) it is not degenerate."""
     from kavi.gpu.spec import freeze_reference
 
-    return freeze_proposal(forge, freeze_reference(name, description, reference), kind="kernel")
+    return freeze_proposal(forge, freeze_reference(name, description, reference))
 
 
-def freeze_proposal(forge: Forge, spec: AnySpec, *, kind: str = "python") -> Proposed:
+def freeze_proposal(forge: Forge, spec: AnySpec) -> Proposed:
     """Record a validated spec: refuse a name already taken by a live proposal, freeze, record."""
+    kind = spec.kind
     data = spec.canonical_json()
     with forge.ledger.transaction() as session:
         taken = session.exec(

@@ -9,28 +9,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kavi.builders.base import BuildStatus
 from kavi.crash import crashpoint
 from kavi.errors import TransitionError
-from kavi.gates.base import GateContext, GateResult, GateStatus, timed
+from kavi.gates.base import GateResult, GateSettings, GateStatus, timed
 from kavi.gates.execution import PROBE_SPEC_FILE
-from kavi.gates.registry import python_gates
+from kavi.kinds import kind_of, unmeasurable_gates
 from kavi.ledger.ids import new_id, utc_now
 from kavi.ledger.models import GateRecord, Proposal, ProposalStatus, Verification
 from kavi.ledger.store import append_event
 from kavi.sandbox.copy import remove_sandbox
-from kavi.spec import SkillSpec
-
-if TYPE_CHECKING:
-    from kavi.gpu.spec import KernelSpec
 from kavi.stages.common import AnySpec, Forge, get_proposal, latest_build, require_status, set_status
+from kavi.workspace import Workspace
 
 PASSED = "PASSED"
 FAILED = "FAILED"
 INCOMPLETE = "INCOMPLETE"
-UNMEASURED_GATE = "kernel-speed"
 # Isolation levels from weakest to strongest; a verification is as isolated as its weakest gate.
 _ISOLATION_ORDER = ("none", "process", "fallback", "full")
 
@@ -68,7 +64,7 @@ def verify_skill(forge: Forge, reference: str) -> Verified:
         proposal_id, build_id, candidate = proposal.id, build.id, build.candidate_sha256
     files = candidate_files(forge, candidate)
     started = time.perf_counter()
-    results = run_gates(forge, spec, files)
+    results = run_gates(forge.workspace, spec, files)
     duration = round(time.perf_counter() - started, 4)
     crashpoint("verify.gated")
     return _record(forge, proposal_id, build_id, candidate, results, duration)
@@ -80,8 +76,10 @@ def candidate_files(forge: Forge, candidate_sha256: str) -> dict[str, bytes]:
     return {path: forge.store.get(digest) for path, digest in manifest["files"].items()}
 
 
-def run_gates(forge: Forge, spec: AnySpec, files: dict[str, bytes]) -> list[GateResult]:
-    """Materialise the candidate in a fresh sandbox (never the workspace) and run the gates on it."""
+def run_gates(workspace: Workspace, spec: AnySpec, files: dict[str, bytes]) -> list[GateResult]:
+    """Materialise the candidate in a fresh sandbox (never the workspace) and run its kind's gates on it:
+    in parallel, or one after the other where the kind says so. Reads only the workspace's settings."""
+    kind = kind_of(spec.kind)
     sandbox = Path(tempfile.mkdtemp(prefix="kavi-verify-"))
     try:
         for path, content in files.items():
@@ -89,47 +87,31 @@ def run_gates(forge: Forge, spec: AnySpec, files: dict[str, bytes]) -> list[Gate
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
         (sandbox / PROBE_SPEC_FILE).write_bytes(spec.canonical_json())
-        forge.workspace.cache_dir.mkdir(parents=True, exist_ok=True)
-        if not isinstance(spec, SkillSpec):
-            return _run_kernel_gates(forge, spec, sandbox)
-        for root in spec.write_roots:
-            (sandbox / root).mkdir(parents=True, exist_ok=True)
-        context = GateContext(
-            spec=spec,
-            sandbox=sandbox,
-            cache_dir=forge.workspace.cache_dir,
-            timeout_s=forge.workspace.config.verify.timeout_s,
-            require_isolation=forge.workspace.config.isolation.require,
+        workspace.cache_dir.mkdir(parents=True, exist_ok=True)
+        settings = GateSettings(
+            cache_dir=workspace.cache_dir,
+            timeout_s=workspace.config.verify.timeout_s,
+            require_isolation=workspace.config.isolation.require,
         )
-        gates = [gate for gate in python_gates() if gate.applies_to(spec)]
-        with ThreadPoolExecutor(max_workers=len(gates)) as pool:
+        context = kind.gate_context(spec, sandbox, settings)
+        gates = [gate for gate in kind.gates() if gate.applies_to(spec)]
+        if kind.gates_in_order:
+            return [timed(gate.name, partial(gate.run, context)) for gate in gates]
+        with ThreadPoolExecutor(max_workers=max(len(gates), 1)) as pool:
             futures = [pool.submit(timed, gate.name, partial(gate.run, context)) for gate in gates]
             return [future.result() for future in futures]
     finally:
         remove_sandbox(sandbox)
 
 
-def _run_kernel_gates(forge: Forge, spec: KernelSpec, sandbox: Path) -> list[GateResult]:
-    """Kernel gates run in order: the screen decides whether candidate code may execute at all."""
-    from kavi.gates.kernel import KERNEL_GATES, KernelGateContext
-
-    context = KernelGateContext(
-        spec=spec,
-        sandbox=sandbox,
-        cache_dir=forge.workspace.cache_dir,
-        timeout_s=max(forge.workspace.config.verify.timeout_s, 600.0),
-        require_isolation=forge.workspace.config.isolation.require,
-    )
-    return [timed(gate.name, partial(gate.run, context)) for gate in KERNEL_GATES]
-
-
 def verification_status(results: list[GateResult]) -> str:
-    """PASSED when every gate passed; an unmeasured kernel speed gate (no GPU) is the one allowed skip,
-    which promotion then has to accept explicitly. Any other skip means the candidate could not be judged
-    here: INCOMPLETE, which never promotes."""
+    """PASSED when every gate passed; a skip of a gate that may be unmeasured (a kernel's speed without a
+    GPU) is allowed, and promotion then has to accept it explicitly. Any other skip means the candidate
+    could not be judged here: INCOMPLETE, which never promotes."""
     if any(result.status in (GateStatus.FAIL, GateStatus.ERROR) for result in results):
         return FAILED
-    skipped = [r for r in results if r.status is GateStatus.SKIPPED and r.gate != UNMEASURED_GATE]
+    unmeasurable = unmeasurable_gates()
+    skipped = [r for r in results if r.status is GateStatus.SKIPPED and r.gate not in unmeasurable]
     return INCOMPLETE if skipped else PASSED
 
 
