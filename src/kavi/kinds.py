@@ -67,6 +67,11 @@ class Kind:
     # Folders under install_dir that hold proposal inputs (frozen in the ledger), never code a lock vouches for.
     inputs_dirs: tuple[str, ...] = ()
 
+    @property
+    def has_unmeasurable_gates(self) -> bool:
+        """Whether a TRUSTED version of this kind may carry results no machine measured (a kernel's speed)."""
+        return any(gate.may_be_unmeasured for gate in self.gates())
+
     def installed_paths(self, name: str) -> tuple[str, str]:
         """The code and test file of a TRUSTED version, relative to the workspace root (the build allowlist)."""
         return installed_paths(self.install_dir, name)

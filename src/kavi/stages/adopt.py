@@ -26,6 +26,7 @@ from sqlmodel import Session, func, select
 from kavi.errors import IntegrityError, WorkspaceError
 from kavi.integrity.lockdata import LOCK_FILE, load_lock
 from kavi.integrity.lockfile import EFFECT_PARAMS, check_lock_files
+from kavi.kinds import kind_of
 from kavi.ledger.ids import new_id, utc_now
 from kavi.ledger.models import Build, Event, Promotion, Proposal, ProposalStatus, Verification, VersionStatus
 from kavi.ledger.store import append_event
@@ -130,13 +131,8 @@ def _load_spec(kind: str, data: bytes, label: str) -> AnySpec:
     from kavi.errors import KaviError
 
     try:
-        if kind == "kernel":
-            from kavi.gpu.spec import load_kernel_spec
-
-            return load_kernel_spec(data)
-        from kavi.spec import load_spec
-
-        return load_spec(data)
+        spec: AnySpec = kind_of(kind).load(data)
+        return spec
     except (KaviError, ValueError) as exc:
         raise IntegrityError(f"{label}: the frozen spec does not load: {exc}", hint="restore it from git") from None
 
@@ -230,7 +226,7 @@ def _adopt_entry(forge: Forge, session: Session, entry: _Entry) -> dict[str, Any
     )
     main_path, test_path = spec.allowed_paths
     # The lock does not carry the unmeasured flag yet; nothing measured a kernel's speed here, so say so.
-    unmeasured = bool(lock.get("unmeasured", spec.kind == "kernel"))
+    unmeasured = bool(lock.get("unmeasured", kind_of(spec.kind).has_unmeasurable_gates))
     promotion = Promotion(
         id=lock["promotion_id"],
         proposal_id=proposal.id,

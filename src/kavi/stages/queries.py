@@ -18,6 +18,7 @@ from sqlmodel import col, func, select
 
 from kavi.errors import NotFoundError
 from kavi.integrity.lockdata import LOCK_FILE, load_lock
+from kavi.kinds import kind_of
 from kavi.ledger.models import (
     Build,
     Event,
@@ -170,7 +171,7 @@ def _lock_row(entry: dict[str, Any]) -> dict[str, Any]:
         "promoted_at": entry["promoted_at"],
         "skill_sha256": main,
         "proposal_id": entry["proposal_id"],
-        "unmeasured": bool(entry.get("unmeasured", entry["kind"] == "kernel")),
+        "unmeasured": bool(entry.get("unmeasured", kind_of(entry["kind"]).has_unmeasurable_gates)),
         "verification_isolation": f"({LOCK_FILE})",
         "installed": entry["installed"],
     }
