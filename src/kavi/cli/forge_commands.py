@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from kavi.cli.app import JsonOption, WorkspaceOption, app
-from kavi.cli.output import console, emit_json, styled
+from kavi.cli.output import aligned_rows, console, emit_json, styled
 
 
 @app.command()
@@ -20,10 +20,16 @@ def builders(json_output: JsonOption = False) -> None:
     if json_output:
         emit_json({"ok": True, "builders": rows})
         return
-    out = console()
-    for row in rows:
-        mark = "[green]available[/green]" if row["available"] else "[yellow]unavailable[/yellow]"
-        out.print(f"{row['name']:<12} {mark}  {row['detail']}")
+    aligned_rows(
+        [
+            (
+                "[green]  available[/green]" if row["available"] else "[yellow]unavailable[/yellow]",
+                row["name"],
+                row["detail"],
+            )
+            for row in rows
+        ]
+    )
 
 
 @app.command()
@@ -41,12 +47,13 @@ def trace(
     if json_output:
         emit_json({"ok": True, **result})
         return
+    from kavi.cli.transcript import transcript
+
     out = console()
     build = result["build"]
     out.print(f"build {build['id']} attempt {build['attempt']} {build['builder']} {styled(build['status'])}")
-    for event in result["events"]:
-        data = json.dumps(event["data"], sort_keys=True)
-        out.print(f"  {event['ts'][11:23]} [bold]{event['kind']}[/bold] {data[:300]}", markup=True, highlight=False)
+    for line in transcript(result["events"]):
+        out.print(line, markup=False)
 
 
 @app.command("research-skill")

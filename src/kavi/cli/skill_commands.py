@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from kavi.cli.app import JsonOption, WorkspaceOption, app
-from kavi.cli.output import console, emit_json, gate_table, styled
+from kavi.cli.output import console, emit_json, escape, gate_table, styled
 from kavi.errors import UsageError
 
 
@@ -81,7 +81,8 @@ def build_skill_command(
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Build a candidate in a sandbox; only skills/<name>.py and skills/test_<name>.py may come out."""
+    """Build a candidate in a sandbox; only skills/NAME.py and skills/test_NAME.py may come out (for a kernel,
+    kernels/NAME.py and kernels/test_NAME.py), where NAME is the proposal's name."""
     from kavi.stages.build import build_skill, resume_build
     from kavi.stages.common import Forge
 
@@ -146,7 +147,8 @@ def verify_skill_command(
         out.print(gate_table(verified.gates))
         for gate in verified.gates:
             if gate["status"] != "pass" and gate["report"]:
-                out.print(f"\n[bold]{gate['gate']}[/bold] report:\n{gate['report'][-2000:]}", markup=False)
+                out.print(f"\n[bold]{escape(gate['gate'])}[/bold] report:")
+                out.print(gate["report"][-2000:], markup=False)
         if verified.passed:
             out.print(f"Next: `kavi promote-skill {verified.proposal_id}`")
     if not verified.passed:
@@ -249,8 +251,17 @@ def show(
             f"at {version['promoted_at']} sha256 {version['skill_sha256'][:12]}"
             + (" (speed unmeasured: promoted without a GPU)" if version["unmeasured"] else "")
         )
-    executions = detail["executions"]
-    out.print(f"  executions: {executions['total']} {executions['by_isolation'] or ''}")
+    out.print(f"  executions: {executions_line(detail['executions'])}")
+
+
+def executions_line(executions: dict[str, Any]) -> str:
+    """``7 (6 under full isolation, 1 under fallback)``: the count, then how isolated those runs were."""
+    levels = executions.get("by_isolation") or {}
+    split = ", ".join(
+        f"{count} under {level}" + (" isolation" if i == 0 else "")
+        for i, (level, count) in enumerate(sorted(levels.items()))
+    )
+    return f"{executions['total']}" + (f" ({split})" if split else "")
 
 
 @app.command()
