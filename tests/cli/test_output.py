@@ -111,6 +111,7 @@ def test_a_failing_gate_report_prints_its_header_without_literal_markup(workspac
     result = run_cli("verify-skill", "word_count")
     assert result.code == 1
     assert "pytest report:" in result.stdout and "[bold]" not in result.stdout
+    assert "\x1b" not in result.stdout and "running" not in result.stdout  # a pipe gets no live display
 
 
 def test_transcript_reads_turns_tool_calls_results_and_denials() -> None:

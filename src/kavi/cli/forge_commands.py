@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kavi.cli.app import JsonOption, WorkspaceOption, app
 from kavi.cli.output import aligned_rows, console, emit_json, styled
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kavi.stages.verify import GateProgress
 
 
 @app.command()
@@ -82,11 +87,18 @@ def research_skill_command(
         out.print(f"  advice: {note.advice_status}")
 
 
-def _progress(json_output: bool) -> Any:
-    out = console()
-
+def _progress(json_output: bool, out: Console, gates: GateProgress) -> Any:
     def show(stage: str, record: dict[str, Any]) -> None:
         if json_output:
+            return
+        from kavi.cli.progress import LiveGates
+
+        if isinstance(gates, LiveGates):
+            if stage == "building":
+                gates.step(f"attempt {record['attempt']}: building")
+            elif stage == "build" and record["build"] == "SUCCEEDED":
+                gates.step(f"attempt {record['attempt']}: verifying")
+        if stage == "building":
             return
         detail = record.get("verification") if stage == "verify" else record.get("build")
         if stage == "research":
@@ -109,10 +121,15 @@ def forge(
     json_output: JsonOption = False,
 ) -> None:
     """Build, verify, research and build again until VERIFIED, or ESCALATED with the reason. Never promotes."""
+    from kavi.cli.progress import gate_progress
     from kavi.stages.common import Forge
     from kavi.stages.forge import Budget, forge_skill
 
-    with Forge.opened(workspace) as opened:
+    out = console()
+    with (
+        Forge.opened(workspace) as opened,
+        gate_progress(f"forging {proposal_id}", json_output=json_output, out=out) as gates,
+    ):
         options = {"source": replay_from} if replay_from else None
         advice = opened.workspace.config.build.options.get("openai", {}) if advise else None
         result = forge_skill(
@@ -122,11 +139,12 @@ def forge(
             builder_options=options,
             budget=Budget(max_attempts, max_cost_usd, max_minutes),
             advice_options=advice,
-            progress=_progress(json_output),
+            progress=_progress(json_output, out, gates),
+            gate_progress=gates,
         )
     if json_output:
         emit_json({"ok": result.status == "VERIFIED", **result.__dict__})
     else:
-        console().print(f"{result.name}: {styled(result.status)} — {result.reason}")
+        out.print(f"{result.name}: {styled(result.status)} — {result.reason}")
     if result.status != "VERIFIED":
         raise typer.Exit(1)

@@ -131,11 +131,15 @@ def verify_skill_command(
     json_output: JsonOption = False,
 ) -> None:
     """Run every gate (ruff, mypy, policy, invariants, pytest, examples) on the exact candidate bytes."""
+    from kavi.cli.progress import gate_progress
     from kavi.stages.common import Forge
     from kavi.stages.verify import verify_skill
 
-    with Forge.opened(workspace) as forge:
-        verified = verify_skill(forge, proposal_id)
+    with (
+        Forge.opened(workspace) as forge,
+        gate_progress(f"verifying {proposal_id}", json_output=json_output) as progress,
+    ):
+        verified = verify_skill(forge, proposal_id, progress=progress)
     if json_output:
         emit_json({"ok": verified.passed, **verified.__dict__})
     else:

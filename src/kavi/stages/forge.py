@@ -18,7 +18,7 @@ from kavi.research import FailureKind
 from kavi.stages.build import build_skill
 from kavi.stages.common import Forge, get_proposal, set_status
 from kavi.stages.research import Researched, research_build
-from kavi.stages.verify import verify_skill
+from kavi.stages.verify import UNOBSERVED, GateProgress, verify_skill
 
 ESCALATE_AT_ONCE = {
     FailureKind.VERIFY_POLICY: "a policy violation needs a person",
@@ -56,7 +56,10 @@ def forge_skill(
     budget: Budget = Budget(),
     advice_options: dict[str, Any] | None = None,
     progress: Progress = lambda _stage, _data: None,
+    gate_progress: GateProgress = UNOBSERVED,
 ) -> Forged:
+    """``progress`` hears ("building", record) before each build and ("build" | "verify" | "research",
+    record) after each step; ``gate_progress`` hears each gate of each verification."""
     if budget.max_attempts < 1:
         raise UsageError("--max-attempts must be at least 1")
     name = builder_name or forge.workspace.config.build.builder
@@ -72,6 +75,7 @@ def forge_skill(
         spent = _budget_spent(budget, result, started)
         if spent:
             return _escalate(forge, result, spent)
+        progress("building", {"attempt": len(result.attempts) + 1})
         built = build_skill(
             forge,
             proposal.id,
@@ -85,7 +89,7 @@ def forge_skill(
         result.attempts.append(record)
         progress("build", record)
         if built.status == "SUCCEEDED":
-            verified = verify_skill(forge, proposal.id)
+            verified = verify_skill(forge, proposal.id, progress=gate_progress)
             record.update(verification_id=verified.verification_id, verification=verified.status)
             progress("verify", record)
             if verified.passed:

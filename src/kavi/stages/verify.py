@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kavi.builders.base import BuildStatus
 from kavi.crash import crashpoint
@@ -35,6 +36,34 @@ UNMEASURED_GATE = "kernel-speed"
 _ISOLATION_ORDER = ("none", "process", "fallback", "full")
 
 
+class GateProgress(Protocol):
+    """Told as each gate starts and ends, from the thread that runs it, so a front end can show which gate
+    runs and which finished during a long verification. The core only reports; whether and how to show it
+    (a live display on a terminal, nothing on a pipe or under --json) is the front end's business."""
+
+    def gate_started(self, gate: str) -> None: ...
+
+    def gate_finished(self, result: GateResult) -> None: ...
+
+
+class _Unobserved:
+    def gate_started(self, gate: str) -> None:
+        pass
+
+    def gate_finished(self, result: GateResult) -> None:
+        pass
+
+
+UNOBSERVED: GateProgress = _Unobserved()
+
+
+def _observed(progress: GateProgress, gate: str, check: Callable[[], GateResult]) -> GateResult:
+    progress.gate_started(gate)
+    result = timed(gate, check)
+    progress.gate_finished(result)
+    return result
+
+
 @dataclass(frozen=True)
 class Verified:
     verification_id: str
@@ -52,7 +81,7 @@ class Verified:
         return self.status == PASSED
 
 
-def verify_skill(forge: Forge, reference: str) -> Verified:
+def verify_skill(forge: Forge, reference: str, *, progress: GateProgress = UNOBSERVED) -> Verified:
     with forge.ledger.reading() as session:
         proposal = get_proposal(session, reference)
         require_status(
@@ -68,7 +97,7 @@ def verify_skill(forge: Forge, reference: str) -> Verified:
         proposal_id, build_id, candidate = proposal.id, build.id, build.candidate_sha256
     files = candidate_files(forge, candidate)
     started = time.perf_counter()
-    results = run_gates(forge, spec, files)
+    results = run_gates(forge, spec, files, progress=progress)
     duration = round(time.perf_counter() - started, 4)
     crashpoint("verify.gated")
     return _record(forge, proposal_id, build_id, candidate, results, duration)
@@ -80,7 +109,9 @@ def candidate_files(forge: Forge, candidate_sha256: str) -> dict[str, bytes]:
     return {path: forge.store.get(digest) for path, digest in manifest["files"].items()}
 
 
-def run_gates(forge: Forge, spec: AnySpec, files: dict[str, bytes]) -> list[GateResult]:
+def run_gates(
+    forge: Forge, spec: AnySpec, files: dict[str, bytes], *, progress: GateProgress = UNOBSERVED
+) -> list[GateResult]:
     """Materialise the candidate in a fresh sandbox (never the workspace) and run the gates on it."""
     sandbox = Path(tempfile.mkdtemp(prefix="kavi-verify-"))
     try:
@@ -91,7 +122,7 @@ def run_gates(forge: Forge, spec: AnySpec, files: dict[str, bytes]) -> list[Gate
         (sandbox / PROBE_SPEC_FILE).write_bytes(spec.canonical_json())
         forge.workspace.cache_dir.mkdir(parents=True, exist_ok=True)
         if not isinstance(spec, SkillSpec):
-            return _run_kernel_gates(forge, spec, sandbox)
+            return _run_kernel_gates(forge, spec, sandbox, progress)
         for root in spec.write_roots:
             (sandbox / root).mkdir(parents=True, exist_ok=True)
         context = GateContext(
@@ -103,13 +134,13 @@ def run_gates(forge: Forge, spec: AnySpec, files: dict[str, bytes]) -> list[Gate
         )
         gates = [gate for gate in python_gates() if gate.applies_to(spec)]
         with ThreadPoolExecutor(max_workers=len(gates)) as pool:
-            futures = [pool.submit(timed, gate.name, partial(gate.run, context)) for gate in gates]
+            futures = [pool.submit(_observed, progress, gate.name, partial(gate.run, context)) for gate in gates]
             return [future.result() for future in futures]
     finally:
         remove_sandbox(sandbox)
 
 
-def _run_kernel_gates(forge: Forge, spec: KernelSpec, sandbox: Path) -> list[GateResult]:
+def _run_kernel_gates(forge: Forge, spec: KernelSpec, sandbox: Path, progress: GateProgress) -> list[GateResult]:
     """Kernel gates run in order: the screen decides whether candidate code may execute at all."""
     from kavi.gates.kernel import KERNEL_GATES, KernelGateContext
 
@@ -120,7 +151,7 @@ def _run_kernel_gates(forge: Forge, spec: KernelSpec, sandbox: Path) -> list[Gat
         timeout_s=max(forge.workspace.config.verify.timeout_s, 600.0),
         require_isolation=forge.workspace.config.isolation.require,
     )
-    return [timed(gate.name, partial(gate.run, context)) for gate in KERNEL_GATES]
+    return [_observed(progress, gate.name, partial(gate.run, context)) for gate in KERNEL_GATES]
 
 
 def verification_status(results: list[GateResult]) -> str:
