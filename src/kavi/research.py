@@ -288,7 +288,7 @@ def _verify_summary(
     tests: Sequence[Mapping[str, Any]],
 ) -> str:
     names = ", ".join(str(g["gate"]) for g in gates)
-    parts = [f"{kind.value}: failing gate(s) {names}"]
+    parts = [f"failing gate(s) {names}"]  # the kind is the note's own field; a reader sees it once
     if tests:
         parts.append(f"{len(tests)} failing test(s), first {tests[0]['id']}")
     if errors:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kavi.cli.app import JsonOption, WorkspaceOption, app
-from kavi.cli.output import aligned_rows, console, emit_json, styled
+from kavi.cli.output import aligned_rows, console, emit_json, escape, styled
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -79,12 +78,27 @@ def research_skill_command(
         emit_json({"ok": True, **note.__dict__})
         return
     out = console()
-    out.print(f"[bold]{note.kind}[/bold]: {note.summary}  (note {note.note_sha256[:12]})")
-    for key, value in note.facts.items():
-        if key != "gate_output" and value:
-            out.print(f"  {key}: {json.dumps(value)[:400]}", markup=False)
+    out.print(f"[bold]{note.kind}[/bold] {escape(note.summary)}  (note {note.note_sha256[:12]})")
+    for line in research_lines(note.facts):
+        out.print(line, markup=False, highlight=False)
     if note.advice_status:
-        out.print(f"  advice: {note.advice_status}")
+        out.print(f"advice: {note.advice_status}", markup=False)
+    if note.advice:
+        out.print(note.advice, markup=False)
+
+
+def research_lines(facts: dict[str, Any]) -> list[str]:
+    """A research note's fixes for people: each problem where it is, in the tool's words, and what to do."""
+    lines: list[str] = []
+    kinds = facts.get("kinds") or []
+    if len(kinds) > 1:
+        lines.append("also failing: " + ", ".join(kinds[1:]))
+    for fix in facts.get("fixes") or []:
+        indent = " " * 13
+        lines += [f"  {fix['gate']:<10} {fix['where']}", f"{indent}{fix['problem']}", f"{indent}fix: {fix['fix']}"]
+    if not facts.get("fixes") and facts.get("build_reason"):
+        lines.append(f"  the build failed: {facts['build_reason']}")
+    return lines
 
 
 def _progress(json_output: bool, out: Console, gates: GateProgress) -> Any:
