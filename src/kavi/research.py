@@ -314,7 +314,9 @@ _FROZEN_SPEC_FIELDS = {
     "secrets": "the secrets",
     "executables": "the executables",
 }
-_PACKET_FIELDS = frozenset({"proposal_id", "attempt", "spec", "allowed_paths", "rules", "previous_failure", "advice"})
+_PACKET_FIELDS = frozenset(
+    {"proposal_id", "attempt", "spec", "allowed_paths", "rules", "previous_failure", "advice", "guide"}
+)
 
 ADVICE_PROMPT = """\
 A build of a kavi skill failed. Below are the research note (why it failed) and the build packet
@@ -348,7 +350,7 @@ def check_advice(original: BuildPacket, revised: Any) -> list[str]:
     violations = [f"unknown field {key!r}" for key in sorted(set(revised) - _PACKET_FIELDS)]
     violations += _spec_violations(before["spec"], revised.get("spec", before["spec"]))
     violations += _allowlist_violations(before["allowed_paths"], revised)
-    for key in ("proposal_id", "attempt", "previous_failure"):
+    for key in ("proposal_id", "attempt", "previous_failure", "guide"):
         if key in revised and _canonical(revised[key]) != _canonical(before[key]):
             violations.append(f"{key} must not change")
     violations += _rule_violations(list(original.rules), revised.get("rules", list(original.rules)))
@@ -459,6 +461,7 @@ def _advice_from(packet: BuildPacket, revised: Mapping[str, Any]) -> Advice:
         rules=rules,
         previous_failure=packet.previous_failure,
         advice=text,
+        guide=packet.guide,
     )
     return Advice(text=text, added_rules=rules[len(packet.rules) :], packet=new_packet)
 

@@ -84,7 +84,39 @@ def make_packet(proposal: Proposal, spec: AnySpec, attempt: int, **extra: Any) -
         rules=rules,
         previous_failure=extra.get("previous_failure"),
         advice=extra.get("advice"),
+        guide=skill_guide(spec) if isinstance(spec, SkillSpec) else {},
     )
+
+
+GUIDE_EXAMPLES = ("word_count", "write_note")  # demo skills the suite verifies; the packet shows one
+
+
+def skill_guide(spec: SkillSpec) -> dict[str, str]:
+    """What a builder needs to pass the gates at the first attempt, read from their one source: a demo skill
+    (complete; the test suite verifies it through every gate) and the settings the lint and type gates use."""
+    import shlex
+    from importlib import resources
+
+    from kavi.gates.lint import ruff_settings
+    from kavi.gates.typecheck import mypy_config
+
+    name = next(example for example in GUIDE_EXAMPLES if example != spec.name)  # never the task's own answer
+    example = resources.files("kavi.demo_replays") / name / "skills"
+    return {
+        "ruff": shlex.join(["ruff", "check", *ruff_settings(spec.name), spec.skill_path, spec.test_path]),
+        "imports": (
+            "Import order (ruff's I rules): `from __future__ import annotations` first; then the standard library; "
+            "then third-party, where `kavi` and `pydantic` count as third-party and sort together; then your own "
+            f"module `{spec.name}` (first-party: the test imports it as `from {spec.name} import ...`). One blank "
+            "line between sections, none inside one."
+        ),
+        "mypy": mypy_config(spec),
+        "example_name": name,
+        "example_skill_path": f"skills/{name}.py",
+        "example_skill": (example / f"{name}.py").read_text(encoding="utf-8"),
+        "example_test_path": f"skills/test_{name}.py",
+        "example_test": (example / f"test_{name}.py").read_text(encoding="utf-8"),
+    }
 
 
 def build_skill(
