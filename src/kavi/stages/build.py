@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from kavi.builders.base import BuildOutcome, BuildPacket, BuildStatus, TraceEvent
+from kavi.builders.base import Builder, BuildOutcome, BuildPacket, BuildStatus, TraceEvent
 from kavi.builders.registry import create_builder
 from kavi.crash import crashpoint
 from kavi.errors import BuildError, BuilderUnavailableError, KaviError, TransitionError
@@ -128,11 +128,15 @@ def build_skill(
     previous_failure: dict[str, Any] | None = None,
     advice: str | None = None,
     keep_sandbox: bool = False,
+    builder: Builder | None = None,
 ) -> Built:
-    """Start a new attempt with ``builder_name`` (default from kavi.toml) and judge what it produced."""
-    name = builder_name or forge.workspace.config.build.builder
-    options = {**forge.workspace.config.build.options.get(name, {}), **(builder_options or {})}
-    builder = create_builder(name, options)
+    """Start a new attempt with ``builder_name`` (default from kavi.toml) and judge what it produced.
+    ``builder``, when given, is used as it is (forge's own lint fixer, which no configuration names)."""
+    if builder is None:
+        name = builder_name or forge.workspace.config.build.builder
+        options = {**forge.workspace.config.build.options.get(name, {}), **(builder_options or {})}
+        builder = create_builder(name, options)
+    name = builder.name
     ok, why = builder.available()
     if not ok:
         raise BuilderUnavailableError(f"builder {name!r} is not available: {why}")
