@@ -143,37 +143,39 @@ def build_skill(
     build, spec, packet = _start_attempt(forge, reference, name, previous_failure, advice)
     crashpoint("build.started")
     sandbox = make_build_sandbox(forge.workspace.root, prefix=f"build-{build.id}")
-    started = time.perf_counter()
+    keep = keep_sandbox  # a sandbox outlives its build only when asked to, or while a person fills it in
     try:
-        packet_path = packet.write_into(sandbox)
-        before = snapshot_tree(sandbox)
-        outcome = builder.build(packet, sandbox)
-    except KaviError as exc:
-        outcome = BuildOutcome(BuildStatus.FAILED, reason=str(exc), failure_kind="BUILD_ERROR")
-    except BaseException:
-        _finish(
-            forge,
-            build.id,
-            spec,
-            BuildOutcome(BuildStatus.FAILED, "the builder crashed", failure_kind="BUILD_ERROR"),
-            None,
+        started = time.perf_counter()
+        try:
+            packet_path = packet.write_into(sandbox)
+            before = snapshot_tree(sandbox)
+            outcome = builder.build(packet, sandbox)
+        except KaviError as exc:
+            outcome = BuildOutcome(BuildStatus.FAILED, reason=str(exc), failure_kind="BUILD_ERROR")
+        except BaseException:
+            _finish(
+                forge,
+                build.id,
+                spec,
+                BuildOutcome(BuildStatus.FAILED, "the builder crashed", failure_kind="BUILD_ERROR"),
+                None,
+            )
+            raise
+        outcome = _with_duration(outcome, time.perf_counter() - started)
+        crashpoint("build.built")
+        if outcome.status is BuildStatus.AWAITING_INPUT:
+            result = _await_input(forge, build.id, outcome, sandbox, before, packet_path)
+            keep = True  # until `--resume` or `reject` ends the build
+            return result
+        verdict = (
+            judge_sandbox(sandbox, before, spec.allowed_paths, required=spec.allowed_paths)
+            if outcome.status is BuildStatus.SUCCEEDED
+            else None
         )
-        remove_sandbox(sandbox)
-        raise
-    outcome = _with_duration(outcome, time.perf_counter() - started)
-    crashpoint("build.built")
-    if outcome.status is BuildStatus.AWAITING_INPUT:
-        result = _await_input(forge, build.id, outcome, sandbox, before, packet_path)
-        return result
-    verdict = (
-        judge_sandbox(sandbox, before, spec.allowed_paths, required=spec.allowed_paths)
-        if outcome.status is BuildStatus.SUCCEEDED
-        else None
-    )
-    result = _finish(forge, build.id, spec, outcome, verdict, sandbox=str(sandbox) if keep_sandbox else None)
-    if not keep_sandbox:
-        remove_sandbox(sandbox)
-    return result
+        return _finish(forge, build.id, spec, outcome, verdict, sandbox=str(sandbox) if keep_sandbox else None)
+    finally:
+        if not keep:
+            remove_sandbox(sandbox)
 
 
 def resume_build(forge: Forge, reference: str, *, source: Path | None = None) -> Built:
@@ -207,7 +209,7 @@ def resume_build(forge: Forge, reference: str, *, source: Path | None = None) ->
         verdict = judge_sandbox(sandbox, before, spec.allowed_paths, required=spec.allowed_paths)
         outcome = BuildOutcome(BuildStatus.SUCCEEDED, trace=(TraceEvent("resume", {"sandbox": str(sandbox)}),))
     result = _finish(forge, build.id, spec, outcome, verdict, expected_status=BuildStatus.AWAITING_INPUT)
-    if build.sandbox and source is None:
+    if build.sandbox:  # the waiting build has ended, whichever folder its files came from
         remove_sandbox(Path(build.sandbox))
     return result
 
