@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,31 @@ from kavi.workspace import Workspace, init_workspace
 # workspace made without --path is left on purpose (the user explores it), and so is a build kept with
 # --keep-sandbox or waiting for a person; a test that makes one cleans it up itself.
 OPERATION_TEMPORARIES = ("kavi-build-", "kavi-verify-", "kavi-run-", "kavi-claude-")
+
+
+# Test files whose tests xdist may hand to different workers one by one (the rest go a whole file at a time,
+# so a module's expensive fixtures are made once): the crash harness, one long test per scenario.
+SPREAD_BY_TEST = ("tests/integrity/test_integrity_crash.py",)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, except that each test of a file in SPREAD_BY_TEST is a work unit of its own."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesAndSpreadTests(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return nodeid if file in SPREAD_BY_TEST else file
+
+    return FilesAndSpreadTests(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The spread tests go first: they are the longest, and no worker should be left alone with one at the
+    end."""
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in SPREAD_BY_TEST)
 
 
 @pytest.fixture(scope="session", autouse=True)
