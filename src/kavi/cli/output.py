@@ -65,6 +65,12 @@ def styled(status: str) -> str:
 STATIC = "static"  # the isolation column of a gate that reads the candidate and never executes it
 
 
+def isolation_label(isolation: str | None, status: str) -> str:
+    """What the isolation column says: the level a gate ran the candidate under; ``static`` for a gate that
+    only reads it; ``-`` for a gate that did not run."""
+    return isolation or ("-" if status == "skipped" else STATIC)
+
+
 def plural(count: int, singular: str, many: str | None = None) -> str:
     """``1 entry``, ``2 entries``: people read counts, not ``entr(y/ies)``."""
     return f"{count} {singular if count == 1 else (many or singular + 's')}"
@@ -101,7 +107,7 @@ def gate_table(gates: list[dict[str, Any]]) -> Any:
             gate["gate"],
             styled(gate["status"]),
             f"{gate['duration_s']:.2f}",
-            gate.get("isolation") or STATIC,
+            isolation_label(gate.get("isolation"), str(gate["status"])),
             gate["summary"],
         )
     return table

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from kavi.cli.output import STATIC, console, escape, styled
+from kavi.cli.output import console, escape, isolation_label, styled
 from kavi.stages.verify import UNOBSERVED, GateProgress
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class LiveGates:
             if done is None:
                 table.add_row(Spinner("dots", style="cyan"), escape(name), f"running {time.monotonic() - began:.0f} s")
             else:
-                seconds = f"{done.duration_s:.2f} s · {done.isolation or STATIC}"
+                seconds = f"{done.duration_s:.2f} s · {isolation_label(done.isolation, str(done.status))}"
                 table.add_row(styled(str(done.status)), escape(name), f"{seconds} · {escape(done.summary)}")
         return Group(Spinner("dots", text=escape(self.heading), style="bold"), table)
 
