@@ -403,7 +403,10 @@ def _rule_violations(rules: list[str], revised: Any) -> list[str]:
 def advice_prompt(note: ResearchNote, packet: BuildPacket) -> str:
     """The bounded question put to the advising model."""
     note_json = json.dumps(note.to_json(), sort_keys=True)[: MAX_ADVICE_INPUT // 3]
-    packet_json = json.dumps(packet.to_json(), sort_keys=True)
+    # the guide (example skill, gate settings) is fixed and not the adviser's to revise: a field left out
+    # counts as unchanged, and leaving it out keeps the question within its bound
+    shown = {key: value for key, value in packet.to_json().items() if key != "guide"}
+    packet_json = json.dumps(shown, sort_keys=True)
     if len(packet_json) > MAX_ADVICE_INPUT:
         raise ValueError("the packet is too large to ask for advice about")
     return f"{ADVICE_PROMPT}\nResearch note:\n{note_json}\n\nBuild packet:\n{packet_json}\n"

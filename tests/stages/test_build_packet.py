@@ -57,3 +57,25 @@ def test_the_settings_come_from_the_gate_module_not_a_copy(forge: Forge, monkeyp
 def test_the_example_is_never_the_task_itself(forge: Forge) -> None:
     _, guide, _ = _packet_for(forge, "word_count")
     assert guide["example_name"] == "write_note" and "class WordCount" not in guide["example_skill"]
+
+
+def test_the_adviser_is_not_shown_the_guide_and_may_not_change_it(forge: Forge) -> None:
+    from kavi.research import FailureKind, ResearchNote, advice_prompt, check_advice
+
+    proposed = propose_skill(
+        forge,
+        name="letter_count",
+        description="Count letters",
+        side_effect="READ_ONLY",
+        io_schema={"input": {"text": "str"}, "output": {"count": "int"}},
+    )
+    with forge.ledger.reading() as session:
+        proposal = session.get(Proposal, proposed.proposal_id)
+        assert proposal is not None
+        packet = make_packet(proposal, forge.spec_of(proposal), 1)
+    prompt = advice_prompt(ResearchNote(FailureKind.VERIFY_LINT, "lint"), packet)
+    assert packet.guide["example_skill"].strip() not in prompt
+    revised = {k: v for k, v in packet.to_json().items() if k != "guide"}
+    assert check_advice(packet, {**revised, "advice": "sort the imports"}) == []
+    tampered = {**packet.to_json(), "guide": {**packet.guide, "mypy": "[mypy]\nstrict = False\n"}}
+    assert check_advice(packet, tampered) == ["guide must not change"]
