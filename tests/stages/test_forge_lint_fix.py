@@ -7,11 +7,25 @@ import shutil
 from pathlib import Path
 
 from kavi.demo import recording_of
+from kavi.gates.base import GateResult
 from kavi.stages.common import Forge
 from kavi.stages.forge import forge_skill
 from kavi.stages.propose import propose_skill
 from kavi.stages.research import build_trace
 from kavi.stages.verify import candidate_files
+
+
+class _GateLog:
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.finished: list[str] = []
+
+    def gate_started(self, gate: str) -> None:
+        self.started.append(gate)
+
+    def gate_finished(self, result: GateResult) -> None:
+        assert result.gate in self.started  # never a finish before its start
+        self.finished.append(result.gate)
 
 
 def _recording(tmp_path: Path) -> Path:
@@ -37,12 +51,14 @@ def test_fixable_lint_is_fixed_by_ruff_without_a_model_call(forge: Forge, tmp_pa
         io_schema={"input": {"text": "str"}, "output": {"count": "int"}},
     ).proposal_id
     progress: list[tuple[str, dict[str, object]]] = []
+    gates = _GateLog()
     result = forge_skill(
         forge,
         proposal,
         builder_name="replay",
         builder_options={"source": str(_recording(tmp_path))},
         progress=lambda stage, record: progress.append((stage, dict(record))),
+        gate_progress=gates,
     )
     assert result.status == "VERIFIED", result.reason
     assert "ruff's safe fixes" in result.reason
@@ -50,6 +66,9 @@ def test_fixable_lint_is_fixed_by_ruff_without_a_model_call(forge: Forge, tmp_pa
     assert first["verification"] == "FAILED" and "builder" not in first
     assert second["builder"] == "ruff-fix" and second["verification"] == "PASSED"
     assert [stage for stage, _ in progress].count("building") == 2
+    # the gates of both verifications were reported as they started and as they finished
+    names = {"ruff", "mypy", "policy", "invariants", "pytest", "examples"}
+    assert sorted(gates.started) == sorted([*names, *names]) and sorted(gates.finished) == sorted(gates.started)
 
     trace = build_trace(forge, str(second["build_id"]))
     assert trace["build"]["builder"] == "ruff-fix"
