@@ -117,7 +117,9 @@ def _progress(json_output: bool, out: Console, gates: GateProgress) -> Any:
         detail = record.get("verification") if stage == "verify" else record.get("build")
         if stage == "research":
             detail = f"{record['kind']}: {record['summary']}"
-        out.print(f"attempt {record['attempt']} [bold cyan]{stage:>8}[/bold cyan] {detail}")
+        elif stage == "build" and record.get("builder"):
+            detail = f"{detail} ({record['builder']}: no model call)"
+        out.print(f"attempt {record['attempt']} [bold cyan]{stage:>8}[/bold cyan] {escape(str(detail))}")
 
     return show
 
