@@ -25,6 +25,7 @@ OPERATION_TEMPORARIES = ("kavi-build-", "kavi-verify-", "kavi-run-", "kavi-claud
 SPREAD_BY_TEST = ("tests/integrity/test_integrity_crash.py",)
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: absent when xdist is not loaded
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """`--dist loadfile`, except that each test of a file in SPREAD_BY_TEST is a work unit of its own."""
     if config.getvalue("dist") != "loadfile":
