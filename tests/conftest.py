@@ -2,13 +2,72 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kavi.stages.common import Forge
 from kavi.workspace import Workspace, init_workspace
+
+# Temporary folders kavi makes for one operation and must remove when it ends, whatever the outcome. A demo
+# workspace made without --path is left on purpose (the user explores it), and so is a build kept with
+# --keep-sandbox or waiting for a person; a test that makes one cleans it up itself.
+OPERATION_TEMPORARIES = ("kavi-build-", "kavi-verify-", "kavi-run-", "kavi-claude-")
+
+
+# Test files whose tests xdist may hand to different workers one by one (the rest go a whole file at a time,
+# so a module's expensive fixtures are made once): the crash harness, one long test per scenario.
+SPREAD_BY_TEST = ("tests/integrity/test_integrity_crash.py",)
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: absent when xdist is not loaded
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, except that each test of a file in SPREAD_BY_TEST is a work unit of its own."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesAndSpreadTests(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return nodeid if file in SPREAD_BY_TEST else file
+
+    return FilesAndSpreadTests(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The spread tests go first: they are the longest, and no worker should be left alone with one at the
+    end."""
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in SPREAD_BY_TEST)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_temp_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every temporary folder of this session, kavi's and its subprocesses', goes into one folder of its own
+    (TMPDIR), removed at the end: the suite leaves the system's temp folder as it found it. A folder of one
+    of kavi's operations still there at the end is a leak, and fails the session."""
+    tmp_path_factory.getbasetemp()  # pytest's own tmp_path folders stay where pytest keeps them
+    root = Path(tempfile.mkdtemp(prefix="kavi-tests-"))
+    saved = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(root)
+    tempfile.tempdir = None  # forget the cached answer, so the next gettempdir() reads TMPDIR
+    try:
+        yield root
+    finally:
+        if saved is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved
+        tempfile.tempdir = None
+        leaked = sorted(path.name for path in root.iterdir() if path.name.startswith(OPERATION_TEMPORARIES))
+        shutil.rmtree(root, ignore_errors=True)
+    if leaked:
+        pytest.fail(f"{len(leaked)} temporary folder(s) outlived the operation that made them: {leaked[:10]}")
 
 
 @pytest.fixture(autouse=True)

@@ -12,9 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from kavi import __version__
 from kavi.errors import KaviError
@@ -25,10 +29,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # run-skill always answers with JSON (its --json option is the input), and also tells people on stderr.
     fast_run = bool(args) and args[0] == "run-skill" and not {"-h", "--help"} & set(args)
     json_mode = "--json" in args or fast_run
+    _interrupted.clear()
+    previous = _stop_children_on_interrupt()
     try:
         if fast_run:
             return _run_skill_fast(args[1:])
-        return _run_typer(args)
+        code = _run_typer(args)
+        if _interrupted.is_set():  # Typer turns KeyboardInterrupt into a silent exit code 130
+            raise KeyboardInterrupt
+        return code
     except KaviError as exc:
         return _report(exc.exit_code, str(exc), json_mode, type(exc).__name__, also_stderr=fast_run)
     except KeyboardInterrupt:
@@ -37,6 +46,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         log = _write_crash_log(args)
         message = f"kavi hit a bug; the details are in {log} (please report it)"
         return _report(3, message, json_mode, "Bug", also_stderr=fast_run)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+_interrupted = threading.Event()
+
+
+def _stop_children_on_interrupt() -> Any:
+    """Ctrl-C kills every supervised child at once, then raises KeyboardInterrupt as Python would.
+
+    Gates run in worker threads while the signal reaches the main thread only; without this the
+    interrupt would wait for every running gate to end. Returns the handler it replaced (None when
+    this is not the main thread, where Python allows no handler).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        _interrupted.set()
+        executor = sys.modules.get("kavi.sandbox.executor")  # not loaded yet: no child to stop
+        if executor is not None:
+            executor.stop_all_children()
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, on_interrupt)
 
 
 def _run_typer(args: list[str]) -> int:

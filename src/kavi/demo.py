@@ -24,6 +24,9 @@ from kavi.stages.run import run_skill
 from kavi.stages.verify import verify_skill
 from kavi.workspace import init_workspace
 
+# What the narration shows of each gate: the isolation it ran under included, as the ledger records it.
+GATE_FIELDS = ("gate", "status", "summary", "duration_s", "isolation")
+
 Narrate = Callable[[str, str, dict[str, Any]], None]
 
 
@@ -124,7 +127,7 @@ def _forge_one(forge: Forge, skill: DemoSkill, narrate: Narrate) -> dict[str, An
         "verify",
         f"{skill.name}: {verified.status} under {verified.isolation} isolation",
         {
-            "gates": [{k: g[k] for k in ("gate", "status", "summary", "duration_s")} for g in verified.gates],
+            "gates": [{k: g[k] for k in GATE_FIELDS} for g in verified.gates],
             "status": verified.status,
         },
     )
@@ -153,7 +156,7 @@ def _forge_kernel(forge: Forge, name: str, narrate: Narrate) -> dict[str, Any]:
     )
     narrate("build", f"{name}: attempt {built.attempt} {built.status}", asdict(built))
     verified = verify_skill(forge, proposed.proposal_id)
-    gates = [{k: g[k] for k in ("gate", "status", "summary", "duration_s")} for g in verified.gates]
+    gates = [{k: g[k] for k in GATE_FIELDS} for g in verified.gates]
     narrate("verify", f"{name}: {verified.status}", {"gates": gates, "status": verified.status})
     if not verified.passed:
         return {"name": name, "status": verified.status}

@@ -52,6 +52,10 @@ class FrozenSpec(Protocol):
     def model_dump(self, *, mode: str = ...) -> dict[str, Any]: ...
 
 
+def _no_guide(_spec: Any) -> dict[str, str]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Kind:
     """One kind of forged code and what each stage needs to know about it."""
@@ -64,6 +68,8 @@ class Kind:
     gates: Callable[[], Sequence[Gate[Any]]]  # every gate of the kind, in the order they are listed
     gate_context: Callable[[Any, Path, GateSettings], Any]  # what those gates run on
     gates_in_order: bool  # True: one after the other (a kernel's screen decides whether code may run at all)
+    # A complete example and the gates' exact settings for the build packet, so a model passes at once.
+    build_guide: Callable[[Any], dict[str, str]] = _no_guide
     # Folders under install_dir that hold proposal inputs (frozen in the ledger), never code a lock vouches for.
     inputs_dirs: tuple[str, ...] = ()
 
@@ -91,6 +97,37 @@ SKILL_BUILD_RULES = (
 
 def _skill_rules(_spec: SkillSpec) -> tuple[str, ...]:
     return SKILL_BUILD_RULES
+
+
+GUIDE_EXAMPLES = ("word_count", "write_note")  # demo skills the suite verifies; the packet shows one
+
+
+def _skill_guide(spec: SkillSpec) -> dict[str, str]:
+    """What a builder needs to pass the gates at the first attempt, read from their one source: a demo skill
+    (complete; the test suite verifies it through every gate) and the settings the lint and type gates use."""
+    import shlex
+    from importlib import resources
+
+    from kavi.gates.lint import ruff_settings
+    from kavi.gates.typecheck import mypy_config
+
+    name = next(example for example in GUIDE_EXAMPLES if example != spec.name)  # never the task's own answer
+    example = resources.files("kavi.demo_replays") / name / "skills"
+    return {
+        "ruff": shlex.join(["ruff", "check", *ruff_settings(spec.name), spec.skill_path, spec.test_path]),
+        "imports": (
+            "Import order (ruff's I rules): `from __future__ import annotations` first; then the standard library; "
+            "then third-party, where `kavi` and `pydantic` count as third-party and sort together; then your own "
+            f"module `{spec.name}` (first-party: the test imports it as `from {spec.name} import ...`). One blank "
+            "line between sections, none inside one."
+        ),
+        "mypy": mypy_config(spec),
+        "example_name": name,
+        "example_skill_path": f"skills/{name}.py",
+        "example_skill": (example / f"{name}.py").read_text(encoding="utf-8"),
+        "example_test_path": f"skills/test_{name}.py",
+        "example_test": (example / f"test_{name}.py").read_text(encoding="utf-8"),
+    }
 
 
 def _skill_gates() -> Sequence[Gate[Any]]:
@@ -126,6 +163,7 @@ KINDS: dict[str, Kind] = {
             install_dir=SkillSpec.install_dir,
             load=SkillSpec.model_validate_json,
             build_rules=_skill_rules,
+            build_guide=_skill_guide,
             gates=_skill_gates,
             gate_context=_skill_context,
             gates_in_order=False,

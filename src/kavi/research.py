@@ -259,7 +259,7 @@ def _verify_summary(
     tests: Sequence[Mapping[str, Any]],
 ) -> str:
     names = ", ".join(str(g["gate"]) for g in gates)
-    parts = [f"{kind.value}: failing gate(s) {names}"]
+    parts = [f"failing gate(s) {names}"]  # the kind is the note's own field; a reader sees it once
     if tests:
         parts.append(f"{len(tests)} failing test(s), first {tests[0]['id']}")
     if errors:
@@ -285,7 +285,9 @@ _FROZEN_SPEC_FIELDS = {
     "secrets": "the secrets",
     "executables": "the executables",
 }
-_PACKET_FIELDS = frozenset({"proposal_id", "attempt", "spec", "allowed_paths", "rules", "previous_failure", "advice"})
+_PACKET_FIELDS = frozenset(
+    {"proposal_id", "attempt", "spec", "allowed_paths", "rules", "previous_failure", "advice", "guide"}
+)
 
 ADVICE_PROMPT = """\
 A build of a kavi skill failed. Below are the research note (why it failed) and the build packet
@@ -319,7 +321,7 @@ def check_advice(original: BuildPacket, revised: Any) -> list[str]:
     violations = [f"unknown field {key!r}" for key in sorted(set(revised) - _PACKET_FIELDS)]
     violations += _spec_violations(before["spec"], revised.get("spec", before["spec"]))
     violations += _allowlist_violations(before["allowed_paths"], revised)
-    for key in ("proposal_id", "attempt", "previous_failure"):
+    for key in ("proposal_id", "attempt", "previous_failure", "guide"):
         if key in revised and _canonical(revised[key]) != _canonical(before[key]):
             violations.append(f"{key} must not change")
     violations += _rule_violations(list(original.rules), revised.get("rules", list(original.rules)))
@@ -372,7 +374,10 @@ def _rule_violations(rules: list[str], revised: Any) -> list[str]:
 def advice_prompt(note: ResearchNote, packet: BuildPacket) -> str:
     """The bounded question put to the advising model."""
     note_json = json.dumps(note.to_json(), sort_keys=True)[: MAX_ADVICE_INPUT // 3]
-    packet_json = json.dumps(packet.to_json(), sort_keys=True)
+    # the guide (example skill, gate settings) is fixed and not the adviser's to revise: a field left out
+    # counts as unchanged, and leaving it out keeps the question within its bound
+    shown = {key: value for key, value in packet.to_json().items() if key != "guide"}
+    packet_json = json.dumps(shown, sort_keys=True)
     if len(packet_json) > MAX_ADVICE_INPUT:
         raise ValueError("the packet is too large to ask for advice about")
     return f"{ADVICE_PROMPT}\nResearch note:\n{note_json}\n\nBuild packet:\n{packet_json}\n"
@@ -430,6 +435,7 @@ def _advice_from(packet: BuildPacket, revised: Mapping[str, Any]) -> Advice:
         rules=rules,
         previous_failure=packet.previous_failure,
         advice=text,
+        guide=packet.guide,
     )
     return Advice(text=text, added_rules=rules[len(packet.rules) :], packet=new_packet)
 

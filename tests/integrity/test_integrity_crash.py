@@ -9,6 +9,7 @@ with the ledger and the files.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -48,12 +49,15 @@ class Scenario:
     name: str
     state: str
     args: tuple[str, ...]
+    must_reach: tuple[str, ...] = ()  # crash points the plan must hold, so a broken trace cannot test nothing
 
 
 def _env(home: Path, workspace: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAVI_")}
     env.update(HOME=str(home), KAVI_WORKSPACE=str(workspace), GIT_CONFIG_NOSYSTEM="1", **extra)
     env["GIT_CONFIG_GLOBAL"] = str(home / "gitconfig")
+    # a process killed mid-build cannot remove its sandbox: its temporary folders stay with this test's files
+    env["TMPDIR"] = str(home.parent / "tmp")
     return env
 
 
@@ -101,19 +105,21 @@ def _states(root: Path, v2_recording: Path) -> dict[str, Path]:
     return states
 
 
+PROMOTE_POINTS = ("promote.commit", "promote.committed", "write_atomic")
+BUILD_POINTS = ("build.started", "build.built", "build.commit")
 SCENARIOS = (
-    Scenario("build", "proposed", ("build-skill", "word_count", "--builder", "replay")),
-    Scenario("rebuild", "trusted_v1", ("build-skill", "word_count", "--builder", "replay")),
-    Scenario("rebuild v2", "trusted_v2", ("build-skill", "word_count", "--builder", "replay")),
-    Scenario("rebuild over v2", "v2_verified", ("build-skill", "word_count", "--builder", "replay")),
-    Scenario("verify", "built", ("verify-skill", "word_count")),
-    Scenario("promote v1", "verified", ("promote-skill", "word_count", "--approver", "alice")),
-    Scenario("promote v2", "v2_verified", ("promote-skill", "word_count", "--approver", "bob")),
-    Scenario("revoke v2", "trusted_v2", ("revoke", "word_count", "--version", "2")),
-    Scenario("revoke v1 of 2", "trusted_v2", ("revoke", "word_count", "--version", "1")),
-    Scenario("revoke only", "trusted_v1", ("revoke", "word_count", "--version", "1")),
-    Scenario("reject", "verified", ("reject", "word_count", "--reason", "crash test")),
-    Scenario("reject built", "built", ("reject", "word_count")),
+    Scenario("build", "proposed", ("build-skill", "word_count", "--builder", "replay"), BUILD_POINTS),
+    Scenario("rebuild", "trusted_v1", ("build-skill", "word_count", "--builder", "replay"), BUILD_POINTS),
+    Scenario("rebuild v2", "trusted_v2", ("build-skill", "word_count", "--builder", "replay"), BUILD_POINTS),
+    Scenario("rebuild over v2", "v2_verified", ("build-skill", "word_count", "--builder", "replay"), BUILD_POINTS),
+    Scenario("verify", "built", ("verify-skill", "word_count"), ("verify.gated", "verify.commit")),
+    Scenario("promote v1", "verified", ("promote-skill", "word_count", "--approver", "alice"), PROMOTE_POINTS),
+    Scenario("promote v2", "v2_verified", ("promote-skill", "word_count", "--approver", "bob"), PROMOTE_POINTS),
+    Scenario("revoke v2", "trusted_v2", ("revoke", "word_count", "--version", "2"), ("revoke.committed",)),
+    Scenario("revoke v1 of 2", "trusted_v2", ("revoke", "word_count", "--version", "1"), ("revoke.committed",)),
+    Scenario("revoke only", "trusted_v1", ("revoke", "word_count", "--version", "1"), ("revoke.committed",)),
+    Scenario("reject", "verified", ("reject", "word_count", "--reason", "crash test"), ("ledger.event",)),
+    Scenario("reject built", "built", ("reject", "word_count"), ("ledger.event",)),
 )
 
 
@@ -196,32 +202,52 @@ def _crash_and_recover(
     return ""
 
 
-def test_kill_9_at_every_crash_point_leaves_a_recoverable_workspace(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class Prepared:
+    states: dict[str, Path]
+    recordings: dict[str, Path]
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Prepared:
+    """The saved states, made once per run: xdist workers share one copy (the first to arrive makes it under a
+    lock, the others wait and read it), since making them costs five verifications."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if worker_id != "master" else base) / "crash-states"
+    root.mkdir(exist_ok=True)
+    with (root / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        v2 = root / "rec-v2"
+        names = ("proposed", "built", "verified", "trusted_v1", "v2_verified", "trusted_v2")
+        if not (root / "ready").exists():
+            shutil.rmtree(v2, ignore_errors=True)
+            shutil.copytree(recording_of("word_count"), v2, ignore=shutil.ignore_patterns("__pycache__"))
+            skill = v2 / "skills" / "word_count.py"
+            skill.write_text(skill.read_text() + "# v2\n")
+            for name in (*names, "live"):
+                shutil.rmtree(root / "states" / name, ignore_errors=True)
+            _states(root / "states", v2)
+            (root / "ready").touch()
+    return Prepared({name: root / "states" / name for name in names}, {"v1": recording_of("word_count"), "v2": v2})
+
+
+# one test per scenario: tests/conftest.py lets xdist hand each to any worker
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name.replace(" ", "-") for s in SCENARIOS])
+def test_kill_9_at_every_crash_point_leaves_a_recoverable_workspace(
+    scenario: Scenario, prepared: Prepared, tmp_path: Path
+) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    v2 = tmp_path / "rec-v2"
-    shutil.copytree(recording_of("word_count"), v2, ignore=shutil.ignore_patterns("__pycache__"))
-    (v2 / "skills" / "word_count.py").write_text((v2 / "skills" / "word_count.py").read_text() + "# v2\n")
-    recordings = {"v1": recording_of("word_count"), "v2": v2}
-    states = _states(tmp_path / "states", v2)
+    (tmp_path / "tmp").mkdir()
     work = tmp_path / "work"
     work.mkdir()
-    jobs = []
-    for scenario in SCENARIOS:
-        args = _with_recording(scenario, recordings)
-        for point in _points(scenario, states, work, home, args):
-            jobs.append((scenario, states[scenario.state], point, args))
-    per_scenario: dict[str, int] = {}
-    for scenario, _, _, _ in jobs:
-        per_scenario[scenario.name] = per_scenario.get(scenario.name, 0) + 1
-    print(f"crash points: {len(jobs)} {per_scenario}")
-    labels = {point.split(":")[0] for _, _, point, _ in jobs}
-    assert len(jobs) >= 100, len(jobs)
-    assert {"build.started", "verify.commit", "promote.committed", "revoke.committed", "write_atomic"} <= labels
-    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2))) as pool:
-        failures = [
-            failure
-            for failure in pool.map(lambda job: _crash_and_recover(job[0], job[1], job[2], work, home, job[3]), jobs)
-            if failure
-        ]
+    args = _with_recording(scenario, prepared.recordings)
+    points = _points(scenario, prepared.states, work, home, args)
+    labels = {point.split(":")[0] for point in points}
+    assert len(points) >= 3, points
+    assert set(scenario.must_reach) <= labels, (scenario.must_reach, sorted(labels))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        state = prepared.states[scenario.state]
+        outcomes = pool.map(lambda point: _crash_and_recover(scenario, state, point, work, home, args), points)
+        failures = [failure for failure in outcomes if failure]
     assert failures == [], failures[:10]

@@ -54,6 +54,9 @@ class BuildPacket:
     rules: tuple[str, ...]
     previous_failure: dict[str, Any] | None = None
     advice: str | None = None
+    # A complete skill that passes every gate and the gates' exact settings (kavi.kinds: the build_guide):
+    # what a builder needs to get it right the first time instead of learning the rules from failures.
+    guide: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +82,7 @@ class BuildPacket:
             "```json",
             json.dumps(spec, indent=2, sort_keys=True),
             "```",
+            *self._render_guide(),
         ]
         if self.previous_failure:
             lines += [
@@ -91,6 +95,36 @@ class BuildPacket:
         if self.advice:
             lines += ["", "## Advice", self.advice]
         return "\n".join(lines) + "\n"
+
+    def _render_guide(self) -> list[str]:
+        guide = self.guide
+        if not guide:
+            return []
+        return [
+            "",
+            "## The gates' exact settings",
+            "The lint gate runs exactly this on your two files (nothing else configures it):",
+            "```sh",
+            guide["ruff"],
+            "```",
+            guide["imports"],
+            "",
+            "The type gate runs `mypy` with exactly this configuration file:",
+            "```ini",
+            guide["mypy"].rstrip("\n"),
+            "```",
+            "",
+            f"## A complete skill that passes every gate: `{guide['example_name']}` (an example, not your task)",
+            "Yours differs in name, models and logic; its shape, imports and annotations are what the gates want.",
+            "```python",
+            f"# {guide['example_skill_path']}",
+            guide["example_skill"].rstrip("\n"),
+            "```",
+            "```python",
+            f"# {guide['example_test_path']}",
+            guide["example_test"].rstrip("\n"),
+            "```",
+        ]
 
     def write_into(self, sandbox: Path) -> Path:
         """Write the packet (markdown for reading, JSON for tools) into the sandbox; return the markdown."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kavi.cli.app import JsonOption, WorkspaceOption, app
-from kavi.cli.output import console, emit_json, styled
+from kavi.cli.output import aligned_rows, console, emit_json, escape, styled
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kavi.stages.verify import GateProgress
 
 
 @app.command()
@@ -27,10 +31,16 @@ def builders(workspace: WorkspaceOption = None, json_output: JsonOption = False)
     if json_output:
         emit_json({"ok": True, "builders": rows})
         return
-    out = console()
-    for row in rows:
-        mark = "[green]available[/green]" if row["available"] else "[yellow]unavailable[/yellow]"
-        out.print(f"{row['name']:<12} {mark}  {row['detail']}")
+    aligned_rows(
+        [
+            (
+                "[green]  available[/green]" if row["available"] else "[yellow]unavailable[/yellow]",
+                row["name"],
+                row["detail"],
+            )
+            for row in rows
+        ]
+    )
 
 
 @app.command()
@@ -52,12 +62,13 @@ def trace(
     if json_output:
         emit_json({"ok": True, **result})
         return
+    from kavi.cli.transcript import transcript
+
     out = console()
     build = result["build"]
     out.print(f"build {build['id']} attempt {build['attempt']} {build['builder']} {styled(build['status'])}")
-    for event in result["events"]:
-        data = json.dumps(event["data"], sort_keys=True)
-        out.print(f"  {event['ts'][11:23]} [bold]{event['kind']}[/bold] {data[:300]}", markup=True, highlight=False)
+    for line in transcript(result["events"]):
+        out.print(line, markup=False)
 
 
 @app.command("research-skill")
@@ -78,24 +89,48 @@ def research_skill_command(
         emit_json({"ok": True, **note.__dict__})
         return
     out = console()
-    out.print(f"[bold]{note.kind}[/bold]: {note.summary}  (note {note.note_sha256[:12]})")
-    for key, value in note.facts.items():
-        if key != "gate_output" and value:
-            out.print(f"  {key}: {json.dumps(value)[:400]}", markup=False)
+    out.print(f"[bold]{note.kind}[/bold] {escape(note.summary)}  (note {note.note_sha256[:12]})")
+    for line in research_lines(note.facts):
+        out.print(line, markup=False, highlight=False)
     if note.advice_status:
-        out.print(f"  advice: {note.advice_status}")
+        out.print(f"advice: {note.advice_status}", markup=False)
+    if note.advice:
+        out.print(note.advice, markup=False)
 
 
-def _progress(json_output: bool) -> Any:
-    out = console()
+def research_lines(facts: dict[str, Any]) -> list[str]:
+    """A research note's fixes for people: each problem where it is, in the tool's words, and what to do."""
+    lines: list[str] = []
+    kinds = facts.get("kinds") or []
+    if len(kinds) > 1:
+        lines.append("also failing: " + ", ".join(kinds[1:]))
+    for fix in facts.get("fixes") or []:
+        indent = " " * 13
+        lines += [f"  {fix['gate']:<10} {fix['where']}", f"{indent}{fix['problem']}", f"{indent}fix: {fix['fix']}"]
+    if not facts.get("fixes") and facts.get("build_reason"):
+        lines.append(f"  the build failed: {facts['build_reason']}")
+    return lines
 
+
+def _progress(json_output: bool, out: Console, gates: GateProgress) -> Any:
     def show(stage: str, record: dict[str, Any]) -> None:
         if json_output:
+            return
+        from kavi.cli.progress import LiveGates
+
+        if isinstance(gates, LiveGates):
+            if stage == "building":
+                gates.step(f"attempt {record['attempt']}: building")
+            elif stage == "build" and record["build"] == "SUCCEEDED":
+                gates.step(f"attempt {record['attempt']}: verifying")
+        if stage == "building":
             return
         detail = record.get("verification") if stage == "verify" else record.get("build")
         if stage == "research":
             detail = f"{record['kind']}: {record['summary']}"
-        out.print(f"attempt {record['attempt']} [bold cyan]{stage:>8}[/bold cyan] {detail}")
+        elif stage == "build" and record.get("builder"):
+            detail = f"{detail} ({record['builder']}: no model call)"
+        out.print(f"attempt {record['attempt']} [bold cyan]{stage:>8}[/bold cyan] {escape(str(detail))}")
 
     return show
 
@@ -113,10 +148,15 @@ def forge(
     json_output: JsonOption = False,
 ) -> None:
     """Build, verify, research and build again until VERIFIED, or ESCALATED with the reason. Never promotes."""
+    from kavi.cli.progress import gate_progress
     from kavi.stages.common import Forge
     from kavi.stages.forge import Budget, forge_skill
 
-    with Forge.opened(workspace) as opened:
+    out = console()
+    with (
+        Forge.opened(workspace) as opened,
+        gate_progress(f"forging {proposal_id}", json_output=json_output, out=out) as gates,
+    ):
         options = {"source": replay_from} if replay_from else None
         advice = opened.workspace.config.build.options.get("openai", {}) if advise else None
         result = forge_skill(
@@ -126,11 +166,12 @@ def forge(
             builder_options=options,
             budget=Budget(max_attempts, max_cost_usd, max_minutes),
             advice_options=advice,
-            progress=_progress(json_output),
+            progress=_progress(json_output, out, gates),
+            gate_progress=gates,
         )
     if json_output:
         emit_json({"ok": result.status == "VERIFIED", **result.__dict__})
     else:
-        console().print(f"{result.name}: {styled(result.status)} — {result.reason}")
+        out.print(f"{result.name}: {styled(result.status)} — {result.reason}")
     if result.status != "VERIFIED":
         raise typer.Exit(1)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from kavi.cli.app import JsonOption, WorkspaceOption, app
-from kavi.cli.output import console, emit_json
+from kavi.cli.output import aligned_rows, console, emit_json, plural
 from kavi.errors import UsageError
 
 
@@ -32,7 +32,7 @@ def audit(
         out = console()
         counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
         mode = "quick audit" if quick else "audit"
-        verdict = "[green]clean[/green]" if report.ok else f"[red]{len(report.findings)} finding(s)[/red]"
+        verdict = "[green]clean[/green]" if report.ok else f"[red]{plural(len(report.findings), 'finding')}[/red]"
         out.print(f"{mode}: {verdict} · head {report.head[:12]} · {counts} · {report.duration_s:.2f} s")
         for finding in report.findings:
             out.print(f"  {finding.line()}", markup=False)
@@ -78,8 +78,8 @@ def verify_lock_command(
     else:
         out = console()
         against = "files and ledger" if report.ledger_checked else "files (no ledger here)"
-        verdict = "[green]agrees[/green]" if report.ok else f"[red]{len(report.problems)} problem(s)[/red]"
-        out.print(f"kavi.lock ({report.entries} entries) vs {against}: {verdict}")
+        verdict = "[green]agrees[/green]" if report.ok else f"[red]{plural(len(report.problems), 'problem')}[/red]"
+        out.print(f"kavi.lock ({plural(report.entries, 'entry', 'entries')}) vs {against}: {verdict}")
         for where, message in report.problems:
             out.print(f"  {where}: {message}", markup=False)
         for result in report.regate:
@@ -101,6 +101,7 @@ def attest(
         Path | None, typer.Option("--sign", help="An ed25519 private key (PEM): write a DSSE envelope.")
     ] = None,
     workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Write an in-toto Statement v1 with SLSA provenance v1 for a TRUSTED version (signed with --sign)."""
     from kavi.artifacts import write_atomic
@@ -110,11 +111,15 @@ def attest(
     statement = make_statement(find_workspace(workspace), name, version)
     document = sign_envelope(statement, sign) if sign is not None else statement
     text = json.dumps(document, indent=2, sort_keys=True) + "\n"
-    if out is None:
+    if out is not None:
+        write_atomic(out, text.encode("utf-8"))
+    if json_output:
+        path = str(out) if out is not None else None
+        emit_json({"ok": True, "name": name, "signed": sign is not None, "path": path, "attestation": document})
+    elif out is None:
         typer.echo(text, nl=False)
-        return
-    write_atomic(out, text.encode("utf-8"))
-    console(stderr=True).print(f"wrote {'a signed ' if sign else 'an unsigned '}attestation to {out}")
+    else:
+        console(stderr=True).print(f"wrote {'a signed ' if sign else 'an unsigned '}attestation to {out}")
 
 
 @app.command()
@@ -150,7 +155,7 @@ def verify_attestation_command(
         emit_json(check.to_json())
     else:
         out = console()
-        verdict = "[green]verified[/green]" if check.ok else f"[red]{len(check.problems)} problem(s)[/red]"
+        verdict = "[green]verified[/green]" if check.ok else f"[red]{plural(len(check.problems), 'problem')}[/red]"
         signature = {True: "signature ok", False: "signature BAD", None: "unsigned"}[check.signature_ok]
         out.print(f"{check.name} v{check.version}: {verdict} ({signature})")
         for problem in check.problems:
@@ -169,13 +174,16 @@ def doctor(workspace: WorkspaceOption = None, json_output: JsonOption = False) -
     if json_output:
         emit_json({"ok": not failed, "checks": [c.__dict__ for c in checks]})
     else:
-        from rich.markup import escape
-
-        out = console()
         style = {"ok": "green", "warn": "yellow", "fail": "red"}
-        for c in checks:
-            fix = f" → {c.fix}" if c.status != "ok" and c.fix else ""
-            line = escape(f"{c.name:<16} {c.detail}{fix}")
-            out.print(f"[{style[c.status]}]{c.status:>4}[/{style[c.status]}]  {line}")
+        aligned_rows(
+            [
+                (
+                    f"[{style[c.status]}]{c.status:>4}[/{style[c.status]}]",
+                    c.name,
+                    c.detail + (f" → {c.fix}" if c.status != "ok" and c.fix else ""),
+                )
+                for c in checks
+            ]
+        )
     if failed:
         raise typer.Exit(1)

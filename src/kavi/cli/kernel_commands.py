@@ -13,7 +13,7 @@ from kavi.cli.output import console, emit_json
 
 @app.command("propose-kernel")
 def propose_kernel_command(
-    name: Annotated[str, typer.Option(help="snake_case kernel name; also kernels/<name>.py.")],
+    name: Annotated[str, typer.Option(help="snake_case kernel name; also kernels/NAME.py.")],
     reference: Annotated[Path, typer.Option(help="A PyTorch reference file: reference(), make_inputs(), sizes.")],
     desc: Annotated[str, typer.Option("--desc", help="What the kernel computes, for the builder.")],
     workspace: WorkspaceOption = None,
@@ -36,7 +36,7 @@ def propose_kernel_command(
 
 @app.command("bench-kernel")
 def bench_kernel_command(
-    name: Annotated[str | None, typer.Argument(help="The kernel (kernels/<name>.py); omit with --all.")] = None,
+    name: Annotated[str | None, typer.Argument(help="The kernel (kernels/NAME.py); omit with --all.")] = None,
     all_kernels: Annotated[bool, typer.Option("--all", help="Benchmark every kernel with a reference.")] = False,
     size: Annotated[list[int], typer.Option(help="A size to time (repeatable; default: the spec's).")] = [],  # noqa: B006
     out: Annotated[Path | None, typer.Option(help="Where to write the JSON results.")] = None,

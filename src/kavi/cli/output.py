@@ -50,9 +50,50 @@ STATUS_STYLE = {
 }
 
 
+def escape(text: str) -> str:
+    """Text from the ledger or a tool, safe inside rich markup (``[bold]`` in a report stays literal)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def styled(status: str) -> str:
     style = STATUS_STYLE.get(status, "cyan")
     return f"[{style}]{status}[/{style}]"
+
+
+STATIC = "static"  # the isolation column of a gate that reads the candidate and never executes it
+
+
+def isolation_label(isolation: str | None, status: str) -> str:
+    """What the isolation column says: the level a gate ran the candidate under; ``static`` for a gate that
+    only reads it; ``-`` for a gate that did not run."""
+    return isolation or ("-" if status == "skipped" else STATIC)
+
+
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """``1 entry``, ``2 entries``: people read counts, not ``entr(y/ies)``."""
+    return f"{count} {singular if count == 1 else (many or singular + 's')}"
+
+
+def aligned_rows(rows: list[tuple[str, str, str]], *, label_width: int = 0) -> None:
+    """Print (styled status, name, detail) rows aligned. On a terminal the detail wraps at word boundaries
+    under its own column; on a pipe each row stays one line, so `grep` still finds it whole."""
+    from rich.table import Table
+
+    out = console()
+    if not out.is_terminal:
+        name_width = max([label_width, *(len(name) for _, name, _ in rows)])
+        for status, name, detail in rows:
+            out.print(f"{status}  {escape(name):<{name_width}}  {escape(detail)}")
+        return
+    table = Table(show_header=False, box=None, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    for status, name, detail in rows:
+        table.add_row(status, escape(name), escape(detail))
+    out.print(table)
 
 
 def gate_table(gates: list[dict[str, Any]]) -> Any:
@@ -66,7 +107,7 @@ def gate_table(gates: list[dict[str, Any]]) -> Any:
             gate["gate"],
             styled(gate["status"]),
             f"{gate['duration_s']:.2f}",
-            gate.get("isolation") or "-",
+            isolation_label(gate.get("isolation"), str(gate["status"])),
             gate["summary"],
         )
     return table

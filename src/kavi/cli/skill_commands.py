@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from kavi.cli.app import JsonOption, WorkspaceOption, app
-from kavi.cli.output import console, emit_json, gate_table, styled
+from kavi.cli.output import console, emit_json, escape, gate_table, styled
 from kavi.cli.running import load_json_argument
 from kavi.errors import UsageError
 
@@ -86,7 +86,8 @@ def build_skill_command(
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Build a candidate in a sandbox; only skills/<name>.py and skills/test_<name>.py may come out."""
+    """Build a candidate in a sandbox; only skills/NAME.py and skills/test_NAME.py may come out (for a kernel,
+    kernels/NAME.py and kernels/test_NAME.py), where NAME is the proposal's name."""
     from kavi.stages.build import build_skill, resume_build
     from kavi.stages.common import Forge
 
@@ -135,11 +136,15 @@ def verify_skill_command(
     json_output: JsonOption = False,
 ) -> None:
     """Run every gate (ruff, mypy, policy, invariants, pytest, examples) on the exact candidate bytes."""
+    from kavi.cli.progress import gate_progress
     from kavi.stages.common import Forge
     from kavi.stages.verify import verify_skill
 
-    with Forge.opened(workspace) as forge:
-        verified = verify_skill(forge, proposal_id)
+    with (
+        Forge.opened(workspace) as forge,
+        gate_progress(f"verifying {proposal_id}", json_output=json_output) as progress,
+    ):
+        verified = verify_skill(forge, proposal_id, progress=progress)
     if json_output:
         emit_json({"ok": verified.passed, **verified.__dict__})
     else:
@@ -151,7 +156,8 @@ def verify_skill_command(
         out.print(gate_table(verified.gates))
         for gate in verified.gates:
             if gate["status"] != "pass" and gate["report"]:
-                out.print(f"\n[bold]{gate['gate']}[/bold] report:\n{gate['report'][-2000:]}", markup=False)
+                out.print(f"\n[bold]{escape(gate['gate'])}[/bold] report:")
+                out.print(gate["report"][-2000:], markup=False)
         if verified.passed:
             out.print(f"Next: `kavi promote-skill {verified.proposal_id}`")
     if not verified.passed:
@@ -272,8 +278,17 @@ def show(
         if version.get("revoked_at"):
             why = f": {version['revoked_reason']}" if version.get("revoked_reason") else " (no reason given)"
             out.print(f"      revoked by {version['revoked_by']} at {version['revoked_at']}{why}", markup=False)
-    executions = detail["executions"]
-    out.print(f"  executions: {executions['total']} {executions['by_isolation'] or ''}")
+    out.print(f"  executions: {executions_line(detail['executions'])}")
+
+
+def executions_line(executions: dict[str, Any]) -> str:
+    """``7 (6 under full isolation, 1 under fallback)``: the count, then how isolated those runs were."""
+    levels = executions.get("by_isolation") or {}
+    split = ", ".join(
+        f"{count} under {level}" + (" isolation" if i == 0 else "")
+        for i, (level, count) in enumerate(sorted(levels.items()))
+    )
+    return f"{executions['total']}" + (f" ({split})" if split else "")
 
 
 @app.command()

@@ -83,7 +83,7 @@ def demo(
             return
         out.print(f"[bold cyan]{stage:>8}[/bold cyan]  {message}")
         if stage == "verify":
-            out.print(gate_table([{**g, "isolation": None} for g in data["gates"]]))
+            out.print(gate_table(data["gates"]))
 
     report = run_demo(path, narrate, kernels=kernels)
     if json_output:

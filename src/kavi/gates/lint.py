@@ -26,6 +26,31 @@ IGNORED_RULES: dict[str, str] = {
 IGNORED = ",".join(IGNORED_RULES)
 
 
+def ruff_settings(name: str) -> list[str]:
+    """The gate's whole ruff configuration as arguments: the one source for the gate itself, the build
+    packet, research's suggested fix and forge's automatic fixes, so none of them can drift apart."""
+    return [
+        "--isolated",
+        "--target-version",
+        "py311",
+        "--line-length",
+        "100",
+        "--select",
+        RULES,
+        "--ignore",
+        IGNORED,
+        "--config",
+        f'lint.isort.known-first-party = ["{name}"]',
+        "--config",
+        'lint.isort.known-third-party = ["kavi", "pydantic"]',
+    ]
+
+
+def ruff_fix_argv(spec: SkillSpec) -> list[str]:
+    """``ruff check --fix`` with the gate's settings on the candidate's two files: ruff's safe fixes only."""
+    return ["ruff", "check", "--fix", "--no-cache", *ruff_settings(spec.name), spec.skill_path, spec.test_path]
+
+
 class RuffGate:
     name: ClassVar[str] = "ruff"
     failure_kind: ClassVar[FailureKind] = FailureKind.VERIFY_LINT
@@ -41,22 +66,10 @@ class RuffGate:
             "-m",
             "ruff",
             "check",
-            "--isolated",
             "--no-cache",
             "--output-format",
             "concise",
-            "--target-version",
-            "py311",
-            "--line-length",
-            "100",
-            "--select",
-            RULES,
-            "--ignore",
-            IGNORED,
-            "--config",
-            f'lint.isort.known-first-party = ["{context.spec.name}"]',
-            "--config",
-            'lint.isort.known-third-party = ["kavi", "pydantic"]',
+            *ruff_settings(context.spec.name),
             *files,
         ]
         run = run_tool(argv, cwd=context.sandbox, timeout_s=context.timeout_s)

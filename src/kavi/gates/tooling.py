@@ -32,17 +32,22 @@ def tool_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run_tool(argv: list[str], *, cwd: Path, timeout_s: float, env: dict[str, str] | None = None) -> ToolRun:
-    try:
-        completed = subprocess.run(
-            argv,
-            cwd=cwd,
-            env=tool_environment(env),
-            capture_output=True,
-            timeout=timeout_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        partial = (exc.stdout or b"") + (exc.stderr or b"")
-        return ToolRun(-9, partial.decode("utf-8", "replace"), True)
-    output = (completed.stdout + completed.stderr).decode("utf-8", "replace")
-    return ToolRun(completed.returncode, output, False)
+    """Run a trusted tool in a session of its own, so a timeout or Ctrl-C stops it with all it started."""
+    from kavi.sandbox.executor import kill_group, tracked
+
+    process = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=tool_environment(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    with tracked(process):
+        try:
+            stdout, stderr = process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            kill_group(process)
+            stdout, stderr = process.communicate()
+            return ToolRun(-9, (stdout + stderr).decode("utf-8", "replace"), True)
+    return ToolRun(process.returncode, (stdout + stderr).decode("utf-8", "replace"), False)

@@ -94,7 +94,7 @@ def _ledger_checks(workspace: Workspace) -> list[Check]:
                 Check("schema", FAIL, f"the ledger has migrations this kavi does not know: {unknown}", "upgrade kavi")
             )
         else:
-            checks.append(Check("schema", OK, f"{len(applied)} migration(s), latest {known[-1]}"))
+            checks.append(Check("schema", OK, f"{_count(len(applied), 'migration')}, latest {known[-1]}"))
     else:
         checks.append(Check("schema", FAIL, f"migrations applied: {applied}", "run any kavi command to migrate"))
     if path is None:
@@ -108,10 +108,17 @@ def _ledger_checks(workspace: Workspace) -> list[Check]:
     else:
         first = report.findings[0].line()
         checks.append(
-            Check("audit", FAIL, f"{len(report.findings)} finding(s), first: {first}", "run `kavi audit` for all")
+            Check(
+                "audit", FAIL, f"{_count(len(report.findings), 'finding')}, first: {first}", "run `kavi audit` for all"
+            )
         )
     checks.append(_lock_check(workspace))
     return checks
+
+
+def _count(count: int, singular: str, many: str | None = None) -> str:
+    """``1 entry``, ``2 entries``: a person reads the count, not ``entr(y/ies)``."""
+    return f"{count} {singular if count == 1 else (many or singular + 's')}"
 
 
 def _lock_check(workspace: Workspace) -> Check:
@@ -137,10 +144,10 @@ def _lock_check(workspace: Workspace) -> Check:
         return Check("lock", FAIL, exc.message, "restore kavi.lock from git or `kavi verify-lock --write`")
     if report.ok:
         against = "the files and the ledger" if report.ledger_checked else "the files"
-        return Check("lock", OK, f"{report.entries} entr(y/ies) agree with {against}")
+        return Check("lock", OK, f"{_count(report.entries, 'entry', 'entries')} agree with {against}")
     where, message = report.problems[0]
     return Check(
-        "lock", FAIL, f"{len(report.problems)} problem(s), first: {where}: {message}", "run `kavi verify-lock`"
+        "lock", FAIL, f"{_count(len(report.problems), 'problem')}, first: {where}: {message}", "run `kavi verify-lock`"
     )
 
 

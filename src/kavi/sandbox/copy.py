@@ -74,7 +74,11 @@ def make_build_sandbox(workspace_root: Path, *, prefix: str) -> Path:
     in; the allowlist later refuses any link the builder adds.
     """
     sandbox = Path(tempfile.mkdtemp(prefix=f"kavi-{prefix}-"))
-    _copy_tree(workspace_root, sandbox)
+    try:
+        _copy_tree(workspace_root, sandbox)
+    except BaseException:
+        remove_sandbox(sandbox)  # a half-made sandbox is nobody's to clean up later
+        raise
     return sandbox
 
 

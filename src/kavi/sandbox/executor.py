@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -100,7 +100,7 @@ class ExecResult:
     isolation: IsolationLevel
     truncated: bool = False
     blocked: tuple[dict[str, str], ...] = ()
-    killed_reason: str | None = None  # "timeout", "cpu", "memory" or "output"
+    killed_reason: str | None = None  # "timeout", "cpu", "memory", "output" or "interrupted"
 
     @property
     def ok(self) -> bool:
@@ -527,6 +527,8 @@ def _supervise(
     pass_fds: tuple[int, ...] = (),
 ) -> ExecResult:
     start = time.perf_counter()
+    if _stopping.is_set():
+        return ExecResult(130, "", "not started: kavi was interrupted", 0.0, False, level, killed_reason=INTERRUPTED)
     try:
         process = subprocess.Popen(
             command,
@@ -541,12 +543,21 @@ def _supervise(
         )
     except OSError as exc:
         return ExecResult(127, "", f"could not start {command[0]}: {exc}", 0.0, False, level)
-    if stdin is not None:
-        threading.Thread(target=_feed_stdin, args=(process, stdin), daemon=True).start()
-    out, err = _Capture(policy.max_output_bytes), _Capture(policy.max_output_bytes)
-    reason = _pump(process, out, err, deadline=start + policy.timeout_s)
-    wait_until = start + policy.timeout_s if reason is None else time.perf_counter() + KILL_GRACE_S
-    returncode, cpu_used, killed = _reap(process, deadline=wait_until)
+    _live[process.pid] = process
+    try:
+        if _stopping.is_set():  # interrupted between the check above and the registration
+            _kill_group(process)
+        if stdin is not None:
+            threading.Thread(target=_feed_stdin, args=(process, stdin), daemon=True).start()
+        out, err = _Capture(policy.max_output_bytes), _Capture(policy.max_output_bytes)
+        reason = _pump(process, out, err, deadline=start + policy.timeout_s)
+        wait_until = start + policy.timeout_s if reason is None else time.perf_counter() + KILL_GRACE_S
+        returncode, cpu_used, killed = _reap(process, deadline=wait_until)
+    except BaseException:
+        _kill_group(process)  # KeyboardInterrupt in this thread: the child must not outlive the wait for it
+        raise
+    finally:
+        _live.pop(process.pid, None)
     if killed and reason is None:
         reason = "timeout"
     stderr_text = err.data.decode("utf-8", "replace")
@@ -585,7 +596,11 @@ def _pump(process: subprocess.Popen[bytes], out: _Capture, err: _Capture, *, dea
     try:
         while selector.get_map():
             now = time.perf_counter()
-            if reason is None and now >= deadline:
+            if reason is None and _stopping.is_set():
+                reason = INTERRUPTED
+                _kill_group(process)
+                deadline = now + KILL_GRACE_S
+            elif reason is None and now >= deadline:
                 reason = "timeout"
                 _kill_group(process)
                 deadline = now + KILL_GRACE_S  # drain what is left, but not forever
@@ -621,11 +636,49 @@ def _reap(process: subprocess.Popen[bytes], *, deadline: float) -> tuple[int, fl
             process.returncode = os.waitstatus_to_exitcode(status)
             _kill_group(process)  # leftovers of a child that exited but left its group running
             return process.returncode, usage.ru_utime + usage.ru_stime, killed
-        if time.perf_counter() >= deadline:
+        if time.perf_counter() >= deadline or (_stopping.is_set() and not killed):
             _kill_group(process)
             killed = True
             deadline = time.perf_counter() + KILL_GRACE_S
         time.sleep(0.005)
+
+
+# --- interrupts -------------------------------------------------------------------------------
+
+INTERRUPTED = "interrupted"
+# The supervised children alive now, by pid. Plain dict operations are atomic under the GIL, so the
+# SIGINT handler may read it without a lock (a lock taken in a handler can deadlock its own thread).
+_live: dict[int, subprocess.Popen[bytes]] = {}
+_stopping = threading.Event()
+
+
+def stop_all_children() -> None:
+    """Ctrl-C: kill every supervised child's process group now and start no new child in this process.
+
+    Gates run in worker threads, and Python delivers SIGINT to the main thread only: without this,
+    an interrupted verify would wait for each running gate to finish or time out. Children live in
+    sessions of their own (a terminal's Ctrl-C never reaches them), so kavi has to stop them itself.
+    Called from the command line's SIGINT handler; the process is expected to exit afterwards.
+    """
+    _stopping.set()
+    for process in list(_live.values()):
+        _kill_group(process)
+
+
+@contextlib.contextmanager
+def tracked(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Count a child started elsewhere (a trusted tool in a session of its own) among those an
+    interrupt stops; one started after the interrupt is stopped at once."""
+    _live[process.pid] = process
+    try:
+        if _stopping.is_set():
+            _kill_group(process)
+        yield
+    except BaseException:
+        _kill_group(process)
+        raise
+    finally:
+        _live.pop(process.pid, None)
 
 
 def _classify_exit(returncode: int, cpu_used: float, policy: ExecPolicy, stderr: str) -> str | None:
@@ -664,3 +717,8 @@ def _parse_blocked(stderr: str) -> tuple[dict[str, str], ...]:
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill a child started in a session of its own together with everything it started."""
+    _kill_group(process)

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from kavi.builders.base import BuildOutcome, BuildPacket, BuildStatus, TraceEvent
+from kavi.builders.base import Builder, BuildOutcome, BuildPacket, BuildStatus, TraceEvent
 from kavi.builders.registry import create_builder
 from kavi.crash import crashpoint
 from kavi.errors import BuildError, BuilderUnavailableError, KaviError, TransitionError
@@ -68,6 +68,7 @@ def make_packet(proposal: Proposal, spec: AnySpec, attempt: int, **extra: Any) -
         rules=rules,
         previous_failure=extra.get("previous_failure"),
         advice=extra.get("advice"),
+        guide=kind_of(spec.kind).build_guide(spec),
     )
 
 
@@ -80,48 +81,54 @@ def build_skill(
     previous_failure: dict[str, Any] | None = None,
     advice: str | None = None,
     keep_sandbox: bool = False,
+    builder: Builder | None = None,
 ) -> Built:
-    """Start a new attempt with ``builder_name`` (default from kavi.toml) and judge what it produced."""
-    name = builder_name or forge.workspace.config.build.builder
-    options = {**forge.workspace.config.build.options.get(name, {}), **(builder_options or {})}
-    builder = create_builder(name, options)
+    """Start a new attempt with ``builder_name`` (default from kavi.toml) and judge what it produced.
+    ``builder``, when given, is used as it is (forge's own lint fixer, which no configuration names)."""
+    if builder is None:
+        name = builder_name or forge.workspace.config.build.builder
+        options = {**forge.workspace.config.build.options.get(name, {}), **(builder_options or {})}
+        builder = create_builder(name, options)
+    name = builder.name
     ok, why = builder.available()
     if not ok:
         raise BuilderUnavailableError(f"builder {name!r} is not available: {why}")
     build, spec, packet = _start_attempt(forge, reference, name, previous_failure, advice)
     crashpoint("build.started")
     sandbox = make_build_sandbox(forge.workspace.root, prefix=f"build-{build.id}")
-    started = time.perf_counter()
+    keep = keep_sandbox  # a sandbox outlives its build only when asked to, or while a person fills it in
     try:
-        packet_path = packet.write_into(sandbox)
-        before = snapshot_tree(sandbox)
-        outcome = builder.build(packet, sandbox)
-    except KaviError as exc:
-        outcome = BuildOutcome(BuildStatus.FAILED, reason=str(exc), failure_kind="BUILD_ERROR")
-    except BaseException:
-        _finish(
-            forge,
-            build.id,
-            spec,
-            BuildOutcome(BuildStatus.FAILED, "the builder crashed", failure_kind="BUILD_ERROR"),
-            None,
+        started = time.perf_counter()
+        try:
+            packet_path = packet.write_into(sandbox)
+            before = snapshot_tree(sandbox)
+            outcome = builder.build(packet, sandbox)
+        except KaviError as exc:
+            outcome = BuildOutcome(BuildStatus.FAILED, reason=str(exc), failure_kind="BUILD_ERROR")
+        except BaseException:
+            _finish(
+                forge,
+                build.id,
+                spec,
+                BuildOutcome(BuildStatus.FAILED, "the builder crashed", failure_kind="BUILD_ERROR"),
+                None,
+            )
+            raise
+        outcome = _with_duration(outcome, time.perf_counter() - started)
+        crashpoint("build.built")
+        if outcome.status is BuildStatus.AWAITING_INPUT:
+            result = _await_input(forge, build.id, outcome, sandbox, before, packet_path)
+            keep = True  # until `--resume` or `reject` ends the build
+            return result
+        verdict = (
+            judge_sandbox(sandbox, before, spec.allowed_paths, required=spec.allowed_paths)
+            if outcome.status is BuildStatus.SUCCEEDED
+            else None
         )
-        remove_sandbox(sandbox)
-        raise
-    outcome = _with_duration(outcome, time.perf_counter() - started)
-    crashpoint("build.built")
-    if outcome.status is BuildStatus.AWAITING_INPUT:
-        result = _await_input(forge, build.id, outcome, sandbox, before, packet_path)
-        return result
-    verdict = (
-        judge_sandbox(sandbox, before, spec.allowed_paths, required=spec.allowed_paths)
-        if outcome.status is BuildStatus.SUCCEEDED
-        else None
-    )
-    result = _finish(forge, build.id, spec, outcome, verdict, sandbox=str(sandbox) if keep_sandbox else None)
-    if not keep_sandbox:
-        remove_sandbox(sandbox)
-    return result
+        return _finish(forge, build.id, spec, outcome, verdict, sandbox=str(sandbox) if keep_sandbox else None)
+    finally:
+        if not keep:
+            remove_sandbox(sandbox)
 
 
 def resume_build(forge: Forge, reference: str, *, source: Path | None = None) -> Built:
@@ -155,7 +162,7 @@ def resume_build(forge: Forge, reference: str, *, source: Path | None = None) ->
         verdict = judge_sandbox(sandbox, before, spec.allowed_paths, required=spec.allowed_paths)
         outcome = BuildOutcome(BuildStatus.SUCCEEDED, trace=(TraceEvent("resume", {"sandbox": str(sandbox)}),))
     result = _finish(forge, build.id, spec, outcome, verdict, expected_status=BuildStatus.AWAITING_INPUT)
-    if build.sandbox and source is None:
+    if build.sandbox:  # the waiting build has ended, whichever folder its files came from
         remove_sandbox(Path(build.sandbox))
     return result
 

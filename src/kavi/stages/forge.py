@@ -7,18 +7,24 @@ the same failure twice in a row, or a failure nobody can classify.
 
 from __future__ import annotations
 
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
-from kavi.builders.base import FailureKind
+from kavi.builders.base import BuilderOptions, BuildOutcome, BuildPacket, BuildStatus, FailureKind, TraceEvent
 from kavi.errors import UsageError
+from kavi.gates.lint import RuffGate, ruff_fix_argv
+from kavi.gates.tooling import run_tool
 from kavi.ledger.models import Proposal, ProposalStatus
-from kavi.stages.build import build_skill
+from kavi.spec import SkillSpec
+from kavi.stages.build import Built, build_skill
 from kavi.stages.common import Forge, get_proposal, set_status
 from kavi.stages.research import Researched, research_build
-from kavi.stages.verify import verify_skill
+from kavi.stages.verify import UNOBSERVED, GateProgress, Verified, candidate_files, verify_skill
 
 ESCALATE_AT_ONCE = {
     FailureKind.VERIFY_POLICY: "a policy violation needs a person",
@@ -56,7 +62,10 @@ def forge_skill(
     budget: Budget = Budget(),
     advice_options: dict[str, Any] | None = None,
     progress: Progress = lambda _stage, _data: None,
+    gate_progress: GateProgress = UNOBSERVED,
 ) -> Forged:
+    """``progress`` hears ("building", record) before each build and ("build" | "verify" | "research",
+    record) after each step; ``gate_progress`` hears each gate of each verification."""
     if budget.max_attempts < 1:
         raise UsageError("--max-attempts must be at least 1")
     name = builder_name or forge.workspace.config.build.builder
@@ -72,6 +81,7 @@ def forge_skill(
         spent = _budget_spent(budget, result, started)
         if spent:
             return _escalate(forge, result, spent)
+        progress("building", {"attempt": len(result.attempts) + 1})
         built = build_skill(
             forge,
             proposal.id,
@@ -85,12 +95,19 @@ def forge_skill(
         result.attempts.append(record)
         progress("build", record)
         if built.status == "SUCCEEDED":
-            verified = verify_skill(forge, proposal.id)
+            verified = verify_skill(forge, proposal.id, progress=gate_progress)
             record.update(verification_id=verified.verification_id, verification=verified.status)
             progress("verify", record)
             if verified.passed:
                 result.status, result.reason = ProposalStatus.VERIFIED, f"verified on attempt {number}"
                 return result
+            fixed = _apply_lint_fixes(forge, proposal.id, built, verified, result, progress, gate_progress)
+            if fixed is not None:
+                built, verified = fixed
+                if verified.passed:
+                    result.status = ProposalStatus.VERIFIED
+                    result.reason = f"verified on attempt {built.attempt}, after ruff's safe fixes (no model call)"
+                    return result
         note = research_build(forge, built.build_id, advice_options=advice_options)
         record.update(kind=note.kind, summary=note.summary)
         progress("research", record)
@@ -99,6 +116,86 @@ def forge_skill(
             return _escalate(forge, result, reason)
         previous, advice = note, note.advice
     return _escalate(forge, result, f"the budget of {budget.max_attempts} attempt(s) is spent")
+
+
+class LintFixBuilder:
+    """Forge's own builder: the failed candidate's files with the lint gate's safe automatic fixes applied
+    (``ruff check --fix`` with the gate's settings), in the build sandbox. Costs no model call, and its
+    attempt is recorded, judged by the allowlist and verified like any other."""
+
+    name: ClassVar[str] = "ruff-fix"
+    options_model: ClassVar[type[BuilderOptions]] = BuilderOptions
+
+    def __init__(self, spec: SkillSpec, files: dict[str, bytes], timeout_s: float) -> None:
+        self.spec, self.files, self.timeout_s = spec, files, timeout_s
+
+    def available(self) -> tuple[bool, str]:
+        return True, "applies the lint gate's safe fixes"
+
+    def build(self, packet: BuildPacket, sandbox: Path) -> BuildOutcome:
+        for path, content in self.files.items():
+            target = sandbox / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        argv = ruff_fix_argv(self.spec)
+        run = run_tool([sys.executable, "-m", *argv], cwd=sandbox, timeout_s=self.timeout_s)
+        trace = (
+            TraceEvent("tool_call", {"name": "ruff", "input": {"command": shlex.join(argv)}}),
+            TraceEvent("tool_result", {"is_error": run.returncode not in (0, 1), "content": run.output[-4000:]}),
+        )
+        if run.timed_out or run.returncode not in (0, 1):  # 1: findings remain that ruff cannot fix safely
+            return BuildOutcome(
+                BuildStatus.FAILED, f"ruff --fix failed ({run.returncode})", trace, failure_kind="BUILD_ERROR"
+            )
+        return BuildOutcome(BuildStatus.SUCCEEDED, trace=trace)
+
+
+def _lint_fixable(verified: Verified) -> bool:
+    """Only lint failed, and ruff marked some of its findings as safely fixable (``[*]``)."""
+    failed = [gate for gate in verified.gates if gate["status"] != "pass"]
+    return (
+        len(failed) == 1
+        and failed[0]["gate"] == RuffGate.name
+        and any(" [*] " in line for line in str(failed[0].get("report") or "").splitlines())
+    )
+
+
+def _apply_lint_fixes(
+    forge: Forge,
+    proposal_id: str,
+    built: Built,
+    verified: Verified,
+    result: Forged,
+    progress: Progress,
+    gate_progress: GateProgress,
+) -> tuple[Built, Verified] | None:
+    """A recorded attempt of ruff's safe fixes on the candidate, before another model call is spent on
+    what a tool fixes for free. None when the failure is not (only) fixable lint."""
+    if not _lint_fixable(verified) or built.candidate_sha256 is None:
+        return None
+    with forge.ledger.reading() as session:
+        spec = forge.spec_of(get_proposal(session, proposal_id))
+    if not isinstance(spec, SkillSpec):
+        return None
+    fixer = LintFixBuilder(
+        spec, candidate_files(forge, built.candidate_sha256), forge.workspace.config.verify.timeout_s
+    )
+    progress("building", {"attempt": built.attempt + 1})
+    fixed = build_skill(forge, proposal_id, builder=fixer)
+    record: dict[str, Any] = {
+        "attempt": fixed.attempt,
+        "build_id": fixed.build_id,
+        "build": fixed.status,
+        "builder": fixer.name,
+    }
+    result.attempts.append(record)
+    progress("build", record)
+    if fixed.status != "SUCCEEDED":
+        return None
+    checked = verify_skill(forge, proposal_id, progress=gate_progress)
+    record.update(verification_id=checked.verification_id, verification=checked.status)
+    progress("verify", record)
+    return fixed, checked
 
 
 def _escalation(note: Researched, previous: Researched | None) -> str | None:

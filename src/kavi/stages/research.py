@@ -15,10 +15,11 @@ from sqlmodel import col, select
 
 from kavi.builders.base import BuildPacket, BuildStatus
 from kavi.errors import TransitionError
-from kavi.ledger.models import Build, Event, GateRecord, Verification
+from kavi.ledger.models import Build, Event, GateRecord, Proposal, Verification
 from kavi.ledger.store import append_event
+from kavi.remedies import remedies_for
 from kavi.research import ResearchNote, classify_failure, request_advice
-from kavi.spec import canonical_json
+from kavi.spec import SkillSpec, canonical_json
 from kavi.stages.common import Forge, get_build
 
 REPORT_TAIL = 4000
@@ -47,6 +48,8 @@ def research_build(forge: Forge, build_reference: str, *, advice_options: dict[s
         build = get_build(session, build_reference)
         gate_results = _gate_results(forge, session, build)
         packet = BuildPacket(**json.loads(forge.store.get(build.packet_sha256))) if build.packet_sha256 else None
+        proposal = session.get(Proposal, build.proposal_id)
+        spec = forge.spec_of(proposal) if proposal is not None else None
     note = classify_failure(
         build_status=build.status,
         build_reason=build.reason,
@@ -55,6 +58,9 @@ def research_build(forge: Forge, build_reference: str, *, advice_options: dict[s
     )
     facts = dict(note.to_json().get("facts", {}))
     failing = {g["gate"]: g["report"][-REPORT_TAIL:] for g in gate_results if g["status"] in ("fail", "error")}
+    fixes = remedies_for(gate_results, spec if isinstance(spec, SkillSpec) else None)
+    if fixes:
+        facts["fixes"] = [fix.to_json() for fix in fixes]
     if failing:
         facts["gate_output"] = failing
     advice_text: str | None = None

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kavi.builders.base import BuildStatus
 from kavi.crash import crashpoint
@@ -31,6 +32,34 @@ INCOMPLETE = "INCOMPLETE"
 _ISOLATION_ORDER = ("none", "process", "fallback", "full")
 
 
+class GateProgress(Protocol):
+    """Told as each gate starts and ends, from the thread that runs it, so a front end can show which gate
+    runs and which finished during a long verification. The core only reports; whether and how to show it
+    (a live display on a terminal, nothing on a pipe or under --json) is the front end's business."""
+
+    def gate_started(self, gate: str) -> None: ...
+
+    def gate_finished(self, result: GateResult) -> None: ...
+
+
+class _Unobserved:
+    def gate_started(self, gate: str) -> None:
+        pass
+
+    def gate_finished(self, result: GateResult) -> None:
+        pass
+
+
+UNOBSERVED: GateProgress = _Unobserved()
+
+
+def _observed(progress: GateProgress, gate: str, check: Callable[[], GateResult]) -> GateResult:
+    progress.gate_started(gate)
+    result = timed(gate, check)
+    progress.gate_finished(result)
+    return result
+
+
 @dataclass(frozen=True)
 class Verified:
     verification_id: str
@@ -48,7 +77,7 @@ class Verified:
         return self.status == PASSED
 
 
-def verify_skill(forge: Forge, reference: str) -> Verified:
+def verify_skill(forge: Forge, reference: str, *, progress: GateProgress = UNOBSERVED) -> Verified:
     with forge.ledger.reading() as session:
         proposal = get_proposal(session, reference)
         require_status(
@@ -64,7 +93,7 @@ def verify_skill(forge: Forge, reference: str) -> Verified:
         proposal_id, build_id, candidate = proposal.id, build.id, build.candidate_sha256
     files = candidate_files(forge, candidate)
     started = time.perf_counter()
-    results = run_gates(forge.workspace, spec, files)
+    results = run_gates(forge.workspace, spec, files, progress=progress)
     duration = round(time.perf_counter() - started, 4)
     crashpoint("verify.gated")
     return _record(forge, proposal_id, build_id, candidate, results, duration)
@@ -76,7 +105,9 @@ def candidate_files(forge: Forge, candidate_sha256: str) -> dict[str, bytes]:
     return {path: forge.store.get(digest) for path, digest in manifest["files"].items()}
 
 
-def run_gates(workspace: Workspace, spec: AnySpec, files: dict[str, bytes]) -> list[GateResult]:
+def run_gates(
+    workspace: Workspace, spec: AnySpec, files: dict[str, bytes], *, progress: GateProgress = UNOBSERVED
+) -> list[GateResult]:
     """Materialise the candidate in a fresh sandbox (never the workspace) and run its kind's gates on it:
     in parallel, or one after the other where the kind says so. Reads only the workspace's settings."""
     kind = kind_of(spec.kind)
@@ -96,9 +127,9 @@ def run_gates(workspace: Workspace, spec: AnySpec, files: dict[str, bytes]) -> l
         context = kind.gate_context(spec, sandbox, settings)
         gates = [gate for gate in kind.gates() if gate.applies_to(spec)]
         if kind.gates_in_order:
-            return [timed(gate.name, partial(gate.run, context)) for gate in gates]
+            return [_observed(progress, gate.name, partial(gate.run, context)) for gate in gates]
         with ThreadPoolExecutor(max_workers=max(len(gates), 1)) as pool:
-            futures = [pool.submit(timed, gate.name, partial(gate.run, context)) for gate in gates]
+            futures = [pool.submit(_observed, progress, gate.name, partial(gate.run, context)) for gate in gates]
             return [future.result() for future in futures]
     finally:
         remove_sandbox(sandbox)
