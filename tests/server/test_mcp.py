@@ -1,0 +1,77 @@
+"""TRUSTED skills as MCP tools, through the official SDK's real client over stdio (`kavi mcp` as a subprocess)
+and over streamable HTTP (`/mcp` on `kavi serve`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+from tests.server.conftest import KAVI, Served
+
+
+def _stdio(served: Served) -> Client:
+    env = {**os.environ, "KAVI_WORKSPACE": str(served.workspace.root)}
+    return Client(StdioServerParameters(command=KAVI, args=["mcp"], env=env), read_timeout_seconds=60)
+
+
+def _http(served: Served) -> Client:
+    return Client(f"{served.url}/mcp", read_timeout_seconds=60)
+
+
+def _spec(served: Served, name: str) -> dict[str, Any]:
+    with served.client() as client:
+        return dict(client.get(f"/api/v1/skills/{name}").json()["spec"])
+
+
+def _execution(served: Served, execution_id: str) -> tuple[str, str | None] | None:
+    with sqlite3.connect(served.workspace.root / ".kavi" / "ledger.db") as conn:
+        row = conn.execute("SELECT name, output_json FROM executions WHERE id = ?", (execution_id,)).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+async def _exercise(client: Client, served: Served, outside: Path) -> None:
+    with anyio.fail_after(120):
+        await _calls(client, served, outside)
+
+
+async def _calls(client: Client, served: Served, outside: Path) -> None:
+    async with client:
+        listed = await client.list_tools()
+        tools = {tool.name: tool for tool in listed.tools}
+        assert set(tools) == {"word_count", "save_text"}
+        for name, tool in tools.items():
+            spec = _spec(served, name)
+            assert tool.input_schema == spec["input_schema"] and tool.output_schema == spec["output_schema"]
+            assert tool.description == spec["description"]
+            assert len(tool.meta["kavi/tool_sha256"]) == 64  # type: ignore[index]
+
+        called = await client.call_tool("word_count", {"text": "tools over mcp"})
+        assert not called.is_error, called.content
+        assert called.structured_content == {"count": 3}
+        execution_id = called.meta["kavi/execution_id"]  # type: ignore[index]
+        assert _execution(served, execution_id) == ("word_count", json.dumps({"count": 3}))
+
+        blocked = await client.call_tool("save_text", {"folder": str(outside), "text": "escape"})
+        assert blocked.is_error
+        message = blocked.content[0].text  # type: ignore[union-attr]
+        assert "SideEffectViolation" in message and "save_text v1 failed" in message
+        assert list(outside.iterdir()) == []
+
+        bad_input = await client.call_tool("word_count", {"words": 1})
+        assert bad_input.is_error
+        unknown = await client.call_tool("not_a_skill", {})
+        assert unknown.is_error and "no TRUSTED skill" in unknown.content[0].text  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("transport", [_stdio, _http], ids=["stdio", "streamable-http"])
+def test_tools_list_call_and_blocked_effect(served: Served, tmp_path: Path, transport: Any) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    anyio.run(_exercise, transport(served), served, outside)
