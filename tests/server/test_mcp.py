@@ -75,3 +75,57 @@ def test_tools_list_call_and_blocked_effect(served: Served, tmp_path: Path, tran
     outside = tmp_path / "outside"
     outside.mkdir()
     anyio.run(_exercise, transport(served), served, outside)
+
+
+def _propose_and_reject(served: Served, name: str) -> None:
+    with served.client() as client:
+        proposed = client.post(
+            "/api/v1/proposals",
+            json={
+                "name": name,
+                "description": "A proposal made only to be rejected",
+                "side_effect": "READ_ONLY",
+                "io_schema": {"input": {"text": "str"}, "output": {"count": "int"}},
+            },
+        )
+        assert proposed.status_code == 202, proposed.text
+        rejected = client.post(f"/api/v1/proposals/{proposed.json()['proposal_id']}/rejection", json={"reason": "x"})
+        assert rejected.status_code == 200, rejected.text
+
+
+async def _listen_over_http(served: Served) -> None:
+    with anyio.fail_after(60):
+        async with _http(served) as client, client.listen(tools_list_changed=True) as subscription:
+            await anyio.to_thread.run_sync(_propose_and_reject, served, "rejected_over_http")
+            async for event in subscription:
+                assert type(event).__name__ == "ToolsListChanged"
+                return
+
+
+def test_a_rejection_through_the_server_sends_tools_list_changed_over_http(served: Served) -> None:
+    anyio.run(_listen_over_http, served)
+
+
+async def _notified_over_stdio(served: Served) -> None:
+    heard = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if "notifications/tools/list_changed" in repr(message):
+            heard.set()
+
+    env = {**os.environ, "KAVI_WORKSPACE": str(served.workspace.root)}
+    client = Client(
+        StdioServerParameters(command=KAVI, args=["mcp"], env=env),
+        mode="legacy",
+        message_handler=on_message,
+        read_timeout_seconds=60,
+    )
+    with anyio.fail_after(60):
+        async with client:
+            await client.list_tools()
+            await anyio.to_thread.run_sync(_propose_and_reject, served, "rejected_over_stdio")
+            await heard.wait()
+
+
+def test_a_ledger_change_reaches_a_stdio_client_as_tools_list_changed(served: Served) -> None:
+    anyio.run(_notified_over_stdio, served)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import weakref
 from typing import Any
 
 import anyio
@@ -32,6 +31,7 @@ logger = logging.getLogger(__name__)
 # The ledger events after which the set of tools may differ.
 TOOLS_CHANGE_EVENTS = frozenset({"promotion.trusted", "promotion.revoked", "proposal.rejected"})
 WATCH_INTERVAL_S = 0.5
+MAX_SESSIONS = 256
 
 
 class KaviTools:
@@ -41,7 +41,8 @@ class KaviTools:
         self.forge = forge
         self.runner = runner
         self.bus = InMemorySubscriptionBus()
-        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Handshake-era sessions that asked for tools, newest last; a session that cannot be reached is dropped.
+        self._sessions: dict[int, Any] = {}
         self.server: Server[Any] = Server(
             "kavi",
             version=__version__,
@@ -86,16 +87,19 @@ class KaviTools:
     def _remember(self, ctx: ServerRequestContext[Any]) -> None:
         session = getattr(ctx, "session", None)
         if session is not None:
-            self._sessions.add(session)
+            self._sessions[id(session)] = session
+            while len(self._sessions) > MAX_SESSIONS:
+                self._sessions.pop(next(iter(self._sessions)))
 
     async def notify_tools_changed(self) -> None:
         """Tell every client the tool list changed: listen streams (2026-07-28) and handshake sessions."""
         await self.bus.publish(ToolsListChanged())
-        for session in list(self._sessions):
+        for key, session in list(self._sessions.items()):
             try:
                 await session.send_tool_list_changed()
             except Exception:  # a closed client must not stop the others from hearing
                 logger.debug("could not notify a client session", exc_info=True)
+                self._sessions.pop(key, None)
 
     async def watch_ledger(self, interval_s: float = WATCH_INTERVAL_S) -> None:
         """Send list_changed whenever the ledger records a promotion, a revocation or a rejection."""
