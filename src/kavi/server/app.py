@@ -13,7 +13,7 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Body, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Body, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +32,7 @@ from kavi.server.security import Access, AccessMiddleware
 from kavi.stages.common import Forge
 
 STREAM_POLL_S = 0.2
+MAX_INTEGER = 2**53  # versions and sequences past this are not ids SQLite could hold, nor JSON carry exactly
 KEEPALIVE_S = 15
 
 
@@ -62,7 +63,7 @@ class PromoteIn(BaseModel):
 class RevokeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1)
-    version: int | None = None
+    version: int | None = Field(default=None, ge=1, le=MAX_INTEGER)
 
 
 class RejectIn(BaseModel):
@@ -116,7 +117,9 @@ async def get_skill(request: Request, name: str) -> dict[str, Any]:
 
 
 @router.get("/skills/{name}/versions/{version}")
-async def get_skill_version(request: Request, name: str, version: int) -> dict[str, Any]:
+async def get_skill_version(
+    request: Request, name: str, version: Annotated[int, Path(ge=1, le=MAX_INTEGER)]
+) -> dict[str, Any]:
     return dict(await _thread(views.skill_version, _state(request).forge, name, version))
 
 
@@ -247,7 +250,9 @@ def _record_reason(forge: Forge, action: str, by: str, reason: str, subject: dic
 
 @router.get("/events")
 async def list_events(
-    request: Request, after: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    request: Request,
+    after: Annotated[int, Query(ge=0, le=MAX_INTEGER)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     events = await _thread(views.events_after, _state(request).forge, after, limit)
     return {"events": events, "next_after": events[-1]["seq"] if events else after}
@@ -256,13 +261,13 @@ async def list_events(
 @router.get("/events/stream", response_class=EventSourceResponse)
 async def stream_events(
     request: Request,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_INTEGER)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventSourceResponse:
     """Server-Sent Events: each ledger event with its sequence as ``id``; ``Last-Event-ID`` resumes."""
     forge = _state(request).forge
     start = after
-    if last_event_id is not None and last_event_id.strip().isdigit():
+    if last_event_id is not None and last_event_id.strip().isdecimal() and len(last_event_id.strip()) < 16:
         start = int(last_event_id.strip())
     if start is None:
         start = await _thread(views.last_sequence, forge)
@@ -317,5 +322,10 @@ def create_app(forge: Forge, runner: Runner, access: Access) -> Any:
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         body = problem(422, "UsageError", detail or "invalid request", error_type="UsageError")
         return JSONResponse(body, status_code=422, media_type=PROBLEM_MEDIA_TYPE)
+
+    @api.exception_handler(Exception)
+    async def bug(_: Request, exc: Exception) -> JSONResponse:
+        body = problem(500, "Bug", f"kavi hit a bug: {type(exc).__name__}: {exc}", error_type="Bug")
+        return JSONResponse(body, status_code=500, media_type=PROBLEM_MEDIA_TYPE)
 
     return AccessMiddleware(api, access)

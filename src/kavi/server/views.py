@@ -26,8 +26,8 @@ def skill_version(forge: Forge, name: str, version: int | None) -> dict[str, Any
             query = query.where(Promotion.version == version)
         promotion = session.exec(query.order_by(col(Promotion.version).desc()).limit(1)).first()
     if promotion is None:
-        what = f"{name} v{version}" if version is not None else f"a TRUSTED version of {name!r}"
-        raise NotFoundError(f"there is no {what}", hint="GET /api/v1/skills lists them")
+        what = f"{name} v{version}" if version is not None else f"TRUSTED version of {name!r}"
+        raise NotFoundError(f"there is no {what}", hint="`kavi list-skills --all` lists them")
     tool = tool_of(forge, promotion)
     detail: dict[str, Any] = {
         **promotion.model_dump(),
