@@ -59,3 +59,14 @@ def test_unknown_skill_and_bad_input_are_problem_objects_with_the_cli_hint(serve
     assert missing.status_code == 404
     assert missing.json()["hint"] == "`kavi list-skills` shows what can run"
     assert bad.status_code == 422 and bad.json()["error_type"] == "SkillInputError"
+
+
+def test_kavi_show_names_the_tool_hash_the_server_serves(served: Served, monkeypatch) -> None:
+    from kavi.server.tools import tool_definition, tool_sha256
+
+    with served.client() as client:
+        skill = client.get("/api/v1/skills/word_count").json()
+    monkeypatch.setenv("KAVI_WORKSPACE", str(served.workspace.root))
+    shown = run_cli("show", "word_count", "--json").json()
+    assert shown["tools"] == {skill["id"]: skill["tool"]["sha256"]}
+    assert skill["tool"]["sha256"] == tool_sha256(tool_definition(skill["spec"]))

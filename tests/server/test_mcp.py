@@ -30,6 +30,11 @@ def _spec(served: Served, name: str) -> dict[str, Any]:
         return dict(client.get(f"/api/v1/skills/{name}").json()["spec"])
 
 
+def _tool_sha256(served: Served, name: str) -> str:
+    with served.client() as client:
+        return str(client.get(f"/api/v1/skills/{name}").json()["tool"]["sha256"])
+
+
 def _execution(served: Served, execution_id: str) -> tuple[str, str | None] | None:
     with sqlite3.connect(served.workspace.root / ".kavi" / "ledger.db") as conn:
         row = conn.execute("SELECT name, output_json FROM executions WHERE id = ?", (execution_id,)).fetchone()
@@ -50,7 +55,7 @@ async def _calls(client: Client, served: Served, outside: Path) -> None:
             spec = _spec(served, name)
             assert tool.input_schema == spec["input_schema"] and tool.output_schema == spec["output_schema"]
             assert tool.description == spec["description"]
-            assert len(tool.meta["kavi/tool_sha256"]) == 64  # type: ignore[index]
+            assert tool.meta["kavi/tool_sha256"] == _tool_sha256(served, name)  # type: ignore[index]
 
         called = await client.call_tool("word_count", {"text": "tools over mcp"})
         assert not called.is_error, called.content

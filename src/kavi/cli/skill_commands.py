@@ -219,11 +219,13 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """Everything the ledger knows about one proposal: spec, builds, verifications, versions, executions."""
+    from kavi.server.tools import tool_hashes
     from kavi.stages.common import Forge
     from kavi.stages.queries import show as show_proposal
 
     with Forge.opened(workspace) as forge:
         detail = show_proposal(forge, reference)
+        detail["tools"] = tool_hashes(forge, [version["id"] for version in detail["versions"]])
     if json_output:
         emit_json({"ok": True, **detail})
         return
@@ -248,6 +250,7 @@ def show(
             f"  v{version['version']} {styled(version['status'])} by {version['approver']} "
             f"at {version['promoted_at']} sha256 {version['skill_sha256'][:12]}"
             + (" (speed unmeasured: promoted without a GPU)" if version["unmeasured"] else "")
+            + (f" tool {detail['tools'][version['id']][:12]}" if version["id"] in detail["tools"] else "")
         )
     executions = detail["executions"]
     out.print(f"  executions: {executions['total']} {executions['by_isolation'] or ''}")

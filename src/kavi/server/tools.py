@@ -78,3 +78,15 @@ def trusted_tools(forge: Forge) -> list[ToolEntry]:
         if entry is not None:
             tools.append(entry)
     return tools
+
+
+def tool_hashes(forge: Forge, promotion_ids: list[str]) -> dict[str, str]:
+    """The MCP tool sha256 of each given version that is a callable skill (for `kavi show`)."""
+    hashes: dict[str, str] = {}
+    with forge.ledger.reading() as session:
+        promotions = [session.get(Promotion, promotion_id) for promotion_id in promotion_ids]
+    for promotion in promotions:
+        entry = None if promotion is None else tool_of(forge, promotion)
+        if entry is not None:
+            hashes[entry.promotion_id] = entry.sha256
+    return hashes
