@@ -25,6 +25,7 @@ from kavi.stages.verify import verify_skill
 from kavi.workspace import Workspace, init_workspace
 
 RECORDINGS = Path(__file__).parent / "recordings"
+collect_ignore = ["recordings"]  # builder recordings: their tests run inside the verify gate, not here
 KAVI = str(Path(sys.executable).parent / "kavi")
 
 WORD_COUNT = {
