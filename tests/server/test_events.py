@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from typing import Any
+
+import httpx2 as httpx
 
 from tests.server.conftest import Served
 
@@ -80,3 +83,41 @@ def test_events_page_by_sequence(served: Served) -> None:
     assert [e["seq"] for e in first["events"]] == [1, 2]
     assert [e["seq"] for e in second["events"]] == [3, 4]
     assert first["events"][0]["kind"] == "proposal.proposed"
+
+
+def test_an_idle_stream_gets_comment_keep_alives(served: Served) -> None:
+    """In-process uvicorn on loopback with a short keep-alive, on the module's workspace."""
+    import threading
+
+    import uvicorn
+
+    from kavi.server.app import create_app
+    from kavi.server.runner import ColdRunner
+    from kavi.server.security import Access
+    from kavi.stages.common import Forge
+    from tests.server.conftest import free_port
+
+    port = free_port()
+    with Forge.opened(served.workspace) as forge:
+        access = Access.resolve("127.0.0.1", None, None, "me")
+        app = create_app(forge, ColdRunner(forge.workspace), access, keepalive_s=0.2)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 20
+            while not server.started and time.monotonic() < deadline:
+                time.sleep(0.05)
+            lines: list[str] = []
+            with (
+                httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
+                client.stream("GET", "/api/v1/events/stream") as stream,
+            ):
+                for line in stream.iter_lines():
+                    lines.append(line)
+                    if sum(1 for seen in lines if seen.startswith(":")) >= 2:
+                        break
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+    assert all(line.startswith(":") or not line for line in lines), lines  # no event: only keep-alives

@@ -74,8 +74,9 @@ class RejectIn(BaseModel):
 class ServerState:
     """What the handlers share: the opened workspace, the runner, the job table and the MCP tools."""
 
-    def __init__(self, forge: Forge, runner: Runner, access: Access) -> None:
+    def __init__(self, forge: Forge, runner: Runner, access: Access, keepalive_s: float) -> None:
         self.forge = forge
+        self.keepalive_s = keepalive_s
         self.runner = runner
         self.access = access
         self.jobs = JobTable(forge.workspace)
@@ -265,7 +266,7 @@ async def stream_events(
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventSourceResponse:
     """Server-Sent Events: each ledger event with its sequence as ``id``; ``Last-Event-ID`` resumes."""
-    forge = _state(request).forge
+    forge, keepalive_s = _state(request).forge, _state(request).keepalive_s
     start = after
     if last_event_id is not None and last_event_id.strip().isdecimal() and len(last_event_id.strip()) < 16:
         start = int(last_event_id.strip())
@@ -282,14 +283,15 @@ async def stream_events(
             if not fresh:
                 await anyio.sleep(STREAM_POLL_S)
 
-    return EventSourceResponse(generate(), ping=KEEPALIVE_S)
+    return EventSourceResponse(generate(), ping=keepalive_s)
 
 
-def create_app(forge: Forge, runner: Runner, access: Access) -> Any:
-    """The ASGI app of one workspace: the API, the MCP endpoint, behind the access middleware."""
+def create_app(forge: Forge, runner: Runner, access: Access, *, keepalive_s: float = KEEPALIVE_S) -> Any:
+    """The ASGI app of one workspace: the API, the MCP endpoint, behind the access middleware.
+    ``keepalive_s``: how often an idle event stream gets a comment line, so proxies keep it open."""
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 
-    state = ServerState(forge, runner, access)
+    state = ServerState(forge, runner, access, keepalive_s)
     manager = StreamableHTTPSessionManager(app=state.tools.server)
 
     @asynccontextmanager
