@@ -134,3 +134,29 @@ async def _notified_over_stdio(served: Served) -> None:
 
 def test_a_ledger_change_reaches_a_stdio_client_as_tools_list_changed(served: Served) -> None:
     anyio.run(_notified_over_stdio, served)
+
+
+async def _refused_hash(served: Served) -> None:
+    with anyio.fail_after(60):
+        async with _http(served) as client:
+            refused = await client.call_tool("word_count", {"text": "tampered"})
+    assert refused.is_error
+    assert "IntegrityError" not in refused.content[0].text  # kavi's message, not a traceback  # type: ignore[union-attr]
+    assert "skills/word_count.py" in refused.content[0].text  # type: ignore[union-attr]
+
+
+def test_a_refused_hash_is_a_tool_error_and_a_problem_object(served: Served) -> None:
+    """Last in this module: it tampers with the installed skill, then puts the TRUSTED bytes back."""
+    installed = served.workspace.skills_dir / "word_count.py"
+    trusted = installed.read_bytes()
+    marker = served.workspace.root / "tampered-ran"
+    installed.write_bytes(trusted + f"\nopen({str(marker)!r}, 'w').close()\n".encode())
+    try:
+        with served.client() as http:
+            problem = http.post("/api/v1/skills/word_count/run", json={"text": "tampered"})
+        assert problem.status_code == 409 and problem.json()["error_type"] == "IntegrityError"
+        assert problem.json()["hint"]
+        anyio.run(_refused_hash, served)
+        assert not marker.exists(), "tampered bytes must never run"
+    finally:
+        installed.write_bytes(trusted)
