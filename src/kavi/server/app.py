@@ -1,7 +1,9 @@
 """The HTTP API (``/api/v1``), its event stream, and the MCP endpoint (``/mcp``), in one ASGI app.
 
 Every handler calls the stage function the CLI calls; blocking work runs in a worker thread; long stages are
-jobs (:mod:`kavi.server.jobs`). Errors are RFC 9457 problem objects (:mod:`kavi.server.problems`).
+jobs (:mod:`kavi.server.jobs`). Errors are RFC 9457 problem objects (:mod:`kavi.server.problems`). Promotions,
+revocations and rejections reach MCP clients as list_changed through the ledger watcher
+(:meth:`kavi.server.mcp_tools.KaviTools.watch_ledger`), whoever made them.
 """
 
 from __future__ import annotations
@@ -210,15 +212,13 @@ async def get_job(request: Request, job_id: str) -> dict[str, Any]:
 async def promote(request: Request, reference: str, body: PromoteIn | None = None) -> dict[str, Any]:
     from kavi.stages.promote import promote_skill
 
-    state = _state(request)
     promoted = await _thread(
         promote_skill,
-        state.forge,
+        _state(request).forge,
         reference,
         approver=_identity(request),
         allow_unmeasured=(body or PromoteIn()).allow_unmeasured,
     )
-    await state.tools.notify_tools_changed()
     return asdict(promoted)
 
 
@@ -229,7 +229,6 @@ async def revoke(request: Request, name: str, body: RevokeIn) -> dict[str, Any]:
     state, identity = _state(request), _identity(request)
     revoked = await _thread(revoke_skill, state.forge, name, version=body.version, by=identity)
     await _thread(_record_reason, state.forge, "revoke", identity, body.reason, asdict(revoked))
-    await state.tools.notify_tools_changed()
     return {**asdict(revoked), "by": identity, "reason": body.reason}
 
 
@@ -237,9 +236,7 @@ async def revoke(request: Request, name: str, body: RevokeIn) -> dict[str, Any]:
 async def reject(request: Request, reference: str, body: RejectIn | None = None) -> dict[str, Any]:
     from kavi.stages.promote import reject_proposal
 
-    state = _state(request)
-    rejected = await _thread(reject_proposal, state.forge, reference, reason=(body or RejectIn()).reason)
-    await state.tools.notify_tools_changed()
+    rejected = await _thread(reject_proposal, _state(request).forge, reference, reason=(body or RejectIn()).reason)
     return asdict(rejected)
 
 
