@@ -86,7 +86,7 @@ def test_propose_build_verify_promote_and_revoke_through_jobs(guarded: Served) -
         verification = _wait(client, client.post(f"/api/v1/proposals/{proposal}/verifications").json())
         assert verification["status"] == "succeeded", verification
         detail = client.get(f"/api/v1/verifications/{verification['result']['verification_id']}").json()
-        assert detail["status"] == "PASSED"
+        assert detail["status"] == "PASSED", [(g["gate"], g["status"], g["summary"]) for g in detail["gates"]]
         assert {gate["gate"] for gate in detail["gates"]} >= {"ruff", "mypy", "policy", "pytest", "examples"}
 
         promoted = client.post(f"/api/v1/proposals/{proposal}/promotion").json()
