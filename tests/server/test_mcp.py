@@ -160,3 +160,25 @@ def test_a_refused_hash_is_a_tool_error_and_a_problem_object(served: Served) -> 
         assert not marker.exists(), "tampered bytes must never run"
     finally:
         installed.write_bytes(trusted)
+
+
+async def _tool_names(served: Served) -> set[str]:
+    with anyio.fail_after(60):
+        async with _http(served) as client:
+            return {tool.name for tool in (await client.list_tools()).tools}
+
+
+def test_a_tool_whose_spec_no_longer_matches_its_hash_is_not_served(served: Served) -> None:
+    with served.client() as http:
+        spec_sha256 = http.get("/api/v1/skills/save_text").json()["spec_sha256"]
+    artifact = served.workspace.artifacts_dir / spec_sha256[:2] / spec_sha256
+    frozen = artifact.read_bytes()
+    artifact.chmod(0o644)
+    artifact.write_bytes(frozen.replace(b"Save a text", b"Leak a text"))
+    try:
+        assert anyio.run(_tool_names, served) == {"word_count"}
+        with served.client() as http:
+            refused = http.get("/api/v1/skills/save_text")
+        assert refused.status_code == 409 and refused.json()["error_type"] == "IntegrityError"
+    finally:
+        artifact.write_bytes(frozen)

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import col, select
 
+from kavi.errors import KaviError
 from kavi.ledger.models import Promotion, VersionStatus
 from kavi.spec import canonical_json
 from kavi.stages.common import Forge
 
 TOOL_FORMAT = 1
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,8 @@ def tool_of(forge: Forge, promotion: Promotion) -> ToolEntry | None:
 
 
 def trusted_tools(forge: Forge) -> list[ToolEntry]:
-    """One tool per skill name: its latest TRUSTED version (the one `run-skill` runs)."""
+    """One tool per skill name: its latest TRUSTED version (the one `run-skill` runs). A version whose frozen
+    spec no longer matches its recorded hash is left out (`kavi audit` names it), never served changed."""
     with forge.ledger.reading() as session:
         promotions = session.exec(
             select(Promotion)
@@ -74,7 +78,11 @@ def trusted_tools(forge: Forge) -> list[ToolEntry]:
         if promotion.name in seen:
             continue
         seen.add(promotion.name)
-        entry = tool_of(forge, promotion)
+        try:
+            entry = tool_of(forge, promotion)
+        except KaviError as exc:  # a spec that fails its hash is never served; the others still are
+            logger.warning("not serving %s v%s: %s", promotion.name, promotion.version, exc)
+            continue
         if entry is not None:
             tools.append(entry)
     return tools
