@@ -6,6 +6,10 @@ import os
 import sqlite3
 import subprocess
 
+import pytest
+
+from kavi.errors import UsageError
+from kavi.server.security import Access, cross_origin, is_loopback
 from tests.server.conftest import KAVI, Served
 
 
@@ -55,3 +59,44 @@ def test_a_non_loopback_bind_without_a_token_refuses_to_start(served: Served) ->
     )
     assert started.returncode == 2, started.stderr
     assert "needs a token" in started.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.7", False),
+        ("kavi.internal", False),
+        ("localhost.attacker.test", False),
+    ],
+)
+def test_which_binds_are_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+    if not loopback:
+        with pytest.raises(UsageError, match="needs a token"):
+            Access.resolve(host, None, None, "me")
+        assert Access.resolve(host, "t0ken", "ci", "me").token_identity == "ci"
+
+
+@pytest.mark.parametrize(
+    ("headers", "refused"),
+    [
+        ({}, False),  # curl, an SDK: no browser page involved
+        ({"sec-fetch-site": "none"}, False),  # typed into the address bar
+        ({"sec-fetch-site": "same-origin", "origin": "http://127.0.0.1:8731"}, False),
+        ({"sec-fetch-site": "same-site"}, True),  # another port of localhost is another origin
+        ({"sec-fetch-site": "cross-site"}, True),
+        ({"origin": "http://127.0.0.1:9999"}, True),
+        ({"origin": "https://127.0.0.1:8731"}, False),  # the scheme is not compared; host and port are
+        ({"origin": "null"}, True),  # a sandboxed iframe or a file: page
+    ],
+)
+def test_the_same_origin_rule(headers: dict[str, str], refused: bool) -> None:
+    scope = {"headers": [(k.encode(), v.encode()) for k, v in headers.items()]}
+    assert (cross_origin(scope, "127.0.0.1:8731") is not None) is refused
