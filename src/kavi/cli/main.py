@@ -7,6 +7,7 @@ from kavi.cli import (
     integrity_commands,
     kernel_commands,
     run_command,
+    serve_commands,
     skill_commands,
     workspace_commands,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "integrity_commands",
     "kernel_commands",
     "run_command",
+    "serve_commands",
     "skill_commands",
     "workspace_commands",
 ]

@@ -243,10 +243,20 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """Everything the ledger knows about one proposal: spec, builds, verifications, versions, executions."""
+    from kavi.server.tools import tool_hashes
+    from kavi.stages.common import Forge
     from kavi.stages.queries import show_here
     from kavi.workspace import find_workspace
 
-    detail = show_here(find_workspace(workspace), reference)
+    here = find_workspace(workspace)
+    detail = show_here(here, reference)
+    detail["tools"] = {}
+    if detail.get("source") == "ledger":  # a tool hash is derived from a recorded promotion
+        forge = Forge.open_existing(here)
+        try:
+            detail["tools"] = tool_hashes(forge, [version["id"] for version in detail["versions"]])
+        finally:
+            forge.close()
     if json_output:
         emit_json({"ok": True, **detail})
         return
@@ -274,6 +284,7 @@ def show(
             f"  v{version['version']} {styled(version['status'])} · approved by {version['approver']} "
             f"at {version['promoted_at']} sha256 {version['skill_sha256'][:12]}"
             + (" (speed unmeasured: promoted without a GPU)" if version["unmeasured"] else "")
+            + (f" tool {detail['tools'][version['id']][:12]}" if version["id"] in detail["tools"] else "")
         )
         if version.get("revoked_at"):
             why = f": {version['revoked_reason']}" if version.get("revoked_reason") else " (no reason given)"

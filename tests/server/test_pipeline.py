@@ -1,0 +1,125 @@
+"""The forge's stages through the API on a token-protected server: proposals, build and verification jobs,
+promotion and revocation recording the token's identity, and a job interrupted by kill -9."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+
+from kavi.demo import DEMO_SKILLS, recording_of
+from tests.server.conftest import Served, start_server, stop_server
+from tests.support import run_cli
+
+TOKEN = "s3cret-test-token"
+WRITE_NOTE = next(skill for skill in DEMO_SKILLS if skill.name == "write_note")
+
+
+@pytest.fixture(scope="module")
+def guarded(served_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("guarded") / "ws"
+    shutil.copytree(served_template, root, symlinks=True)
+    server = start_server(root, "--identity", "ci-bot", token=TOKEN)
+    yield server
+    stop_server(server)
+
+
+def _authorized(served: Served) -> httpx.Client:
+    return served.client(Authorization=f"Bearer {TOKEN}")
+
+
+def _wait(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = client.get(f"/api/v1/jobs/{job['id']}").json()
+        if state["status"] != "running":
+            return dict(state)
+        time.sleep(0.2)
+    raise AssertionError(f"job {job['id']} did not finish")
+
+
+def test_without_the_token_every_request_but_health_is_401(guarded: Served) -> None:
+    with guarded.client() as client:
+        assert client.get("/api/v1/health").status_code == 200
+        posted = client.post("/api/v1/skills/word_count/run", json={"text": "a"})
+        assert posted.status_code == 401 and posted.headers["www-authenticate"].startswith("Bearer")
+        assert client.get("/api/v1/skills").status_code == 401
+    with guarded.client(Authorization="Bearer wrong") as client:
+        assert client.post("/api/v1/skills/word_count/run", json={"text": "a"}).status_code == 401
+
+
+def test_propose_build_verify_promote_and_revoke_through_jobs(guarded: Served) -> None:
+    with _authorized(guarded) as client:
+        proposed = client.post(
+            "/api/v1/proposals",
+            json={
+                "name": WRITE_NOTE.name,
+                "description": WRITE_NOTE.description,
+                "side_effect": WRITE_NOTE.side_effect,
+                "io_schema": WRITE_NOTE.io_schema,
+                "examples": WRITE_NOTE.examples,
+                "write_roots": list(WRITE_NOTE.write_roots),
+            },
+        )
+        assert proposed.status_code == 202, proposed.text
+        proposal = proposed.json()["proposal_id"]
+        invalid = client.post("/api/v1/proposals", json={**proposed.json(), "side_effect": "EVERYTHING"})
+        assert invalid.status_code == 422 and invalid.headers["content-type"] == "application/problem+json"
+
+        started = client.post(
+            f"/api/v1/proposals/{proposal}/builds", json={"replay_from": str(recording_of("write_note"))}
+        )
+        assert started.status_code == 202 and started.json()["status"] == "running"
+        build = _wait(client, started.json())
+        assert build["status"] == "succeeded", build
+        build_id = build["result"]["build_id"]
+        assert client.get(f"/api/v1/builds/{build_id}").json()["status"] == "SUCCEEDED"
+        assert client.get(f"/api/v1/builds/{build_id}/trace").json()["build"]["id"] == build_id
+
+        verification = _wait(client, client.post(f"/api/v1/proposals/{proposal}/verifications").json())
+        assert verification["status"] == "succeeded", verification
+        detail = client.get(f"/api/v1/verifications/{verification['result']['verification_id']}").json()
+        assert detail["status"] == "PASSED", [(g["gate"], g["status"], g["summary"]) for g in detail["gates"]]
+        assert {gate["gate"] for gate in detail["gates"]} >= {"ruff", "mypy", "policy", "pytest", "examples"}
+
+        promoted = client.post(f"/api/v1/proposals/{proposal}/promotion").json()
+        assert promoted["approver"] == "ci-bot" and promoted["version"] == 1
+        ran = client.post("/api/v1/skills/write_note/run", json={"title": "Served", "body": "over HTTP"})
+        assert ran.status_code == 200 and ran.json()["output"] == {"path": "notes/served.md"}
+
+        revoked = client.post("/api/v1/skills/write_note/revocations", json={"reason": "superseded"}).json()
+        assert revoked["by"] == "ci-bot" and revoked["reason"] == "superseded"
+        refused = client.post("/api/v1/skills/write_note/run", json={"title": "again", "body": "x"})
+        assert refused.status_code == 409, refused.text
+    with sqlite3.connect(guarded.workspace.root / ".kavi" / "ledger.db") as conn:
+        row = conn.execute("SELECT approver, revoked_by FROM promotions WHERE name = 'write_note'").fetchone()
+        reasons = [r[0] for r in conn.execute("SELECT payload FROM events WHERE kind = 'server.approval'")]
+    assert row == ("ci-bot", "ci-bot")
+    assert any('"reason":"superseded"' in payload for payload in reasons)
+
+
+def test_a_verification_killed_with_the_server_is_reported_interrupted(
+    guarded: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _authorized(guarded) as client:
+        job = client.post("/api/v1/proposals/word_count/verifications").json()
+    guarded.process.send_signal(signal.SIGKILL)
+    guarded.process.wait()
+    restarted = start_server(guarded.workspace.root, token=TOKEN)
+    try:
+        with _authorized(restarted) as client:
+            state = client.get(f"/api/v1/jobs/{job['id']}").json()
+            assert state["status"] == "interrupted" and state["kind"] == "verify"
+            assert client.get("/api/v1/jobs/j_nosuchjob").status_code == 404
+    finally:
+        stop_server(restarted)
+    monkeypatch.setenv("KAVI_WORKSPACE", str(guarded.workspace.root))
+    audited = run_cli("audit", "--json")
+    assert audited.code == 0, audited.stdout
