@@ -70,6 +70,10 @@ class Kind:
     gates_in_order: bool  # True: one after the other (a kernel's screen decides whether code may run at all)
     # A complete example and the gates' exact settings for the build packet, so a model passes at once.
     build_guide: Callable[[Any], dict[str, str]] = _no_guide
+    # Its candidates are linted with ruff's skill settings, so forge may try ruff's safe fixes first.
+    lint_fixes: bool = False
+    # A TRUSTED version can be called with JSON in and JSON out (an MCP tool, an API run).
+    serves_as_tool: bool = False
     # Folders under install_dir that hold proposal inputs (frozen in the ledger), never code a lock vouches for.
     inputs_dirs: tuple[str, ...] = ()
 
@@ -167,6 +171,8 @@ KINDS: dict[str, Kind] = {
             gates=_skill_gates,
             gate_context=_skill_context,
             gates_in_order=False,
+            lint_fixes=True,
+            serves_as_tool=True,
         ),
         Kind(
             key="kernel",

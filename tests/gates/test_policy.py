@@ -778,6 +778,8 @@ def test_suppression_comments_are_refused(rule: str, line: int, source: str) -> 
     "source",
     [
         "X = 1  # noqa: E501\n",
+        "X = 1  # noqa: E501 - an explanation after the code waives nothing more\n",
+        "try:\n    X = 1\nexcept Exception:  # noqa: BLE001 - any failure is fine here\n    X = 0\n",
         "import random\nN = random.random()  # noqa: S311\n",
         "import json  # type: ignore[import-untyped]\n",
         "TEXT = '# ruff: noqa is only text here'\n",
@@ -787,6 +789,11 @@ def test_suppression_comments_are_refused(rule: str, line: int, source: str) -> 
 )
 def test_waivable_and_look_alike_comments_pass(source: str) -> None:
     assert scan(source) == []
+
+
+def test_an_explained_waiver_still_refuses_a_code_that_is_not_waivable() -> None:
+    findings = scan("import os  # noqa: S605 - E501 is waivable, S605 is not\n")
+    assert [f.rule for f in findings if f.rule == "suppression"] == ["suppression"]
 
 
 @pytest.mark.parametrize(

@@ -1469,7 +1469,7 @@ def _suppression_problem(comment: str, *, trailing: bool, top: bool) -> str | No
     waivers = list(_WAIVER.finditer(comment))
     for match in waivers:
         kind = "noqa" if match.group(1).lower() == "noqa" else "type: ignore"
-        codes = {c.strip() for c in re.split(r"[\s,]+", match.group(2) or match.group(3) or "") if c.strip()}
+        codes = _waived_codes(match.group(2) or match.group(3) or "", bracketed=match.group(3) is not None)
         if kind == "type: ignore" and (top or not trailing):
             return "before the first statement makes mypy ignore the whole file" if top else "waives nothing here"
         if not codes:
@@ -1479,6 +1479,23 @@ def _suppression_problem(comment: str, *, trailing: bool, top: bool) -> str | No
             allowed = ", ".join(sorted(WAIVABLE[kind]))
             return f"waives {', '.join(refused)}, which is not waivable (waivable: {allowed})"
     return None
+
+
+_RULE_CODE = re.compile(r"[A-Z]+[0-9]+")
+
+
+def _waived_codes(text: str, *, bracketed: bool) -> set[str]:
+    """The codes a waiver names, read as the tool reads them: ``# noqa: BLE001 - why`` waives BLE001 only
+    (ruff stops at the first word that is not a rule code); ``# type: ignore[a, b]`` waives what the brackets
+    hold."""
+    codes: set[str] = set()
+    for token in re.split(r"[\s,]+", text.strip()):
+        if not token:
+            continue
+        if not bracketed and not _RULE_CODE.fullmatch(token):
+            break
+        codes.add(token)
+    return codes
 
 
 def _source_finding(problem: SourceProblem, filename: str, spec: SkillSpec) -> Finding:

@@ -595,6 +595,6 @@ FILE_SUPPRESSIONS: dict[str, str] = {
 #: look-alike characters), S311 (``random`` for sampling, not for secrets); import-untyped (a
 #: library without stubs).
 WAIVABLE: dict[str, frozenset[str]] = {
-    "noqa": frozenset({"E402", "E501", "RUF001", "RUF002", "RUF003", "S311"}),
+    "noqa": frozenset({"BLE001", "E402", "E501", "RUF001", "RUF002", "RUF003", "S311"}),
     "type: ignore": frozenset({"import-untyped"}),
 }

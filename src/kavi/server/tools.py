@@ -18,6 +18,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from kavi.errors import KaviError
+from kavi.kinds import kind_of
 from kavi.ledger.models import Promotion, VersionStatus
 from kavi.spec import canonical_json
 from kavi.stages.common import Forge
@@ -55,7 +56,7 @@ def tool_sha256(definition: dict[str, Any]) -> str:
 def tool_of(forge: Forge, promotion: Promotion) -> ToolEntry | None:
     """The tool of one TRUSTED version, or None for a kind that is not a callable skill (a kernel)."""
     spec = json.loads(forge.store.get(promotion.spec_sha256))  # the store checks the hash on read
-    if spec.get("kind", "python") != "python":
+    if not kind_of(spec.get("kind")).serves_as_tool:
         return None
     definition = tool_definition(spec)
     return ToolEntry(

@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from kavi.builders.base import BuilderOptions, BuildOutcome, BuildPacket, BuildStatus, FailureKind, TraceEvent
 from kavi.errors import UsageError
 from kavi.gates.lint import RuffGate, ruff_fix_argv
 from kavi.gates.tooling import run_tool
+from kavi.kinds import kind_of
 from kavi.ledger.models import Proposal, ProposalStatus
 from kavi.spec import SkillSpec
 from kavi.stages.build import Built, build_skill
@@ -175,10 +176,10 @@ def _apply_lint_fixes(
         return None
     with forge.ledger.reading() as session:
         spec = forge.spec_of(get_proposal(session, proposal_id))
-    if not isinstance(spec, SkillSpec):
+    if not kind_of(spec.kind).lint_fixes:
         return None
     fixer = LintFixBuilder(
-        spec, candidate_files(forge, built.candidate_sha256), forge.workspace.config.verify.timeout_s
+        cast(SkillSpec, spec), candidate_files(forge, built.candidate_sha256), forge.workspace.config.verify.timeout_s
     )
     progress("building", {"attempt": built.attempt + 1})
     fixed = build_skill(forge, proposal_id, builder=fixer)

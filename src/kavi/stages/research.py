@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlmodel import col, select
 
 from kavi.builders.base import BuildPacket, BuildStatus
 from kavi.errors import TransitionError
+from kavi.kinds import kind_of
 from kavi.ledger.models import Build, Event, GateRecord, Proposal, Verification
 from kavi.ledger.store import append_event
 from kavi.remedies import remedies_for
@@ -58,7 +59,7 @@ def research_build(forge: Forge, build_reference: str, *, advice_options: dict[s
     )
     facts = dict(note.to_json().get("facts", {}))
     failing = {g["gate"]: g["report"][-REPORT_TAIL:] for g in gate_results if g["status"] in ("fail", "error")}
-    fixes = remedies_for(gate_results, spec if isinstance(spec, SkillSpec) else None)
+    fixes = remedies_for(gate_results, cast(SkillSpec, spec) if spec is not None and kind_of(spec.kind).lint_fixes else None)
     if fixes:
         facts["fixes"] = [fix.to_json() for fix in fixes]
     if failing:
