@@ -59,7 +59,8 @@ def research_build(forge: Forge, build_reference: str, *, advice_options: dict[s
     )
     facts = dict(note.to_json().get("facts", {}))
     failing = {g["gate"]: g["report"][-REPORT_TAIL:] for g in gate_results if g["status"] in ("fail", "error")}
-    fixes = remedies_for(gate_results, cast(SkillSpec, spec) if spec is not None and kind_of(spec.kind).lint_fixes else None)
+    lintable = spec is not None and kind_of(spec.kind).lint_fixes
+    fixes = remedies_for(gate_results, cast(SkillSpec, spec) if lintable else None)
     if fixes:
         facts["fixes"] = [fix.to_json() for fix in fixes]
     if failing:
