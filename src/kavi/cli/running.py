@@ -53,6 +53,7 @@ def execute(
                 "output": result.output,
                 "duration_s": result.duration_s,
                 "isolation": result.isolation,
+                "layers": list(result.layers),
             }
         )
         + "\n"

@@ -134,4 +134,18 @@ def m001_initial(conn: Connection, dialect: str) -> None:
         conn.execute(text(statement))
 
 
-MIGRATIONS: tuple[tuple[str, MigrationFn], ...] = (("m001_initial", m001_initial),)
+def m002_isolation_layers(conn: Connection, dialect: str) -> None:
+    """The isolation layers in force (``userns,caps,...``, in the executor's table order) for each
+    verification, each gate and each execution; rows from before this migration have none recorded."""
+    for statement in (
+        "ALTER TABLE verifications ADD COLUMN layers TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE verification_gates ADD COLUMN layers TEXT",
+        "ALTER TABLE executions ADD COLUMN layers TEXT NOT NULL DEFAULT ''",
+    ):
+        conn.execute(text(statement))
+
+
+MIGRATIONS: tuple[tuple[str, MigrationFn], ...] = (
+    ("m001_initial", m001_initial),
+    ("m002_isolation_layers", m002_isolation_layers),
+)

@@ -20,6 +20,7 @@ with :func:`kavi.runtime.guard.guarded_python_argv`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import os
 import selectors
@@ -30,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -397,12 +398,25 @@ class _Plan:
     layers: tuple[Layer, ...]
 
 
+# Python entry points of kavi's own that apply ``KAVI_CONFINE`` and install the audit hook before any
+# candidate byte runs (the guard launcher is recognised by its argv); every other command is started
+# through the confining launcher.
+SELF_CONFINING_MODULES = ("kavi.runtime.child",)
+
+
+def _self_confining(argv: Sequence[str]) -> bool:
+    if is_guarded(argv):
+        return True
+    args = list(argv[1:])
+    return "-m" in args and args.index("-m") + 1 < len(args) and args[args.index("-m") + 1] in SELF_CONFINING_MODULES
+
+
 def _plan(
     level: IsolationLevel, argv: Sequence[str], *, cwd: Path, policy: ExecPolicy, env: dict[str, str], tmp: str
 ) -> _Plan:
     """Decide the layers and, for those the child applies to itself, how it gets them: a guarded
     Python child reads ``KAVI_CONFINE`` in the guard; any other command is started by the launcher."""
-    guarded = is_guarded(argv)
+    guarded = _self_confining(argv)
     layers = planned_layers(level, policy, guarded=guarded)
     self_applied = {Layer.LANDLOCK, Layer.SECCOMP, Layer.CAPS} & set(layers)
     if level == IsolationLevel.FULL:
@@ -429,7 +443,38 @@ def _layers_in_force(planned: tuple[Layer, ...], result: ExecResult) -> tuple[st
     """A child that could not apply its layers ran nothing and exited: claim none of its own."""
     if result.returncode == confine.CONFINE_EXIT_CODE and confine.CONFINE_MARKER in result.stderr:
         planned = tuple(layer for layer in planned if layer not in (Layer.LANDLOCK, Layer.SECCOMP, Layer.HOOK))
-    return tuple(str(layer) for layer in planned)
+    layers = tuple(str(layer) for layer in planned)
+    note_layers(layers)
+    return layers
+
+
+def note_layers(layers: tuple[str, ...]) -> None:
+    """Add one child's layers to the record being collected (:func:`recording_layers`), if any."""
+    log = _LAYER_LOG.get()
+    if log is not None:
+        log.append(layers)
+
+
+_LAYER_LOG: contextvars.ContextVar[list[tuple[str, ...]] | None] = contextvars.ContextVar("kavi_layers", default=None)
+
+
+@contextlib.contextmanager
+def recording_layers() -> Iterator[list[tuple[str, ...]]]:
+    """Collect the layers of every child run inside the block (a gate's children, for its record)."""
+    log: list[tuple[str, ...]] = []
+    token = _LAYER_LOG.set(log)
+    try:
+        yield log
+    finally:
+        _LAYER_LOG.reset(token)
+
+
+def weakest_layers(runs: Sequence[Sequence[str]]) -> tuple[str, ...]:
+    """The layers every one of ``runs`` had, in table order: what a record of them may claim."""
+    common = set(LAYERS) if runs else set()
+    for layers in runs:
+        common &= set(layers)
+    return tuple(str(layer) for layer in LAYERS if layer in common)
 
 
 _landlock_abi = functools.cache(confine.landlock_abi)
