@@ -1,6 +1,11 @@
 """What isolation costs: whole-process start-up at each level, and the audit hook's cost per event.
 
-    uv run python benchmarks/isolation.py [--runs 15]
+    uv run python benchmarks/isolation.py [--runs 15] [--run-skill-only]
+
+It also times a whole `kavi run-skill` process at FULL isolation before and after the kernel layers
+(user namespace, dropped capabilities, seccomp, Landlock), side by side: "before" is the same CLI
+with those layers switched off by patching the executor inside that process only (no switch
+exists in kavi itself, so nothing outside this file can turn the layers off).
 
 Prints a table of medians. The child is `python -c pass` (the floor), then a realistic `run-skill`
 child that imports pydantic and kavi.skill. Levels are forced with KAVI_ISOLATION, exactly as tests
@@ -75,10 +80,86 @@ def run_at(level: str, argv: list[str], cwd: Path) -> Callable[[], object]:
     return action
 
 
+CLI = "import sys; from kavi.__main__ import main; sys.exit(main(sys.argv[1:]))"
+# The executor as it was before the kernel layers: bubblewrap without a user namespace, without
+# --cap-drop, no seccomp filter, no Landlock, no launcher.
+LEGACY_CLI = """
+import sys
+from kavi.sandbox import bwrap, executor
+host = executor.host_layers
+def legacy_host():
+    found = dict(host())
+    for layer in ("userns", "caps", "seccomp", "landlock"):
+        found[executor.Layer(layer)] = "switched off by the benchmark"
+    return found
+executor.host_layers = legacy_host
+def legacy_flags(*, network, userns):
+    flags = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session"]
+    return flags if network else [*flags, "--unshare-net"]
+bwrap._namespace_flags = legacy_flags
+from kavi.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+WORD_COUNT = (
+    "--name", "word_count", "--desc", "Count words", "--side-effect", "READ_ONLY",
+    "--io-schema-json", '{"input": {"text": "str"}, "output": {"count": "int"}}',
+    "--examples-json", '[{"input": {"text": "a b"}, "output": {"count": 2}}]',
+)  # fmt: skip
+
+
+def run_skill_before_after(runs: int) -> list[tuple[str, tuple[float, float]]]:
+    """Promote word_count in a fresh workspace, then time whole `kavi run-skill` processes."""
+    from kavi.demo import recording_of
+
+    python = sys.executable
+    with tempfile.TemporaryDirectory() as folder:
+        env = {**os.environ, "KAVI_WORKSPACE": f"{folder}/ws", "KAVI_ISOLATION": "full"}
+
+        def kavi(*args: str, code: str = CLI) -> str:
+            done = subprocess.run([python, "-c", code, *args], env=env, capture_output=True, text=True, check=False)
+            assert done.returncode == 0, done.stdout[-500:] + done.stderr[-1500:]
+            return done.stdout
+
+        subprocess.run([python, "-c", CLI, "init", f"{folder}/ws"], env=env, capture_output=True, check=True)
+        import json
+
+        proposal = json.loads(kavi("propose-skill", *WORD_COUNT, "--json"))["proposal_id"]
+        kavi("build-skill", proposal, "--replay-from", str(recording_of("word_count")))
+        kavi("verify-skill", proposal)
+        kavi("promote-skill", proposal)
+        request = ("run-skill", "word_count", "--json", '{"text": "a b c"}')
+        after = json.loads(kavi(*request))
+        before = json.loads(kavi(*request, code=LEGACY_CLI))
+        assert after["output"] == before["output"] == {"count": 3}
+        cases: list[tuple[str, Callable[[], object]]] = [
+            ("run-skill FULL, before (no kernel layers)", lambda: kavi(*request, code=LEGACY_CLI)),
+            ("run-skill FULL, after (userns+caps+seccomp+landlock)", lambda: kavi(*request)),
+        ]
+        return interleaved_timings_ms(cases, runs)
+
+
+def _print_rows(rows: list[tuple[str, tuple[float, float]]], runs: int) -> None:
+    width = max(len(name) for name, _ in rows) + 2
+    print(f"{'case (whole process)'.ljust(width)}median ms   min ms  ({runs} runs)")
+    for name, (median, least) in rows:
+        print(f"{name.ljust(width)}{median:9.1f}  {least:7.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
-    runs = parser.parse_args().runs
+    parser.add_argument("--run-skill-only", action="store_true")
+    options = parser.parse_args()
+    runs = options.runs
+    if bwrap.probe_bwrap().works:
+        compared = run_skill_before_after(runs)
+        _print_rows(compared, runs)
+        (_, (before, before_min)), (_, (after, after_min)) = compared
+        median_cost, min_cost = 100 * (after / before - 1), 100 * (after_min / before_min - 1)
+        print(f"kernel layers cost: median {median_cost:+.1f} %, min {min_cost:+.1f} %")
+        print()
+    if options.run_skill_only:
+        return
     python = sys.executable
     rows: list[tuple[str, tuple[float, float]]] = []
     start = time.perf_counter()

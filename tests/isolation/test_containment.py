@@ -34,7 +34,7 @@ def _leftovers(marker: str) -> list[int]:
 def test_infinite_loop_is_killed_by_the_wall_clock(level: IsolationLevel, sandbox: Path) -> None:
     marker = f"kavi-loop-{uuid.uuid4().hex}"
     code = f"import subprocess, sys\nsubprocess.Popen(['sleep', '30', '{marker}'])\nwhile True: pass"
-    policy = ExecPolicy(side_effect=SideEffect.SUBPROCESS, timeout_s=1.5, cpu_s=None)
+    policy = ExecPolicy(side_effect=SideEffect.SUBPROCESS, timeout_s=1.5, cpu_s=None, executables=("sleep",))
     result = run_isolated([sys.executable, "-c", code], cwd=sandbox, policy=policy)
     assert result.killed_reason == "timeout" and result.timed_out
     assert result.isolation == level

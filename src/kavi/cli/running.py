@@ -93,6 +93,7 @@ def execute(
                 "output": result.output,
                 "duration_s": result.duration_s,
                 "isolation": result.isolation,
+                "layers": list(result.layers),
             }
         )
         + "\n"

@@ -43,6 +43,7 @@ class GateResult:
     duration_s: float = 0.0
     isolation: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    layers: tuple[str, ...] | None = None  # isolation layers every child of this gate had; None: ran none
 
     @property
     def passed(self) -> bool:
@@ -98,11 +99,14 @@ class Gate(Protocol[ContextT]):
 def timed(gate: str, check: Callable[[], GateResult]) -> GateResult:
     """Run ``check``; turn an unexpected exception into an ``ERROR`` result so one broken tool never
     takes down a verification, and stamp the duration."""
+    from kavi.sandbox.executor import recording_layers, weakest_layers
+
     start = time.perf_counter()
-    try:
-        result = check()
-    except Exception as exc:  # a gate's own crash is a result, recorded with its type and message
-        result = GateResult(gate, GateStatus.ERROR, f"gate crashed: {type(exc).__name__}: {exc}")
+    with recording_layers() as runs:
+        try:
+            result = check()
+        except Exception as exc:  # a gate's own crash is a result, recorded with its type and message
+            result = GateResult(gate, GateStatus.ERROR, f"gate crashed: {type(exc).__name__}: {exc}")
     duration = time.perf_counter() - start
     return GateResult(
         gate=result.gate,
@@ -112,4 +116,5 @@ def timed(gate: str, check: Callable[[], GateResult]) -> GateResult:
         duration_s=round(duration, 4),
         isolation=result.isolation,
         facts=result.facts,
+        layers=weakest_layers(runs) if runs else result.layers,
     )

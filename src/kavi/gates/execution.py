@@ -10,7 +10,7 @@ from typing import Any
 
 from kavi.gates.base import GateContext, GateResult, GateStatus
 from kavi.runtime.guard import guarded_python_argv
-from kavi.sandbox.executor import ExecResult, policies_for_spec, run_isolated
+from kavi.sandbox.executor import ExecResult, note_layers, policies_for_spec, run_isolated
 
 
 def run_python(context: GateContext, module: str, args: Sequence[str]) -> ExecResult:
@@ -68,5 +68,7 @@ def shared_probe(context: GateContext) -> tuple[ExecResult, dict[str, Any] | Non
             except (json.JSONDecodeError, IndexError):
                 verdict = None
             context.shared["probe"] = (result, verdict)
+        else:
+            note_layers(context.shared["probe"][0].layers)  # the child this gate shares, in its record too
         cached: tuple[ExecResult, dict[str, Any] | None] = context.shared["probe"]
         return cached

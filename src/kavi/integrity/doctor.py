@@ -29,22 +29,29 @@ class Check:
 
 
 def _isolation_check() -> Check:
-    """The level untrusted code will run under here, from the executor's own probe (bwrap must work, not
-    merely be installed)."""
-    from kavi.sandbox.executor import probe_isolation
+    """The level untrusted code will run under here and every isolation layer this host has, from the
+    executor's own probes (bwrap must work, Landlock must answer, not merely be installed); a missing
+    layer is named with the reason."""
+    from kavi.sandbox.executor import LAYERS, host_layers, probe_isolation
 
     report = probe_isolation()
-    rlimits = ", ".join(report.rlimits) or "none"
-    if report.level == "full":
-        return Check(
-            "isolation", OK, f"full: bubblewrap {report.bwrap_version or ''} + rlimits ({rlimits}) + audit hook"
-        )
-    reason = report.bwrap_error or "bubblewrap is not installed"
+    host = host_layers()
+    have = [str(layer) for layer in LAYERS if host[layer] is None]
+    missing = [f"{layer} ({why})" for layer, why in host.items() if why is not None]
+    detail = f"{report.level}: layers {', '.join(have) or 'none'}"
+    if report.level == "full" and not missing:
+        return Check("isolation", OK, detail)
+    if missing:
+        detail += "; missing: " + "; ".join(missing)
+    if report.level != "full":
+        why = f"forced by KAVI_ISOLATION={report.forced}" if report.forced else report.bwrap_error
+        detail += f"; this run level has no namespaces ({why or 'bubblewrap is not installed'})"
     return Check(
         "isolation",
         WARN,
-        f"{report.level}: {reason}; untrusted code runs without namespaces (rlimits: {rlimits})",
-        "install bubblewrap (Debian: apt-get install bubblewrap) or set [isolation] require = true to refuse",
+        detail,
+        "install bubblewrap (Debian: apt-get install bubblewrap), use a kernel with Landlock, or set"
+        " [isolation] require = true to refuse runs that miss a layer this host has",
     )
 
 

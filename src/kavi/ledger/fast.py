@@ -15,9 +15,15 @@ from kavi.errors import LedgerError, NotFoundError, TransitionError
 from kavi.ledger.chain import GENESIS, canonical_payload, event_hash
 from kavi.ledger.ids import new_id, utc_now
 
-__all__ = ["append_event", "connect", "new_id", "trusted_version", "utc_now", "write"]
+__all__ = ["append_event", "connect", "layers_text", "new_id", "trusted_version", "utc_now", "write"]
 
 BUSY_TIMEOUT_S = 30.0
+
+
+def layers_text(layers: tuple[str, ...] | list[str]) -> str:
+    """How the ledger stores a list of isolation layers (``layers`` columns): comma-separated, in the
+    executor's table order; the same text in every table and on both write paths."""
+    return ",".join(layers)
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -145,7 +145,19 @@ def m002_revocation_reason_and_run_input_digest(conn: Connection, dialect: str) 
         conn.execute(text(statement))
 
 
+def m003_isolation_layers(conn: Connection, dialect: str) -> None:
+    """The isolation layers in force (``userns,caps,...``, in the executor's table order) for each
+    verification, each gate and each execution; rows from before this migration have none recorded."""
+    for statement in (
+        "ALTER TABLE verifications ADD COLUMN layers TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE verification_gates ADD COLUMN layers TEXT",
+        "ALTER TABLE executions ADD COLUMN layers TEXT NOT NULL DEFAULT ''",
+    ):
+        conn.execute(text(statement))
+
+
 MIGRATIONS: tuple[tuple[str, MigrationFn], ...] = (
     ("m001_initial", m001_initial),
     ("m002_revocation_reason_and_run_input_digest", m002_revocation_reason_and_run_input_digest),
+    ("m003_isolation_layers", m003_isolation_layers),
 )

@@ -88,6 +88,7 @@ class Verification(SQLModel, table=True):
     isolation: str
     duration_s: float
     created_at: str
+    layers: str = ""  # comma-separated isolation layers every gate's children had (kavi.ledger.fast.layers_text)
 
 
 class GateRecord(SQLModel, table=True):
@@ -100,6 +101,7 @@ class GateRecord(SQLModel, table=True):
     duration_s: float
     isolation: str | None = None
     report_sha256: str | None = Field(default=None, foreign_key="artifacts.sha256")
+    layers: str | None = None  # None: the gate ran no child
 
 
 class Promotion(SQLModel, table=True):
@@ -141,6 +143,7 @@ class Execution(SQLModel, table=True):
     duration_s: float
     isolation: str
     created_at: str
+    layers: str = ""
 
 
 class Event(SQLModel, table=True):

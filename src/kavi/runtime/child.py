@@ -53,6 +53,9 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
+    from kavi.sandbox.confine import apply_from_environment
+
+    apply_from_environment()  # the kernel layers the executor configured, before any skill byte is read
     request = json.loads(sys.stdin.buffer.read())
     response_fd = os.dup(1)
     os.dup2(2, 1)  # the skill's own prints land on stderr

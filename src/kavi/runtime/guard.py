@@ -20,6 +20,7 @@ import os
 import sys
 
 from kavi.runtime.hook import install
+from kavi.sandbox.confine import apply_from_environment
 
 RELAY_ENV = "KAVI_EGRESS_RELAY"  # kavi.runtime.relay.RELAY_ENV, without importing it for every child
 
@@ -51,6 +52,12 @@ def guarded_python_argv(
     return [interpreter, "-B", "-c", BOOTSTRAP, "--policy-json", policy.to_json(), *target, *args]
 
 
+def is_guarded(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` was built by :func:`guarded_python_argv` (the guard applies the kernel layers
+    itself, so the executor needs no launcher in front of it)."""
+    return len(argv) > 3 and argv[1] == "-B" and argv[2] == "-c" and argv[3] == BOOTSTRAP
+
+
 def main(argv: Sequence[str]) -> int:
     """Parse, install the hook, hand over. Returns only on a usage error; the target's exit is its
     own."""
@@ -60,6 +67,9 @@ def main(argv: Sequence[str]) -> int:
         return USAGE_EXIT_CODE
     policy_json, kind, target, rest = parsed
     sys.dont_write_bytecode = True  # a refused .pyc write must not break an import
+    # The kernel layers first (no_new_privs, capabilities, Landlock, seccomp: whatever the executor
+    # put in KAVI_CONFINE), so they hold even where the hook below is got around.
+    apply_from_environment()
     policy = json.loads(policy_json)
     if RELAY_ENV in os.environ:  # FULL + NETWORK: the relay to the egress proxy (kavi.runtime.relay)
         from kavi.runtime.relay import prepare

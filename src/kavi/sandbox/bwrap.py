@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROBE_TIMEOUT_S = 10.0
+SANDBOX_ID = 65534  # nobody/nogroup: the uid and gid a child has inside its user namespace
 GPU_DEVICE_PATTERNS = ("nvidia*", "dri")  # under /dev
 
 
@@ -29,6 +30,8 @@ class BwrapInfo:
     version: str | None
     works: bool
     error: str | None = None
+    userns: bool = False  # whether --unshare-user (an unprivileged id inside) works too
+    userns_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,31 +50,37 @@ class Mounts:
 
 @functools.cache
 def probe_bwrap() -> BwrapInfo:
-    """Find bubblewrap and run the same namespaces kavi uses on ``true``; cached for the process."""
+    """Find bubblewrap and run the same namespaces kavi uses on ``true``; cached for the process.
+
+    First with a user namespace (the child an unprivileged id inside, also when kavi is root), then,
+    where user namespaces are switched off, without one: bubblewrap still gives the other
+    namespaces and drops every capability, and the record says ``userns`` is missing.
+    """
     path = shutil.which("bwrap")
     if path is None:
         return BwrapInfo(None, None, False, "bwrap is not on PATH")
     version = _version(path)
+    userns_error = _try(path, userns=True)
+    if userns_error is None:
+        return BwrapInfo(path, version, True, userns=True)
+    error = _try(path, userns=False)
+    if error is not None:
+        return BwrapInfo(path, version, False, error, userns_error=userns_error)
+    return BwrapInfo(path, version, True, userns=False, userns_error=f"--unshare-user fails: {userns_error}")
+
+
+def _try(path: str, *, userns: bool) -> str | None:
+    """Why bubblewrap fails to run ``true`` with kavi's flags, or None when it runs."""
     true = shutil.which("true") or "/bin/true"
-    argv = [
-        path,
-        *_namespace_flags(network=False),
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-    ]
+    argv = [path, *_namespace_flags(network=False, userns=userns), "--ro-bind", "/", "/", "--dev", "/dev"]
+    argv += ["--proc", "/proc"]
     try:
         completed = subprocess.run([*argv, "--", true], capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return BwrapInfo(path, version, False, f"bwrap did not run: {exc}")
+        return f"bwrap did not run: {exc}"
     if completed.returncode != 0:
-        message = completed.stderr.decode("utf-8", "replace").strip() or f"exit {completed.returncode}"
-        return BwrapInfo(path, version, False, message)
-    return BwrapInfo(path, version, True)
+        return completed.stderr.decode("utf-8", "replace").strip() or f"exit {completed.returncode}"
+    return None
 
 
 def _version(path: str) -> str | None:
@@ -83,8 +92,13 @@ def _version(path: str) -> str | None:
     return text.rpartition(" ")[2] or None
 
 
-def _namespace_flags(*, network: bool) -> list[str]:
-    flags = [
+def _namespace_flags(*, network: bool, userns: bool) -> list[str]:
+    """The namespaces, plus the privilege drop: as root, bubblewrap keeps every capability in the
+    sandbox unless told ``--cap-drop ALL``, and a user namespace maps the child to nobody."""
+    flags = ["--unshare-user", "--uid", str(SANDBOX_ID), "--gid", str(SANDBOX_ID)] if userns else []
+    flags += [
+        "--cap-drop",
+        "ALL",
         "--unshare-pid",
         "--unshare-ipc",
         "--unshare-uts",
@@ -111,13 +125,15 @@ def bwrap_argv(
     mounts: Mounts,
     env_fd: int,
     network: bool,
+    userns: bool = True,
+    seccomp_fd: int = -1,
 ) -> list[str]:
     """The bubblewrap command line; mount order matters: later mounts cover earlier ones.
 
     The environment is read from ``env_fd`` (see :func:`environment_arguments`), not given as
     ``--setenv`` on the command line, which any user of the machine can read in /proc.
     """
-    argv = [bwrap, *_namespace_flags(network=network)]
+    argv = [bwrap, *_namespace_flags(network=network, userns=userns)]
     argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     argv += ["--tmpfs", "/tmp"]  # noqa: S108 - a fresh, private /tmp
     for hidden in mounts.hidden_roots:
@@ -132,6 +148,8 @@ def bwrap_argv(
         argv += ["--dev-bind-try", device, device]
     argv += ["--dir", mounts.tmp, "--dir", mounts.home, "--chdir", mounts.cwd]
     argv += ["--clearenv", "--args", str(env_fd)]
+    if seccomp_fd >= 0:
+        argv += ["--seccomp", str(seccomp_fd)]
     return [*argv, "--", *command]
 
 

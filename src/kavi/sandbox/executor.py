@@ -21,6 +21,8 @@ with :func:`kavi.runtime.guard.guarded_python_argv`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import os
 import selectors
 import shutil
@@ -39,9 +41,10 @@ from typing import TYPE_CHECKING, Any
 
 from kavi.errors import ConfigError, IsolationError
 from kavi.runtime.audit import EffectPolicy, checked_root, default_hidden_roots
+from kavi.runtime.guard import is_guarded
 from kavi.runtime.hook import BLOCKED_EXIT_CODE, BLOCKED_MARKER
 from kavi.runtime.relay import RELAY_ENV
-from kavi.sandbox import bwrap
+from kavi.sandbox import bwrap, confine
 from kavi.side_effects import SideEffect
 
 if TYPE_CHECKING:
@@ -52,6 +55,34 @@ ISOLATION_ENV = "KAVI_ISOLATION"
 KILL_GRACE_S = 1.0
 _READ_CHUNK = 65536
 _MEMORY_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
+
+
+class Layer(StrEnum):
+    """One mechanism that confines a child. :data:`LAYERS` is the one table of them."""
+
+    USERNS = "userns"
+    CAPS = "caps"
+    PIDNS = "pidns"
+    NETNS = "netns"
+    SECCOMP = "seccomp"
+    LANDLOCK = "landlock"
+    RLIMITS = "rlimits"
+    HOOK = "hook"
+
+
+# name -> (what it is, whether it is a boundary). The kernel layers and the parent are boundaries;
+# the hook runs in the candidate's own interpreter and is advisory. `--require-isolation` requires
+# every boundary layer this host supports (the hook depends on the command, not the host).
+LAYERS: dict[Layer, tuple[str, bool]] = {
+    Layer.USERNS: ("user namespace, the child is uid 65534 inside (bubblewrap --unshare-user)", True),
+    Layer.CAPS: ("every capability dropped (bwrap --cap-drop ALL; capset + bounding set in the fallback)", True),
+    Layer.PIDNS: ("own PID namespace: host processes are invisible (bubblewrap --unshare-pid)", True),
+    Layer.NETNS: ("own network namespace with only lo (bubblewrap --unshare-net), for non-NETWORK classes", True),
+    Layer.SECCOMP: ("seccomp filter: mount, namespaces, ptrace, raw sockets, devices ... refused", True),
+    Layer.LANDLOCK: ("Landlock: read, write and execute only where declared; signals scoped", True),
+    Layer.RLIMITS: ("rlimits: CPU, memory, file size, processes, open files", True),
+    Layer.HOOK: ("audit hook in the child's interpreter: named errors, advisory only", False),
+}
 
 
 class IsolationLevel(StrEnum):
@@ -101,6 +132,7 @@ class ExecResult:
     truncated: bool = False
     blocked: tuple[dict[str, str], ...] = ()
     killed_reason: str | None = None  # "timeout", "cpu", "memory", "output" or "interrupted"
+    layers: tuple[str, ...] = ()  # the LAYERS in force for this child, in table order
 
     @property
     def ok(self) -> bool:
@@ -269,41 +301,255 @@ def run_isolated(
     """Run ``argv`` in ``cwd`` under ``policy``; never raises for what the child does.
 
     Raises :class:`IsolationError` only before starting anything, when ``policy.require_isolation``
-    asks for FULL and this machine cannot give it.
+    asks for every layer this host supports and this run would miss one.
     """
     level = select_level()
-    if policy.require_isolation and level != IsolationLevel.FULL:
-        forced = _forced_level()
-        hint = (
-            f"unset {ISOLATION_ENV} (it is set to {forced})"
-            if forced
-            else "install bubblewrap (apt-get install bubblewrap); `kavi doctor` says why it fails"
-        )
-        raise IsolationError(
-            f"this run requires FULL isolation but only {level.value.upper()} is available",
-            hint=hint,
-        )
+    if policy.require_isolation:
+        _check_required(level, policy)
     cwd = Path(os.path.realpath(cwd))
     for root in policy.write_roots:
         Path(root).mkdir(parents=True, exist_ok=True)
     with _private_tmp(level) as tmp:
         home = f"{tmp}/home"
         env = _child_environment(policy, tmp=tmp, home=home)
+        plan = _plan(level, argv, cwd=cwd, policy=policy, env=env, tmp=tmp)
         if level != IsolationLevel.FULL:
             Path(home).mkdir(exist_ok=True)
             preexec = _rlimit_setter(policy) if level == IsolationLevel.FALLBACK else None
-            return _supervise(
-                list(argv),
+            result = _supervise(
+                plan.argv,
                 cwd=cwd,
-                env=env,
+                env=plan.env,
                 policy=policy,
                 stdin=stdin,
                 level=level,
                 preexec=preexec,
             )
-        if policy.side_effect == SideEffect.NETWORK:
-            return _run_behind_egress_proxy(argv, cwd=cwd, policy=policy, env=env, home=home, stdin=stdin)
-        return _run_in_bwrap(argv, cwd=cwd, policy=policy, env=env, home=home, stdin=stdin)
+        elif policy.side_effect == SideEffect.NETWORK:
+            result = _run_behind_egress_proxy(plan.argv, cwd=cwd, policy=policy, env=plan.env, home=home, stdin=stdin)
+        else:
+            result = _run_in_bwrap(plan.argv, cwd=cwd, policy=policy, env=plan.env, home=home, stdin=stdin)
+        return replace(result, layers=_layers_in_force(plan.layers, result))
+
+
+def _check_required(level: IsolationLevel, policy: ExecPolicy) -> None:
+    missing = [name for name in required_layers(policy) if name not in planned_layers(level, policy)]
+    if level == IsolationLevel.FULL and not missing:
+        return
+    forced = _forced_level()
+    if forced and forced != "full":
+        hint = f"unset {ISOLATION_ENV} (it is set to {forced})"
+    else:
+        hint = "install bubblewrap (apt-get install bubblewrap); `kavi doctor` says which layers this host has"
+    what = ", ".join(missing) or "bubblewrap"
+    raise IsolationError(
+        f"this run requires every isolation layer this host supports but would miss {what}"
+        f" (level {level.value.upper()})",
+        hint=hint,
+    )
+
+
+# --- layers: what the host has, what a child gets ---------------------------------------------
+
+
+def host_layers() -> dict[Layer, str | None]:
+    """Each layer, mapped to None when this host supports it, else why it does not."""
+    linux = sys.platform.startswith("linux")
+    info = bwrap.probe_bwrap() if linux else None
+    no_bwrap = f"bubblewrap cannot run here: {info.error if info else 'not Linux'}"
+    full = bool(info and info.works)
+    userns = None if full and info is not None and info.userns else (info.userns_error if full and info else no_bwrap)
+    abi = _landlock_abi() if linux else 0
+    return {
+        Layer.USERNS: userns,
+        Layer.CAPS: None if linux else "needs Linux",
+        Layer.PIDNS: None if full else no_bwrap,
+        Layer.NETNS: None if full else no_bwrap,
+        Layer.SECCOMP: None if confine.seccomp_arch() else f"no seccomp filter for {os.uname().machine} here",
+        Layer.LANDLOCK: None
+        if abi > 0
+        else "the kernel has no Landlock (needs Linux 5.13+ with landlock in the lsm= list)",
+        Layer.RLIMITS: None if _resource_module() is not None else "no resource module",
+        Layer.HOOK: None if hasattr(sys, "addaudithook") else "no audit hooks (Python < 3.8)",
+    }
+
+
+def planned_layers(level: IsolationLevel, policy: ExecPolicy, *, guarded: bool = True) -> tuple[Layer, ...]:
+    """The layers a child at ``level`` gets on this host (the hook only when the command is guarded)."""
+    host = host_layers()
+    wanted: set[Layer] = set()
+    if level == IsolationLevel.FULL:
+        # NETWORK too: its namespace's only way out is the parent's egress proxy
+        wanted |= {Layer.USERNS, Layer.CAPS, Layer.PIDNS, Layer.NETNS, Layer.SECCOMP, Layer.LANDLOCK, Layer.RLIMITS}
+    elif level == IsolationLevel.FALLBACK:
+        wanted |= {Layer.CAPS, Layer.SECCOMP, Layer.LANDLOCK, Layer.RLIMITS}
+    if guarded:
+        wanted.add(Layer.HOOK)
+    return tuple(layer for layer in LAYERS if layer in wanted and host[layer] is None)
+
+
+def required_layers(policy: ExecPolicy) -> tuple[Layer, ...]:
+    """What ``--require-isolation`` requires: every boundary layer this host supports."""
+    host = host_layers()
+    return tuple(layer for layer, (_, boundary) in LAYERS.items() if boundary and host[layer] is None)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    argv: list[str]
+    env: dict[str, str]
+    layers: tuple[Layer, ...]
+
+
+# Python entry points of kavi's own that apply ``KAVI_CONFINE`` and install the audit hook before any
+# candidate byte runs (the guard launcher is recognised by its argv); every other command is started
+# through the confining launcher.
+SELF_CONFINING_MODULES = ("kavi.runtime.child",)
+
+
+def _self_confining(argv: Sequence[str]) -> bool:
+    if is_guarded(argv):
+        return True
+    args = list(argv[1:])
+    return "-m" in args and args.index("-m") + 1 < len(args) and args[args.index("-m") + 1] in SELF_CONFINING_MODULES
+
+
+def _plan(
+    level: IsolationLevel, argv: Sequence[str], *, cwd: Path, policy: ExecPolicy, env: dict[str, str], tmp: str
+) -> _Plan:
+    """Decide the layers and, for those the child applies to itself, how it gets them: a guarded
+    Python child reads ``KAVI_CONFINE`` in the guard; any other command is started by the launcher."""
+    guarded = _self_confining(argv)
+    layers = planned_layers(level, policy, guarded=guarded)
+    self_applied = {Layer.LANDLOCK, Layer.SECCOMP, Layer.CAPS} & set(layers)
+    if level == IsolationLevel.FULL:
+        self_applied -= {Layer.SECCOMP, Layer.CAPS}  # bubblewrap applies them
+    if not self_applied:
+        return _Plan(list(argv), env, layers)
+    program = _resolve_program(argv[0], cwd=cwd, path=env.get("PATH", ""))
+    confinement = confine.Confinement(
+        rules=_landlock_rules(policy, cwd=cwd, tmp=tmp, path=env.get("PATH", ""), program=None if guarded else program)
+        if Layer.LANDLOCK in self_applied
+        else (),
+        landlock=Layer.LANDLOCK in self_applied,
+        seccomp=seccomp_program().hex() if Layer.SECCOMP in self_applied else "",
+        drop_caps=Layer.CAPS in self_applied,
+        deny_tcp=policy.side_effect != SideEffect.NETWORK,
+    )
+    child_env = {**env, confine.ENV_NAME: confinement.to_json()}
+    if guarded or program is None:
+        return _Plan(list(argv), child_env, layers)
+    return _Plan(confine.launcher_argv(argv, program), child_env, layers)
+
+
+def _layers_in_force(planned: tuple[Layer, ...], result: ExecResult) -> tuple[str, ...]:
+    """A child that could not apply its layers ran nothing and exited: claim none of its own."""
+    if result.returncode == confine.CONFINE_EXIT_CODE and confine.CONFINE_MARKER in result.stderr:
+        planned = tuple(layer for layer in planned if layer not in (Layer.LANDLOCK, Layer.SECCOMP, Layer.HOOK))
+    layers = tuple(str(layer) for layer in planned)
+    note_layers(layers)
+    return layers
+
+
+def note_layers(layers: tuple[str, ...]) -> None:
+    """Add one child's layers to the record being collected (:func:`recording_layers`), if any."""
+    log = _LAYER_LOG.get()
+    if log is not None:
+        log.append(layers)
+
+
+_LAYER_LOG: contextvars.ContextVar[list[tuple[str, ...]] | None] = contextvars.ContextVar("kavi_layers", default=None)
+
+
+@contextlib.contextmanager
+def recording_layers() -> Iterator[list[tuple[str, ...]]]:
+    """Collect the layers of every child run inside the block (a gate's children, for its record)."""
+    log: list[tuple[str, ...]] = []
+    token = _LAYER_LOG.set(log)
+    try:
+        yield log
+    finally:
+        _LAYER_LOG.reset(token)
+
+
+def weakest_layers(runs: Sequence[Sequence[str]]) -> tuple[str, ...]:
+    """The layers every one of ``runs`` had, in table order: what a record of them may claim."""
+    common = set(LAYERS) if runs else set()
+    for layers in runs:
+        common &= set(layers)
+    return tuple(str(layer) for layer in LAYERS if layer in common)
+
+
+_landlock_abi = functools.cache(confine.landlock_abi)
+
+
+@functools.cache
+def seccomp_program() -> bytes:
+    """The BPF filter, assembled once per parent process."""
+    return confine.build_seccomp_filter()
+
+
+def _resolve_program(name: str, *, cwd: Path, path: str) -> str | None:
+    if "/" in name:
+        return os.path.realpath(cwd / name)
+    found = shutil.which(name, path=path)
+    return os.path.realpath(found) if found else None
+
+
+# Files the C library and Python read at run time (name service, time zones, certificates); none
+# holds a secret. /etc/shadow, kavi.toml, the ledger and the home folder are not among them.
+_SYSTEM_READS = (
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/timezone",
+    "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/hosts", "/etc/host.conf", "/etc/resolv.conf",
+    "/etc/gai.conf", "/etc/services", "/etc/protocols", "/etc/ssl", "/etc/ca-certificates",
+    "/etc/mime.types", "/usr/share/zoneinfo", "/usr/share/ca-certificates", "/usr/share/locale",
+    "/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib", "/dev/urandom", "/dev/random", "/dev/zero",
+)  # fmt: skip
+# A GPU kernel compiles and loads: the toolchain, headers, the driver's devices, /proc and /sys.
+_KERNEL_READS = ("/usr", "/proc", "/sys", "/opt", "/etc/alternatives")
+_KERNEL_EXECUTES = ("/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/lib", "/usr/libexec", "/usr/local", "/opt")
+
+
+@functools.cache
+def _runtime_rules() -> tuple[tuple[str, int], ...]:
+    """What every Python child needs to read: the interpreter's prefixes, the parent's import path
+    and kavi itself, the shared libraries; computed once per parent process."""
+    import kavi
+
+    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path, *kavi.__path__]
+    paths.append(str(Path(sys.executable).resolve().parent))
+    reads = [os.path.realpath(path) for path in paths if path and Path(path).is_absolute() and Path(path).exists()]
+    rules = [(path, confine.READ) for path in dict.fromkeys(reads)]
+    rules += [(path, confine.READ) for path in _SYSTEM_READS]
+    rules.append(("/dev/null", confine.DEVICE))
+    # The child's own /proc entry (opened in the child, so its own pid): its status, limits, fds. Its
+    # environ holds only what the executor gave it; other processes' entries stay closed.
+    rules.append(("/proc/self", confine.READ))
+    return tuple(rules)
+
+
+def _landlock_rules(
+    policy: ExecPolicy, *, cwd: Path, tmp: str, path: str, program: str | None
+) -> list[tuple[str, int]]:
+    rules = list(_runtime_rules())
+    rules += [(str(cwd), confine.READ)]
+    rules += [(os.path.realpath(p), confine.READ) for p in (*policy.readonly_paths, *policy.read_roots)]
+    rules += [(os.path.realpath(root), confine.WRITE) for root in policy.write_roots]
+    rules.append((tmp, confine.WRITE))
+    programs = [program] if program else []
+    for name in policy.executables:
+        found = name if "/" in name else shutil.which(name, path=path)
+        if found:
+            programs.append(found)
+    for found in programs:
+        rules += [(part, confine.EXECUTE) for part in confine.exec_closure(found)]
+    if policy.side_effect == SideEffect.GPU_KERNEL:
+        rules += [(p, confine.READ) for p in _KERNEL_READS]
+        rules += [(p, confine.EXECUTE | confine.READ) for p in _KERNEL_EXECUTES]
+        rules += [(p, confine.EXECUTE | confine.READ) for p in (sys.prefix, sys.base_prefix)]
+        rules += [(device, confine.DEVICE | confine.READ) for device in bwrap.gpu_devices()]
+        rules.append(("/dev/shm", confine.WRITE))  # noqa: S108 - torch's shared memory, Landlock-bounded
+    return rules
 
 
 # --- NETWORK at FULL: a network namespace whose only way out is the parent's egress proxy ---------------
@@ -345,13 +591,25 @@ def _run_in_bwrap(
     stdin: bytes | None,
     egress_socket: str | None = None,
 ) -> ExecResult:
-    """FULL: the environment travels in a memfd that bubblewrap reads with ``--args``."""
+    """FULL: the environment and the seccomp filter travel in memfds bubblewrap reads (``--args``,
+    ``--seccomp``)."""
     env_fd = os.memfd_create("kavi-bwrap-env")
+    seccomp_fd = -1
     try:
         os.write(env_fd, bwrap.environment_arguments(env))
         os.lseek(env_fd, 0, os.SEEK_SET)
+        if host_layers()[Layer.SECCOMP] is None:
+            seccomp_fd = os.memfd_create("kavi-seccomp")
+            os.write(seccomp_fd, seccomp_program())
+            os.lseek(seccomp_fd, 0, os.SEEK_SET)
         command = _wrap_in_bwrap(
-            list(argv), cwd=cwd, policy=policy, env_fd=env_fd, home=home, egress_socket=egress_socket
+            list(argv),
+            cwd=cwd,
+            policy=policy,
+            env_fd=env_fd,
+            home=home,
+            seccomp_fd=seccomp_fd,
+            egress_socket=egress_socket,
         )
         return _supervise(
             command,
@@ -361,10 +619,12 @@ def _run_in_bwrap(
             stdin=stdin,
             level=IsolationLevel.FULL,
             preexec=_rlimit_setter(policy),
-            pass_fds=(env_fd,),
+            pass_fds=(env_fd,) if seccomp_fd < 0 else (env_fd, seccomp_fd),
         )
     finally:
         os.close(env_fd)
+        if seccomp_fd >= 0:
+            os.close(seccomp_fd)
 
 
 @contextlib.contextmanager
@@ -392,12 +652,20 @@ def _child_environment(policy: ExecPolicy, *, tmp: str, home: str) -> dict[str, 
 
 
 def _wrap_in_bwrap(
-    command: list[str], *, cwd: Path, policy: ExecPolicy, env_fd: int, home: str, egress_socket: str | None = None
+    command: list[str],
+    *,
+    cwd: Path,
+    policy: ExecPolicy,
+    env_fd: int,
+    home: str,
+    seccomp_fd: int,
+    egress_socket: str | None = None,
 ) -> list[str]:
     info = bwrap.probe_bwrap()
     assert info.path is not None  # select_level returned FULL only because it works
     write_roots = bwrap.real_paths(policy.write_roots)
-    readonly = bwrap.real_paths([p for p in policy.readonly_paths if Path(p).exists()] + list(_roots_under_tmp()))
+    declared = [p for p in (*policy.readonly_paths, *policy.read_roots) if Path(p).exists()]
+    readonly = bwrap.real_paths(declared + list(_roots_under_tmp()))
     if egress_socket is not None:  # the proxy's socket, at the same path inside: the sandbox's only way out
         readonly = (*readonly, egress_socket)
     hidden, visible = _hidden_and_visible(policy, cwd, (*write_roots, *readonly))
@@ -417,6 +685,8 @@ def _wrap_in_bwrap(
         mounts=mounts,
         env_fd=env_fd,
         network=policy.side_effect == SideEffect.NETWORK and egress_socket is None,
+        userns=info.userns,
+        seccomp_fd=seccomp_fd,
     )
 
 

@@ -30,7 +30,7 @@ from kavi.errors import (
 from kavi.integrity.lockdata import LOCK_FILE, load_lock, locked_entry
 from kavi.ledger import fast
 from kavi.runtime.loader import check_bytes
-from kavi.sandbox.executor import base_environment, policies_for_spec, run_isolated
+from kavi.sandbox.executor import base_environment, policies_for_spec, recording_layers, run_isolated, weakest_layers
 from kavi.side_effects import DeclaredEffects, SideEffect
 from kavi.workspace import Workspace
 
@@ -54,6 +54,7 @@ class RunResult:
     isolation: str
     skill_sha256: str
     recorded: bool = True
+    layers: tuple[str, ...] = ()  # the isolation layers in force for the skill's process
 
     @property
     def ok(self) -> bool:
@@ -183,12 +184,15 @@ def _execute(
         raise TransitionError(f"--in-process is only for READ_ONLY skills; {promotion['name']} is {effect}")
     recorded = recorded_input(workspace, payload)  # a bad [run] record_input fails before anything runs
     started = time.perf_counter()
+    layers: tuple[str, ...] = ("hook",)  # in-process: the hook only, not a boundary
     if in_process:
         response, isolation = _run_in_process(workspace, trusted, payload), "in-process"
     else:
-        response, isolation = _run_in_child(workspace, trusted, payload, require_isolation)
+        with recording_layers() as runs:
+            response, isolation = _run_in_child(workspace, trusted, payload, require_isolation)
+        layers = weakest_layers(runs)
     duration = round(time.perf_counter() - started, 6)
-    return _record(conn, promotion, recorded, response, duration, isolation)
+    return _record(conn, promotion, recorded, response, duration, isolation, layers)
 
 
 def recorded_input(workspace: Workspace, payload: dict[str, Any]) -> tuple[str, str, int]:
@@ -341,6 +345,7 @@ def _record(
     response: dict[str, Any],
     duration: float,
     isolation: str,
+    layers: tuple[str, ...] = (),
 ) -> RunResult:
     """Append the execution to the ledger (``conn`` None: no ledger, nothing recorded) and raise on failure."""
     error = None if response.get("ok") else f"{response.get('error_type', 'Error')}: {response.get('error', '')}"
@@ -352,8 +357,8 @@ def _record(
             [
                 (
                     "INSERT INTO executions (id, promotion_id, name, version, skill_sha256, input_json,"
-                    " input_sha256, input_size, output_json, error, duration_s, isolation, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " input_sha256, input_size, output_json, error, duration_s, isolation, created_at, layers)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         execution_id,
                         promotion["id"],
@@ -366,6 +371,7 @@ def _record(
                         duration,
                         isolation,
                         fast.utc_now(),
+                        fast.layers_text(layers),
                     ),
                 )
             ],
@@ -379,6 +385,7 @@ def _record(
                         "ok": error is None,
                         "error": error,
                         "isolation": isolation,
+                        "layers": fast.layers_text(layers),
                     },
                     "proposal_id": promotion["proposal_id"],
                 }
@@ -394,6 +401,7 @@ def _record(
         isolation,
         promotion["skill_sha256"],
         recorded=conn is not None,
+        layers=layers,
     )
     _raise_on_error(result, response, f"execution {execution_id}" if conn is not None else "not recorded: no ledger")
     return result

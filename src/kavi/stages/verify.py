@@ -18,10 +18,12 @@ from kavi.errors import TransitionError
 from kavi.gates.base import GateResult, GateSettings, GateStatus, timed
 from kavi.gates.execution import PROBE_SPEC_FILE
 from kavi.kinds import kind_of, unmeasurable_gates
+from kavi.ledger.fast import layers_text
 from kavi.ledger.ids import new_id, utc_now
 from kavi.ledger.models import GateRecord, Proposal, ProposalStatus, Verification
 from kavi.ledger.store import append_event
 from kavi.sandbox.copy import remove_sandbox
+from kavi.sandbox.executor import weakest_layers
 from kavi.stages.common import AnySpec, Forge, get_proposal, latest_build, require_status, set_status
 from kavi.workspace import Workspace
 
@@ -159,6 +161,7 @@ def _record(
     status = verification_status(results)
     passed = status == PASSED
     isolation = overall_isolation(results)
+    layers = layers_text(weakest_layers([r.layers for r in results if r.layers is not None]))
     gates: list[dict[str, Any]] = []
     with forge.ledger.transaction() as session:
         proposal = session.get(Proposal, proposal_id)
@@ -178,6 +181,7 @@ def _record(
             isolation=isolation,
             duration_s=duration,
             created_at=utc_now(),
+            layers=layers,
         )
         session.add(verification)
         session.flush()
@@ -192,6 +196,7 @@ def _record(
                     duration_s=result.duration_s,
                     isolation=result.isolation,
                     report_sha256=report_sha,
+                    layers=None if result.layers is None else layers_text(result.layers),
                 )
             )
             gates.append(gate_dict(result, report_sha))
@@ -203,6 +208,7 @@ def _record(
                 "status": status,
                 "candidate_sha256": candidate,
                 "isolation": isolation,
+                "layers": layers,
                 "gates": {r.gate: str(r.status) for r in results},
             },
             proposal_id=proposal_id,
@@ -227,6 +233,7 @@ def gate_dict(result: GateResult, report_sha: str | None) -> dict[str, Any]:
         "summary": result.summary,
         "duration_s": result.duration_s,
         "isolation": result.isolation,
+        "layers": None if result.layers is None else list(result.layers),
         "report_sha256": report_sha,
         "facts": result.facts,
         "report": result.report,
