@@ -29,6 +29,13 @@ def propose_skill_command(
     examples_json: Annotated[
         str, typer.Option(help='[{"input": {...}, "output": {...}} or {..., "error": "ValueError"}]')
     ] = "[]",
+    hidden_examples_json: Annotated[
+        str,
+        typer.Option(
+            help="Examples like --examples-json, frozen now but never shown to a builder; the examples gate runs"
+            " them too. `show` prints only their count until the skill is promoted."
+        ),
+    ] = "[]",
     write_root: Annotated[list[str], typer.Option(help="FILE_WRITE: a folder the skill may write under.")] = [],  # noqa: B006
     allow_host: Annotated[list[str], typer.Option(help="NETWORK: a host the skill may connect to.")] = [],  # noqa: B006
     secret: Annotated[list[str], typer.Option(help="SECRET_READ: an environment variable the skill may read.")] = [],  # noqa: B006
@@ -46,6 +53,7 @@ def propose_skill_command(
 
     io_schema = parse_json(io_schema_json, "--io-schema-json")
     examples = parse_json(examples_json, "--examples-json")
+    hidden_examples = parse_json(hidden_examples_json, "--hidden-examples-json")
     with Forge.opened(workspace) as forge:
         proposed = propose_skill(
             forge,
@@ -54,6 +62,7 @@ def propose_skill_command(
             side_effect=side_effect.upper(),
             io_schema=io_schema,
             examples=examples,
+            hidden_examples=hidden_examples,
             write_roots=tuple(write_root),
             allow_hosts=tuple(allow_host),
             secrets=tuple(secret),
@@ -249,6 +258,10 @@ def show(
             f"at {version['promoted_at']} sha256 {version['skill_sha256'][:12]}"
             + (" (speed unmeasured: promoted without a GPU)" if version["unmeasured"] else "")
         )
+    hidden = detail["hidden_examples"]
+    if hidden["count"]:
+        shown = f": {json.dumps(hidden['examples'])}" if "examples" in hidden else " (shown after promotion)"
+        out.print(f"  hidden examples: {hidden['count']}{shown}")
     executions = detail["executions"]
     out.print(f"  executions: {executions['total']} {executions['by_isolation'] or ''}")
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from kavi.spec import SkillSpec
+from kavi.spec import Example, SkillSpec
 
 
 class GateStatus(StrEnum):
@@ -51,6 +51,8 @@ class GateContext:
     cache_dir: Path
     timeout_s: float = 120.0
     require_isolation: bool = False
+    # Examples frozen at propose time that no builder saw; only the examples gate reads them.
+    hidden_examples: tuple[Example, ...] = ()
     # Results that several gates of one verification share (the probe child), computed once.
     shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     shared_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)

@@ -134,4 +134,13 @@ def m001_initial(conn: Connection, dialect: str) -> None:
         conn.execute(text(statement))
 
 
-MIGRATIONS: tuple[tuple[str, MigrationFn], ...] = (("m001_initial", m001_initial),)
+def m002_proposal_hidden_examples(conn: Connection, dialect: str) -> None:
+    """Examples frozen at propose time but never shown to a builder live in an artifact of their own,
+    referenced from the proposal row (never from the spec a builder reads)."""
+    conn.execute(text("ALTER TABLE proposals ADD COLUMN hidden_examples_sha256 TEXT REFERENCES artifacts(sha256)"))
+
+
+MIGRATIONS: tuple[tuple[str, MigrationFn], ...] = (
+    ("m001_initial", m001_initial),
+    ("m002_proposal_hidden_examples", m002_proposal_hidden_examples),
+)

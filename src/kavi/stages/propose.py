@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from secrets import token_hex
 from typing import Any
 
 from sqlmodel import col, select
@@ -12,7 +13,7 @@ from kavi.errors import SpecError
 from kavi.ledger.ids import new_id, utc_now
 from kavi.ledger.models import Proposal, ProposalStatus
 from kavi.ledger.store import append_event
-from kavi.spec import make_spec
+from kavi.spec import Example, hidden_examples_bytes, make_spec, parse_hidden_examples
 from kavi.stages.common import AnySpec, Forge
 
 
@@ -36,7 +37,10 @@ def propose_skill(
     allow_hosts: tuple[str, ...] = (),
     secrets: tuple[str, ...] = (),
     executables: tuple[str, ...] = (),
+    hidden_examples: Any = (),
 ) -> Proposed:
+    """``hidden_examples`` are frozen with the proposal but kept out of the spec: no builder sees them, the
+    examples gate runs them too."""
     spec = make_spec(
         name=name,
         description=description,
@@ -48,7 +52,7 @@ def propose_skill(
         secrets=secrets,
         executables=executables,
     )
-    return freeze_proposal(forge, spec)
+    return freeze_proposal(forge, spec, hidden=parse_hidden_examples(list(hidden_examples), spec))
 
 
 def propose_kernel(forge: Forge, *, name: str, description: str, reference: Path) -> Proposed:
@@ -58,7 +62,9 @@ def propose_kernel(forge: Forge, *, name: str, description: str, reference: Path
     return freeze_proposal(forge, freeze_reference(name, description, reference), kind="kernel")
 
 
-def freeze_proposal(forge: Forge, spec: AnySpec, *, kind: str = "python") -> Proposed:
+def freeze_proposal(
+    forge: Forge, spec: AnySpec, *, kind: str = "python", hidden: tuple[Example, ...] = ()
+) -> Proposed:
     """Record a validated spec: refuse a name already taken by a live proposal, freeze, record."""
     data = spec.canonical_json()
     with forge.ledger.transaction() as session:
@@ -72,6 +78,11 @@ def freeze_proposal(forge: Forge, spec: AnySpec, *, kind: str = "python") -> Pro
                 hint="choose another name, or `kavi reject` the old proposal first",
             )
         digest = forge.put_artifact(session, data, "SPEC")
+        hidden_sha = (
+            forge.put_artifact(session, hidden_examples_bytes(hidden, token_hex(16)), "HIDDEN_EXAMPLES")
+            if hidden
+            else None
+        )
         now = utc_now()
         proposal = Proposal(
             id=new_id("p"),
@@ -80,6 +91,7 @@ def freeze_proposal(forge: Forge, spec: AnySpec, *, kind: str = "python") -> Pro
             description=spec.description,
             side_effect=str(spec.side_effect),
             spec_sha256=digest,
+            hidden_examples_sha256=hidden_sha,
             status=ProposalStatus.PROPOSED,
             created_at=now,
             updated_at=now,
@@ -89,7 +101,13 @@ def freeze_proposal(forge: Forge, spec: AnySpec, *, kind: str = "python") -> Pro
         append_event(
             session,
             "proposal.proposed",
-            {"name": spec.name, "spec_sha256": digest, "side_effect": str(spec.side_effect), "kind": kind},
+            {
+                "name": spec.name,
+                "spec_sha256": digest,
+                "side_effect": str(spec.side_effect),
+                "kind": kind,
+                **({"hidden_examples": len(hidden)} if hidden else {}),
+            },
             proposal_id=proposal.id,
         )
     return Proposed(proposal.id, spec.name, digest, proposal.status)

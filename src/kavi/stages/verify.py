@@ -15,13 +15,12 @@ from kavi.builders.base import BuildStatus
 from kavi.crash import crashpoint
 from kavi.errors import TransitionError
 from kavi.gates.base import GateContext, GateResult, GateStatus, timed
-from kavi.gates.execution import PROBE_SPEC_FILE
 from kavi.gates.registry import python_gates
 from kavi.ledger.ids import new_id, utc_now
 from kavi.ledger.models import GateRecord, Proposal, ProposalStatus, Verification
 from kavi.ledger.store import append_event
 from kavi.sandbox.copy import remove_sandbox
-from kavi.spec import SkillSpec
+from kavi.spec import Example, SkillSpec, load_hidden_examples
 
 if TYPE_CHECKING:
     from kavi.gpu.spec import KernelSpec
@@ -65,10 +64,11 @@ def verify_skill(forge: Forge, reference: str) -> Verified:
         if build is None or build.status != BuildStatus.SUCCEEDED or build.candidate_sha256 is None:
             raise TransitionError(f"{proposal.name} has no successful build to verify", hint="run `kavi build-skill`")
         spec = forge.spec_of(proposal)
+        hidden = hidden_examples_of(forge, proposal)
         proposal_id, build_id, candidate = proposal.id, build.id, build.candidate_sha256
     files = candidate_files(forge, candidate)
     started = time.perf_counter()
-    results = run_gates(forge, spec, files)
+    results = run_gates(forge, spec, files, hidden_examples=hidden)
     duration = round(time.perf_counter() - started, 4)
     crashpoint("verify.gated")
     return _record(forge, proposal_id, build_id, candidate, results, duration)
@@ -80,7 +80,16 @@ def candidate_files(forge: Forge, candidate_sha256: str) -> dict[str, bytes]:
     return {path: forge.store.get(digest) for path, digest in manifest["files"].items()}
 
 
-def run_gates(forge: Forge, spec: AnySpec, files: dict[str, bytes]) -> list[GateResult]:
+def hidden_examples_of(forge: Forge, proposal: Proposal) -> tuple[Example, ...]:
+    """The proposal's hidden examples, read back hash-checked (none for most proposals)."""
+    if proposal.hidden_examples_sha256 is None:
+        return ()
+    return load_hidden_examples(forge.store.get(proposal.hidden_examples_sha256))
+
+
+def run_gates(
+    forge: Forge, spec: AnySpec, files: dict[str, bytes], *, hidden_examples: tuple[Example, ...] = ()
+) -> list[GateResult]:
     """Materialise the candidate in a fresh sandbox (never the workspace) and run the gates on it."""
     sandbox = Path(tempfile.mkdtemp(prefix="kavi-verify-"))
     try:
@@ -88,7 +97,6 @@ def run_gates(forge: Forge, spec: AnySpec, files: dict[str, bytes]) -> list[Gate
             target = sandbox / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
-        (sandbox / PROBE_SPEC_FILE).write_bytes(spec.canonical_json())
         forge.workspace.cache_dir.mkdir(parents=True, exist_ok=True)
         if not isinstance(spec, SkillSpec):
             return _run_kernel_gates(forge, spec, sandbox)
@@ -100,6 +108,7 @@ def run_gates(forge: Forge, spec: AnySpec, files: dict[str, bytes]) -> list[Gate
             cache_dir=forge.workspace.cache_dir,
             timeout_s=forge.workspace.config.verify.timeout_s,
             require_isolation=forge.workspace.config.isolation.require,
+            hidden_examples=hidden_examples,
         )
         gates = [gate for gate in python_gates() if gate.applies_to(spec)]
         with ThreadPoolExecutor(max_workers=len(gates)) as pool:
