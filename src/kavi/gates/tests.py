@@ -13,6 +13,7 @@ or summary line says. A test that registers a plugin (so later tests never run),
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -21,7 +22,9 @@ from kavi.gates.base import GateContext, GateResult, GateStatus
 from kavi.gates.execution import blocked_result, run_python
 from kavi.spec import SkillSpec
 
-PYTEST_INI = "[pytest]\npythonpath = skills\naddopts = -p no:cacheprovider\n"
+# No ini file in the sandbox (nothing there tells a gate from a real run) and none found by searching
+# upwards: ``-c /dev/null`` is an empty configuration, the options are given here.
+PYTEST_OPTIONS = ("-c", os.devnull, "-o", "pythonpath=skills", "-p", "no:cacheprovider")
 REPORT_PLUGIN = "kavi.runtime.pytest_report"
 _NO_TESTS = 5  # pytest's exit status when it collected nothing: judged as "no passing test"
 _SUMMARY = re.compile(r"(\d+) (passed|failed|error|errors|skipped)")
@@ -129,16 +132,14 @@ class PytestGate:
         return True
 
     def run(self, context: GateContext) -> GateResult:
-        (context.sandbox / "pytest.ini").write_text(PYTEST_INI, encoding="utf-8")
         args = [
+            *PYTEST_OPTIONS,
             "-p",
             REPORT_PLUGIN,
             "-q",
             "-rfE",
             "--tb=short",
             "--color=no",
-            "-c",
-            "pytest.ini",
             "--rootdir",
             ".",
             context.spec.test_path,
