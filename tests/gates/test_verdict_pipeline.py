@@ -78,11 +78,12 @@ def _gates(verified: dict[str, object]) -> dict[str, dict[str, object]]:
 def test_forged_verdicts_missing_results_and_rewritten_pytest_fail_verify_skill(
     workspace: Workspace, tmp_path: Path, level: str
 ) -> None:
-    """Three hostile candidates of one proposal, each verified by `kavi verify-skill`."""
+    """Hostile candidates of one proposal, each verified by `kavi verify-skill`."""
     proposal = _propose()
     cases = [
         (cand.FORGED_VERDICT_THEN_EXIT, cand.HONEST_TESTS, "examples", "2 of 2 example(s) failed"),
         (cand.EXITS_ON_THREE_WORDS, cand.HONEST_TESTS, "examples", "1 of 2 example(s) failed"),
+        (cand.AFTER_THE_VERDICT, cand.HONEST_TESTS, "examples", "2 of 2 example(s) failed"),
         (cand.HONEST_SKILL, cand.SKIPS_LATER_TESTS, "pytest", "never ran"),
         (cand.HONEST_SKILL, cand.RESETS_FAILURES, "pytest", "1 of the builder's 2 test(s) failed"),
     ]
@@ -94,6 +95,15 @@ def test_forged_verdicts_missing_results_and_rewritten_pytest_fail_verify_skill(
         assert judged["isolation"] == level
     shown = run_cli("show", proposal, "--json").json()
     assert shown["proposal"]["status"] == "VERIFY_FAILED"
+
+
+def test_hidden_examples_are_validated_like_visible_ones(workspace: Workspace) -> None:
+    bad = json.dumps([{"input": {"text": "x"}, "output": {"count": "many"}}])
+    refused = run_cli(
+        "propose-skill", "--name", "word_count", "--desc", "d", "--side-effect", "READ_ONLY",
+        "--io-schema-json", IO, "--hidden-examples-json", bad,
+    )  # fmt: skip
+    assert refused.code != 0 and "hidden example 0 output does not match the schema" in refused.stdout + refused.stderr
 
 
 @pytest.mark.slow
