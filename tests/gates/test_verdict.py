@@ -124,3 +124,10 @@ def test_the_builders_tests_pass_as_the_builders_evidence(tmp_path: Path, level:
     assert result.status is GateStatus.PASS, result.report
     assert result.facts["evidence"] == "builder" and result.facts["collected"] == result.facts["passed"] == 3
     assert "the builder's 3 test(s) passed" in result.summary
+
+
+def test_the_gate_and_its_plugin_agree_on_the_channel() -> None:
+    from kavi.gates import tests
+    from kavi.runtime import pytest_report
+
+    assert tests.CHANNEL_ENV == pytest_report.CHANNEL_ENV

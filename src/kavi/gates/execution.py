@@ -15,7 +15,9 @@ from kavi.runtime.guard import guarded_python_argv
 from kavi.sandbox.executor import ExecResult, policies_for_spec, run_isolated
 
 
-def run_python(context: GateContext, module: str, args: Sequence[str]) -> ExecResult:
+def run_python(
+    context: GateContext, module: str, args: Sequence[str], env: dict[str, str] | None = None
+) -> ExecResult:
     """Run ``python -m module args`` on the candidate: cwd at the verify sandbox, its write roots anchored
     there, the hook installed before anything of the candidate is imported."""
     policy, effects = policies_for_spec(
@@ -23,7 +25,7 @@ def run_python(context: GateContext, module: str, args: Sequence[str]) -> ExecRe
         Path(context.sandbox),
         timeout_s=context.timeout_s,
         require_isolation=context.require_isolation,
-        env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **(env or {})},
     )
     argv = guarded_python_argv(effects, module=module, args=args)
     return run_isolated(argv, cwd=Path(context.sandbox), policy=policy)

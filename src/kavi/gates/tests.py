@@ -26,6 +26,7 @@ from kavi.spec import SkillSpec
 # upwards: ``-c /dev/null`` is an empty configuration, the options are given here.
 PYTEST_OPTIONS = ("-c", os.devnull, "-o", "pythonpath=skills", "-p", "no:cacheprovider")
 REPORT_PLUGIN = "kavi.runtime.pytest_report"
+CHANNEL_ENV = "KAVI_PYTEST_REPORT"  # the plugin's own name for it; not imported, so the parent needs no pytest
 _NO_TESTS = 5  # pytest's exit status when it collected nothing: judged as "no passing test"
 _SUMMARY = re.compile(r"(\d+) (passed|failed|error|errors|skipped)")
 
@@ -144,7 +145,7 @@ class PytestGate:
             ".",
             context.spec.test_path,
         ]
-        result = run_python(context, "pytest", args)
+        result = run_python(context, "pytest", args, env={CHANNEL_ENV: "stdout"})
         report = result.stderr  # pytest's own output; stdout is kavi's report channel
         isolation = str(result.isolation)
         blocked = blocked_result(self.name, result)

@@ -16,22 +16,38 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Generator
 from typing import Any
 
 import pytest
 
-_CHANNEL = os.dup(1)
-os.dup2(2, 1)  # pytest's terminal output goes to stderr; stdout is the report channel alone
-os.set_inheritable(_CHANNEL, False)
-_STARTED: dict[str, frozenset[str]] = {}
+CHANNEL_ENV = "KAVI_PYTEST_REPORT"
+_STATE: dict[str, Any] = {}
+
+
+def _take_stdout() -> None:
+    """Keep the original stdout as the channel and point fd 1 at stderr, so pytest's own output lands there.
+    At import (``-p`` imports the plugin before pytest's output capture saves fd 1), and only in the gate's
+    child, which sets CHANNEL_ENV: importing this module anywhere else changes nothing."""
+    if os.environ.get(CHANNEL_ENV) != "stdout" or "channel" in _STATE:
+        return
+    sys.stdout.flush()
+    _STATE["channel"] = os.dup(1)
+    os.set_inheritable(_STATE["channel"], False)
+    os.dup2(2, 1)
+
+
+_take_stdout()
 
 
 def _send(record: dict[str, Any]) -> None:
+    if "channel" not in _STATE:
+        return
     data = (json.dumps(record, sort_keys=True, default=str) + "\n").encode("utf-8")
     view = memoryview(data)
     while view:
-        view = view[os.write(_CHANNEL, view) :]
+        view = view[os.write(_STATE["channel"], view) :]
 
 
 def _plugin_names(config: pytest.Config) -> frozenset[str]:
@@ -41,7 +57,7 @@ def _plugin_names(config: pytest.Config) -> frozenset[str]:
 @pytest.hookimpl(trylast=True)  # after pytest's own session-start registrations (the fixture manager)
 def pytest_sessionstart(session: pytest.Session) -> None:
     names = _plugin_names(session.config)
-    _STARTED["plugins"] = names
+    _STATE["plugins"] = names
     _send({"event": "start", "plugins": sorted(names)})
 
 
@@ -85,5 +101,5 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    added = sorted(_plugin_names(session.config) - _STARTED.get("plugins", frozenset()))
+    added = sorted(_plugin_names(session.config) - _STATE.get("plugins", frozenset()))
     _send({"event": "finish", "exitstatus": int(exitstatus), "plugins_added": added})
