@@ -106,8 +106,9 @@ def test_hidden_examples_run_too_and_say_nothing_about_themselves(tmp_path: Path
         (cand.SKIPS_LATER_TESTS, "test_z_wrong was reported passed but its test function never ran"),
         (cand.RESETS_FAILURES, "1 of the builder's 2 test(s) failed"),
         (cand.UNREGISTERS_KAVI, "test_z_wrong was collected but never reported"),
+        (cand.SELF_PLUGIN, "test_z_wrong was reported passed but its test function never ran"),
     ],
-    ids=["plugin-skips-later-tests", "resets-testsfailed", "unregisters-kavi"],
+    ids=["plugin-skips-later-tests", "resets-testsfailed", "unregisters-kavi", "module-is-its-own-plugin"],
 )
 def test_tests_cannot_rewrite_the_pytest_verdict(tmp_path: Path, level: str, tests: str, needle: str) -> None:
     result = PytestGate().run(_context(tmp_path, cand.HONEST_SKILL, tests=tests))

@@ -115,3 +115,10 @@ UNREGISTERS_KAVI = (
     "        if 'kavi' in name:\n"
     "            manager.unregister(plugin)\n" + _WRONG_TEST
 )
+# The test module names itself as a plugin: its module-level pytest_pyfunc_call then answers for every test.
+SELF_PLUGIN = (
+    "import pytest\n\nfrom word_count import WordCount, WordCountInput\n\n"
+    "plugins_alias = pytest_plugins = ['test_word_count']\n\n\n"
+    "def pytest_pyfunc_call(pyfuncitem: object) -> bool:\n"
+    "    return True\n" + _WRONG_TEST
+)
