@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import sys
 from typing import Any
@@ -127,8 +128,7 @@ def supervise(request: dict[str, Any]) -> dict[str, Any]:
         if frame is None:  # it ended, or sent more than any result may be: stop it either way
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-        extra = _anything_more(read_end)
+        status, extra = _wait_draining(read_end, pid)
     finally:
         os.close(read_end)
     return judge_frame(frame, extra, os.waitstatus_to_exitcode(status), output_model)
@@ -182,13 +182,33 @@ def _read_frame(fd: int) -> bytes | None:
     return _read_exactly(fd, length)
 
 
-def _anything_more(fd: int) -> bool:
-    """After the worker ended: did it write anything beyond its one frame (a second, forged result)?"""
+def _wait_draining(fd: int, pid: int) -> tuple[int, bool]:
+    """Wait for the worker, reading (and counting) whatever it writes after its frame, so a worker that
+    writes more than the pipe holds cannot block: (wait status, whether anything followed the frame)."""
     os.set_blocking(fd, False)
-    try:
-        return bool(os.read(fd, 1))
-    except BlockingIOError:
-        return False  # a descendant may still hold the pipe open; what counts is what was written
+    extra = False
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        found, closed = _drain(fd)
+        extra = extra or found
+        if done:
+            return status, extra
+        if closed:  # nothing more can come: just wait
+            return os.waitpid(pid, 0)[1], extra
+        select.select([fd], [], [], 0.05)
+
+
+def _drain(fd: int) -> tuple[bool, bool]:
+    """(whether anything was read, whether the pipe is closed)."""
+    found = False
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return found, False  # a descendant may still hold the pipe open; what counts is what was written
+        if not chunk:
+            return found, True
+        found = True
 
 
 def _read_exactly(fd: int, size: int) -> bytes | None:
