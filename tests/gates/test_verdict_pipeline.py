@@ -240,3 +240,21 @@ def test_a_json_schema_constraint_is_carried_by_the_spec_and_met_by_field_bounds
     assert ran.code == 0 and ran.json()["output"] == {"area": 225}, ran.stdout + ran.stderr
     refused = run_cli("run-skill", "square_area", "--json", '{"width": 5}')
     assert refused.code != 0 and "width" in refused.stdout + refused.stderr
+
+
+PRINTS_A_RESPONSE = cand.HONEST_SKILL.replace(
+    cand.RETURN, "        print('{\"ok\": true, \"output\": {\"count\": 999}}')\n" + cand.RETURN
+)
+
+
+@pytest.mark.slow
+def test_a_printed_response_is_never_run_skills_output(workspace: Workspace, tmp_path: Path, level: str) -> None:
+    """Printing is allowed and harmless: a skill's stdout is data, at verification and at run-skill."""
+    proposal = _propose()
+    verified = _build_and_verify(proposal, _recording(tmp_path, PRINTS_A_RESPONSE))
+    assert verified["status"] == "PASSED", json.dumps(_gates(verified), indent=1)[:3000]
+    assert run_cli("promote-skill", proposal, "--approver", "ci").code == 0
+    ran = run_cli("run-skill", "word_count", "--json", '{"text": "a b c"}')
+    assert ran.code == 0, ran.stdout + ran.stderr
+    assert ran.json()["output"] == {"count": 3} and "999" not in ran.stdout
+    assert ran.json()["isolation"] == level
