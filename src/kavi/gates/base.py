@@ -7,7 +7,6 @@ a bad candidate, and never touch the ledger or the workspace.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,9 +52,6 @@ class GateContext:
     require_isolation: bool = False
     # Examples frozen at propose time that no builder saw; only the examples gate reads them.
     hidden_examples: tuple[Example, ...] = ()
-    # Results that several gates of one verification share (the probe child), computed once.
-    shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    shared_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @property
     def skill_file(self) -> Path:
