@@ -9,7 +9,6 @@ import pytest
 from kavi.demo import recording_of
 from kavi.gates.base import GateContext, GateStatus
 from kavi.gates.examples import ExamplesGate
-from kavi.gates.execution import PROBE_SPEC_FILE
 from kavi.gates.invariants import InvariantsGate
 from kavi.gates.lint import RuffGate
 from kavi.gates.tests import PytestGate
@@ -32,7 +31,6 @@ def context(tmp_path: Path, skill: str = GOOD_SKILL, test: str = GOOD_TEST) -> G
     (sandbox / "skills").mkdir(parents=True)
     (sandbox / SPEC.skill_path).write_text(skill)
     (sandbox / SPEC.test_path).write_text(test)
-    (sandbox / PROBE_SPEC_FILE).write_bytes(SPEC.canonical_json())
     return GateContext(spec=SPEC, sandbox=sandbox, cache_dir=tmp_path / "cache", timeout_s=60)
 
 

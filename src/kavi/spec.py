@@ -458,11 +458,13 @@ _KAVI_ERROR_NAMES = frozenset({"SkillInputError", "SkillExecutionError", "SideEf
 _CLASS_NAME = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
 
 
-def parse_examples(raw: Any, input_schema: JsonSchema, output_schema: JsonSchema) -> tuple[Example, ...]:
+def parse_examples(
+    raw: Any, input_schema: JsonSchema, output_schema: JsonSchema, *, label: str = "example"
+) -> tuple[Example, ...]:
     """Validate each example against the schema now, so a bad vector never reaches a build: each must be
     finite JSON, expect a real exception type (or a message fragment), and not contradict another."""
     if not isinstance(raw, list):
-        raise SpecError("examples must be a JSON list of {'input': ..., 'output' | 'error': ...}")
+        raise SpecError(f"{label}s must be a JSON list of {{'input': ..., 'output' | 'error': ...}}")
     input_model = build_model(input_schema, "ExampleInput")
     output_model = build_model(output_schema, "ExampleOutput")
     examples = []
@@ -473,7 +475,7 @@ def parse_examples(raw: Any, input_schema: JsonSchema, output_schema: JsonSchema
         try:
             example = Example.model_validate(item)
         except ValidationError as exc:
-            raise SpecError(f"example {index}: {_first_error(exc)}") from None
+            raise SpecError(f"{label} {index}: {_first_error(exc)}") from None
         _refuse_non_finite(example, index)
         if example.error is not None:
             _check_error_name(example.error, index)
@@ -482,11 +484,11 @@ def parse_examples(raw: Any, input_schema: JsonSchema, output_schema: JsonSchema
                 try:
                     model.model_validate(value)
                 except ValidationError as exc:
-                    raise SpecError(f"example {index} {side} does not match the schema: {_first_error(exc)}") from None
+                    raise SpecError(f"{label} {index} {side} does not match the schema: {_first_error(exc)}") from None
         key, outcome = canonical_json(example.input), (example.output, example.error)
         if key in expected and expected[key][1] != outcome:
             raise SpecError(
-                f"examples {expected[key][0]} and {index} have the same input but expect different results",
+                f"{label}s {expected[key][0]} and {index} have the same input but expect different results",
                 hint="one input has one correct answer: remove or fix one of them",
             )
         expected.setdefault(key, (index, outcome))
@@ -521,6 +523,28 @@ def _check_error_name(error: str, index: int) -> None:
         hint="name a built-in exception (ValueError, KeyError, ...) or SkillInputError, or give a fragment of "
         "the expected message",
     )
+
+
+# --- hidden examples -------------------------------------------------------------------------------------
+# Frozen at propose time like the visible ones, but never part of the spec: the spec is what a builder
+# reads (the build packet carries it whole), so hidden examples live in an artifact of their own that only
+# the examples gate and, after promotion, `show` read.
+
+
+def parse_hidden_examples(raw: Any, spec: SkillSpec) -> tuple[Example, ...]:
+    """Validate hidden examples against the spec's schema, like the visible ones."""
+    return parse_examples(raw, spec.input_schema, spec.output_schema, label="hidden example")
+
+
+def hidden_examples_bytes(examples: tuple[Example, ...], salt: str) -> bytes:
+    """The artifact's bytes. The salt makes its digest (recorded in the ledger and shown by `show`) useless
+    for guessing the examples by hashing candidates."""
+    return canonical_json({"salt": salt, "examples": [example.model_dump(mode="json") for example in examples]})
+
+
+def load_hidden_examples(data: bytes) -> tuple[Example, ...]:
+    """Read a hidden-examples artifact back."""
+    return tuple(Example.model_validate(item) for item in json.loads(data)["examples"])
 
 
 def _first_error(exc: ValidationError) -> str:

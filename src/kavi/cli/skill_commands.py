@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +26,13 @@ def propose_skill_command(
     io_schema_json: Annotated[str, typer.Option(help='{"input": {...}, "output": {...}}: short form or JSON Schema.')],
     examples_json: Annotated[
         str, typer.Option(help='[{"input": {...}, "output": {...}} or {..., "error": "ValueError"}]')
+    ] = "[]",
+    hidden_examples_json: Annotated[
+        str,
+        typer.Option(
+            help="Examples like --examples-json, frozen now but never shown to a builder; the examples gate runs"
+            " them too. `show` prints only their count until the skill is promoted."
+        ),
     ] = "[]",
     write_root: Annotated[list[str], typer.Option(help="FILE_WRITE: a folder the skill may write under.")] = [],  # noqa: B006
     allow_host: Annotated[list[str], typer.Option(help="NETWORK: a host the skill may connect to.")] = [],  # noqa: B006
@@ -50,6 +58,7 @@ def propose_skill_command(
 
     io_schema = parse_json(io_schema_json, "--io-schema-json")
     examples = parse_json(examples_json, "--examples-json")
+    hidden_examples = parse_json(hidden_examples_json, "--hidden-examples-json")
     with Forge.opened(workspace) as forge:
         proposed = propose_skill(
             forge,
@@ -58,6 +67,7 @@ def propose_skill_command(
             side_effect=side_effect.upper(),
             io_schema=io_schema,
             examples=examples,
+            hidden_examples=hidden_examples,
             write_roots=tuple(write_root),
             allow_hosts=tuple(allow_host),
             secrets=tuple(secret),
@@ -289,6 +299,10 @@ def show(
         if version.get("revoked_at"):
             why = f": {version['revoked_reason']}" if version.get("revoked_reason") else " (no reason given)"
             out.print(f"      revoked by {version['revoked_by']} at {version['revoked_at']}{why}", markup=False)
+    hidden = detail.get("hidden_examples") or {"count": 0}
+    if hidden["count"]:
+        shown = f": {json.dumps(hidden['examples'])}" if "examples" in hidden else " (shown after promotion)"
+        out.print(f"  hidden examples: {hidden['count']}{shown}")
     out.print(f"  executions: {executions_line(detail['executions'])}")
 
 

@@ -13,7 +13,6 @@ could not be completed). Which gates a kind runs, and in which order, is the kin
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from kavi.builders.base import FailureKind
-from kavi.spec import SkillSpec
+from kavi.spec import Example, SkillSpec
 
 
 class GateStatus(StrEnum):
@@ -59,9 +58,8 @@ class GateContext:
     cache_dir: Path
     timeout_s: float = 120.0
     require_isolation: bool = False
-    # Results that several gates of one verification share (the probe child), computed once.
-    shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    shared_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+    # Examples frozen at propose time that no builder saw; only the examples gate reads them.
+    hidden_examples: tuple[Example, ...] = ()
 
     @property
     def skill_file(self) -> Path:
@@ -79,6 +77,7 @@ class GateSettings:
     cache_dir: Path
     timeout_s: float
     require_isolation: bool
+    hidden_examples: tuple[Example, ...] = ()  # frozen at propose, never shown to a builder (skills only)
 
 
 ContextT = TypeVar("ContextT", contravariant=True)

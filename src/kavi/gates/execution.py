@@ -3,17 +3,21 @@ the power the spec's side-effect class declares and no more."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from kavi.gates.base import GateContext, GateResult, GateStatus
+from kavi.runtime.child import child_argv, read_report
 from kavi.runtime.guard import guarded_python_argv
-from kavi.sandbox.executor import ExecResult, note_layers, policies_for_spec, run_isolated
+from kavi.sandbox.executor import ExecResult, policies_for_spec, run_isolated
 
 
-def run_python(context: GateContext, module: str, args: Sequence[str]) -> ExecResult:
+def run_python(
+    context: GateContext, module: str, args: Sequence[str], env: dict[str, str] | None = None
+) -> ExecResult:
     """Run ``python -m module args`` on the candidate: cwd at the verify sandbox, its write roots anchored
     there, the hook installed before anything of the candidate is imported."""
     policy, effects = policies_for_spec(
@@ -21,7 +25,7 @@ def run_python(context: GateContext, module: str, args: Sequence[str]) -> ExecRe
         Path(context.sandbox),
         timeout_s=context.timeout_s,
         require_isolation=context.require_isolation,
-        env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **(env or {})},
     )
     argv = guarded_python_argv(effects, module=module, args=args)
     return run_isolated(argv, cwd=Path(context.sandbox), policy=policy)
@@ -54,21 +58,31 @@ def describe_blocks(result: ExecResult) -> list[str]:
     return lines
 
 
-PROBE_SPEC_FILE = "kavi_spec.json"
+def run_skill_child(
+    context: GateContext, *, payload: dict[str, Any] | None = None, introspect: bool = False
+) -> tuple[ExecResult, dict[str, Any] | None]:
+    """Run the skill the way `run-skill` does: the same child module, argv, environment and request shape,
+    the write roots anchored at the verify sandbox as run-skill anchors them at the workspace. Returns the
+    result and the reporter's one report (None when the channel did not carry exactly one)."""
+    spec = context.spec
+    sandbox = Path(context.sandbox)
+    policy, effects = policies_for_spec(
+        spec, sandbox, timeout_s=context.timeout_s, require_isolation=context.require_isolation
+    )
+    for root in effects.write_roots:
+        Path(root).mkdir(parents=True, exist_ok=True)
+    source = context.skill_file.read_bytes()
+    request: dict[str, Any] = {
+        "name": spec.name,
+        "sha256": hashlib.sha256(source).hexdigest(),
+        "source": source.decode("utf-8"),
+        "filename": str(context.skill_file),
+        "spec": spec.canonical_json().decode("utf-8"),
+        "input": payload if payload is not None else {},
+        "policy": effects.as_dict(),
+    }
+    if introspect:
+        request["introspect"] = True
+    result = run_isolated(child_argv(), cwd=sandbox, policy=policy, stdin=json.dumps(request).encode("utf-8"))
+    return result, read_report(result.stdout)
 
-
-def shared_probe(context: GateContext) -> tuple[ExecResult, dict[str, Any] | None]:
-    """Import the candidate once, in one isolated child, for both the examples and the invariants gates:
-    the first gate to ask runs it, the other waits for the same answer."""
-    with context.shared_lock:
-        if "probe" not in context.shared:
-            result = run_python(context, "kavi.runtime.probe", ["all", PROBE_SPEC_FILE, context.spec.skill_path])
-            try:
-                verdict: dict[str, Any] | None = json.loads(result.stdout.strip().splitlines()[-1])
-            except (json.JSONDecodeError, IndexError):
-                verdict = None
-            context.shared["probe"] = (result, verdict)
-        else:
-            note_layers(context.shared["probe"][0].layers)  # the child this gate shares, in its record too
-        cached: tuple[ExecResult, dict[str, Any] | None] = context.shared["probe"]
-        return cached

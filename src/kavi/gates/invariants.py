@@ -6,7 +6,8 @@
   definition may carry a decorator of :data:`PURE_DECORATORS` (``@dataclass``).
 * Exactly one class subclasses ``Skill``; it is named as the spec says and declares the spec's name and
   side-effect class.
-* Its I/O models describe exactly the spec's schema (checked on the live models, in the isolated child).
+* Its I/O models describe exactly the spec's schema, constraints included: the isolated child reports the
+  live models' own JSON Schema and this process compares it with the spec's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import ClassVar
 from kavi.analysis import Bindings
 from kavi.builders.base import FailureKind
 from kavi.gates.base import GateContext, GateResult, GateStatus
-from kavi.gates.execution import blocked_result, shared_probe
+from kavi.gates.execution import blocked_result, run_skill_child
+from kavi.runtime.probe import introspection_problems
 from kavi.spec import SkillSpec
 
 _CONSTANT_NODES = (
@@ -229,29 +231,35 @@ class InvariantsGate:
             return GateResult(
                 self.name, GateStatus.FAIL, problems[0], "\n".join(problems), facts={"problems": problems}
             )
-        result, probe = shared_probe(context)
+        result, report = run_skill_child(context, introspect=True)
         isolation = str(result.isolation)
-        report = result.stdout + result.stderr
         blocked = blocked_result(self.name, result)
         if blocked is not None:
             return blocked
-        verdict = (probe or {}).get("introspect")
-        if not isinstance(verdict, dict):
-            return GateResult(self.name, GateStatus.FAIL, "importing the skill failed", report, isolation=isolation)
-        problems = list(verdict.get("problems", []))
-        if verdict.get("ok"):
+        if report is None or not report.get("ok") or not isinstance(report.get("facts"), dict):
+            why = (report or {}).get("error") or f"no result from the skill process (exit {result.returncode})"
+            return GateResult(
+                self.name,
+                GateStatus.FAIL,
+                f"importing the skill failed: {why}",
+                result.stderr,
+                isolation=isolation,
+                facts={"problems": [str(why)]},
+            )
+        problems = introspection_problems(context.spec, report["facts"])
+        if not problems:
             return GateResult(
                 self.name,
                 GateStatus.PASS,
                 "shape, name, side effect and I/O models match the spec",
-                report,
+                result.stderr,
                 isolation=isolation,
             )
         return GateResult(
             self.name,
             GateStatus.FAIL,
-            problems[0] if problems else "introspection failed",
-            "\n".join(problems) or report,
+            problems[0],
+            "\n".join(problems),
             isolation=isolation,
             facts={"problems": problems},
         )

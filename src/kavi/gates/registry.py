@@ -37,4 +37,5 @@ def skill_context(spec: SkillSpec, sandbox: Path, settings: GateSettings) -> Gat
         cache_dir=settings.cache_dir,
         timeout_s=settings.timeout_s,
         require_isolation=settings.require_isolation,
+        hidden_examples=settings.hidden_examples,
     )

@@ -156,8 +156,15 @@ def m003_isolation_layers(conn: Connection, dialect: str) -> None:
         conn.execute(text(statement))
 
 
+def m004_proposal_hidden_examples(conn: Connection, dialect: str) -> None:
+    """Examples frozen at propose time but never shown to a builder live in an artifact of their own,
+    referenced from the proposal row (never from the spec a builder reads)."""
+    conn.execute(text("ALTER TABLE proposals ADD COLUMN hidden_examples_sha256 TEXT REFERENCES artifacts(sha256)"))
+
+
 MIGRATIONS: tuple[tuple[str, MigrationFn], ...] = (
     ("m001_initial", m001_initial),
     ("m002_revocation_reason_and_run_input_digest", m002_revocation_reason_and_run_input_digest),
     ("m003_isolation_layers", m003_isolation_layers),
+    ("m004_proposal_hidden_examples", m004_proposal_hidden_examples),
 )

@@ -54,6 +54,8 @@ class Proposal(SQLModel, table=True):
     status: str
     created_at: str
     updated_at: str
+    # Salted, so the digest tells nothing about the examples; None when the proposal has none.
+    hidden_examples_sha256: str | None = Field(default=None, foreign_key="artifacts.sha256")
 
 
 class Build(SQLModel, table=True):

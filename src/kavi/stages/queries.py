@@ -30,6 +30,7 @@ from kavi.ledger.models import (
     Verification,
     VersionStatus,
 )
+from kavi.spec import load_hidden_examples
 from kavi.stages.common import Forge, get_proposal
 from kavi.workspace import Workspace
 
@@ -106,6 +107,18 @@ def status_summary(forge: Forge, *, limit: int | None = 50) -> dict[str, Any]:
     }
 
 
+def _hidden_examples_view(forge: Forge, proposal: Proposal, *, promoted: bool) -> dict[str, Any]:
+    """Only a count until the proposal has been promoted: before, what `show` prints can reach a builder
+    (pasted into a prompt, kept in a log the next attempt reads)."""
+    if proposal.hidden_examples_sha256 is None:
+        return {"count": 0}
+    examples = load_hidden_examples(forge.store.get(proposal.hidden_examples_sha256))
+    view: dict[str, Any] = {"count": len(examples)}
+    if promoted:
+        view["examples"] = [example.model_dump(mode="json", exclude_none=True) for example in examples]
+    return view
+
+
 def show(forge: Forge, reference: str) -> dict[str, Any]:
     """Everything the ledger knows about one proposal (by id, id prefix or skill name)."""
     with forge.ledger.reading() as session:
@@ -133,6 +146,7 @@ def show(forge: Forge, reference: str) -> dict[str, Any]:
         return {
             "proposal": proposal.model_dump(),
             "spec": json.loads(spec.canonical_json()),
+            "hidden_examples": _hidden_examples_view(forge, proposal, promoted=bool(versions)),
             # a SUCCEEDED build has no reason; older ledgers kept a resumed manual build's "waiting for a person"
             "builds": [{**b.model_dump(), **({"reason": None} if b.status == "SUCCEEDED" else {})} for b in builds],
             "verifications": [

@@ -29,6 +29,7 @@ from kavi.errors import (
 )
 from kavi.integrity.lockdata import LOCK_FILE, load_lock, locked_entry
 from kavi.ledger import fast
+from kavi.runtime.child import child_argv, read_report
 from kavi.runtime.loader import check_bytes
 from kavi.sandbox.executor import base_environment, policies_for_spec, recording_layers, run_isolated, weakest_layers
 from kavi.side_effects import DeclaredEffects, SideEffect
@@ -36,7 +37,6 @@ from kavi.workspace import Workspace
 
 DEFAULT_TIMEOUT_S = 60.0
 REFUSAL_MARK = "EffectBlocked: refused by kavi's audit hook"
-CHILD_MODULE = "kavi.runtime.child"
 # What the ledger keeps of a run's input (``[run] record_input``): "preview" keeps its sha256, its size and
 # this many characters of its canonical JSON; "full" keeps all of it.
 INPUT_PREVIEW_CHARS = 1024
@@ -240,8 +240,7 @@ def _run_in_child(
     for root in effects.write_roots:
         Path(root).mkdir(parents=True, exist_ok=True)
     request = json.dumps({**request_for(trusted, payload), "policy": effects.as_dict()}).encode()
-    argv = [sys.executable, "-I", "-B", "-m", CHILD_MODULE]
-    result = run_isolated(argv, cwd=workspace.root, policy=policy, stdin=request)
+    result = run_isolated(child_argv(), cwd=workspace.root, policy=policy, stdin=request)
     isolation = str(result.isolation)
     if result.blocked:
         block = result.blocked[0]
@@ -257,15 +256,14 @@ def _run_in_child(
             "error_type": "Stopped",
             "error": f"stopped by the {reason} limit",
         }, isolation
-    lines = result.stdout.strip().splitlines()
-    try:
-        response: dict[str, Any] = json.loads(lines[-1])
-    except (json.JSONDecodeError, IndexError):
+    # The reporter's one line; the skill's own prints are on stderr and never read as a response.
+    response = read_report(result.stdout)
+    if response is None:
         tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
         response = {
             "ok": False,
             "error_type": "Crash",
-            "error": f"the skill process exited {result.returncode}: {tail}",
+            "error": f"the skill process exited {result.returncode} without one report: {tail}",
         }
     return response, isolation
 

@@ -16,7 +16,6 @@ from kavi.builders.base import BuildStatus
 from kavi.crash import crashpoint
 from kavi.errors import TransitionError
 from kavi.gates.base import GateResult, GateSettings, GateStatus, timed
-from kavi.gates.execution import PROBE_SPEC_FILE
 from kavi.kinds import kind_of, unmeasurable_gates
 from kavi.ledger.fast import layers_text
 from kavi.ledger.ids import new_id, utc_now
@@ -24,6 +23,7 @@ from kavi.ledger.models import GateRecord, Proposal, ProposalStatus, Verificatio
 from kavi.ledger.store import append_event
 from kavi.sandbox.copy import remove_sandbox
 from kavi.sandbox.executor import weakest_layers
+from kavi.spec import Example, load_hidden_examples
 from kavi.stages.common import AnySpec, Forge, get_proposal, latest_build, require_status, set_status
 from kavi.workspace import Workspace
 
@@ -92,10 +92,11 @@ def verify_skill(forge: Forge, reference: str, *, progress: GateProgress = UNOBS
         if build is None or build.status != BuildStatus.SUCCEEDED or build.candidate_sha256 is None:
             raise TransitionError(f"{proposal.name} has no successful build to verify", hint="run `kavi build-skill`")
         spec = forge.spec_of(proposal)
+        hidden = hidden_examples_of(forge, proposal)
         proposal_id, build_id, candidate = proposal.id, build.id, build.candidate_sha256
     files = candidate_files(forge, candidate)
     started = time.perf_counter()
-    results = run_gates(forge.workspace, spec, files, progress=progress)
+    results = run_gates(forge.workspace, spec, files, progress=progress, hidden_examples=hidden)
     duration = round(time.perf_counter() - started, 4)
     crashpoint("verify.gated")
     return _record(forge, proposal_id, build_id, candidate, results, duration)
@@ -107,11 +108,24 @@ def candidate_files(forge: Forge, candidate_sha256: str) -> dict[str, bytes]:
     return {path: forge.store.get(digest) for path, digest in manifest["files"].items()}
 
 
+def hidden_examples_of(forge: Forge, proposal: Proposal) -> tuple[Example, ...]:
+    """The proposal's hidden examples, read back hash-checked (none for most proposals)."""
+    if proposal.hidden_examples_sha256 is None:
+        return ()
+    return load_hidden_examples(forge.store.get(proposal.hidden_examples_sha256))
+
+
 def run_gates(
-    workspace: Workspace, spec: AnySpec, files: dict[str, bytes], *, progress: GateProgress = UNOBSERVED
+    workspace: Workspace,
+    spec: AnySpec,
+    files: dict[str, bytes],
+    *,
+    progress: GateProgress = UNOBSERVED,
+    hidden_examples: tuple[Example, ...] = (),
 ) -> list[GateResult]:
     """Materialise the candidate in a fresh sandbox (never the workspace) and run its kind's gates on it:
-    in parallel, or one after the other where the kind says so. Reads only the workspace's settings."""
+    in parallel, or one after the other where the kind says so. Reads only the workspace's settings.
+    ``hidden_examples`` reach the examples gate only (never a file in the sandbox)."""
     kind = kind_of(spec.kind)
     sandbox = Path(tempfile.mkdtemp(prefix="kavi-verify-"))
     try:
@@ -119,12 +133,12 @@ def run_gates(
             target = sandbox / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
-        (sandbox / PROBE_SPEC_FILE).write_bytes(spec.canonical_json())
         workspace.cache_dir.mkdir(parents=True, exist_ok=True)
         settings = GateSettings(
             cache_dir=workspace.cache_dir,
             timeout_s=workspace.config.verify.timeout_s,
             require_isolation=workspace.config.isolation.require,
+            hidden_examples=hidden_examples,
         )
         context = kind.gate_context(spec, sandbox, settings)
         gates = [gate for gate in kind.gates() if gate.applies_to(spec)]
