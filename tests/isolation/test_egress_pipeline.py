@@ -72,7 +72,7 @@ def attack() -> str:
     try:
         socket.create_connection(("127.0.0.1", Port({b})), timeout=3).close()
         outcomes.append("lying-port=connected")
-    except OSError as exc:
+    except Exception as exc:  # the hook normalises the port now and refuses: go on to the relay by hand
         outcomes.append(f"lying-port={{type(exc).__name__}}")
     relay = 3000 + 128  # the relay's port, where the hook must let every NETWORK skill connect
     with socket.create_connection(("127.0.0.1", relay), timeout=5) as sock:
@@ -156,7 +156,8 @@ def test_a_network_skill_reaches_its_declared_host_and_nothing_else(
     assert attacked.code == 1
     answer = attacked.json()
     assert answer["error_type"] == "SideEffectViolation", answer
-    assert f"CONNECT 127.0.0.1:{b} is not a declared host" in answer["error"], answer
+    # Refused by whichever layer saw it first: the hook (it no longer believes a lying int) or the proxy.
+    assert f"CONNECT 127.0.0.1:{b} is not a declared host" in answer["error"] or f"127.0.0.1:{b}" in answer["error"]
     assert forbidden.accepted == [], "the undeclared listener saw a connection"
     shown = run_cli("show", "fetch_sneaky", "--json").json()
     assert shown["executions"]["by_isolation"] == {"full": 1}

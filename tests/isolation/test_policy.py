@@ -278,7 +278,9 @@ def test_pytest_runs_under_the_hook(level: IsolationLevel, sandbox: Path) -> Non
         module="pytest",
         args=["-p", "no:cacheprovider", "-q", "-rA", "test_candidate.py"],
     )
-    result = run_isolated(argv, cwd=sandbox, policy=ExecPolicy(timeout_s=30))
+    # As the pytest gate runs it: no third-party pytest plugins (an installed one may do what the hook refuses).
+    policy = ExecPolicy(timeout_s=30, env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    result = run_isolated(argv, cwd=sandbox, policy=policy)
     assert "PASSED test_candidate.py::test_tmp_path_is_writable" in result.stdout, result.stdout + result.stderr
     assert "FAILED test_candidate.py::test_writing_the_candidate_folder_is_refused" in result.stdout
     assert "EffectBlocked" in result.stdout

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import http.server
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -328,7 +330,7 @@ def udp():
         sock.sendto(b"PLAIN-UDP", ("127.0.0.1", U))
     return "sent"
 
-proxy_socket = glob.glob("/tmp/kavi-egress-*/proxy.sock") + glob.glob(os.environ.get("TMPDIR", "/x") + "*/proxy.sock")
+proxy_socket = glob.glob(os.getcwd() + "/kavi-egress-*/proxy.sock")  # the test puts the proxy's folder here
 attempts = {{
     "get_declared": lambda: urllib.request.urlopen(f"http://127.0.0.1:{{A}}/ok", timeout=5).read().decode(),
     "direct_socket": lambda: socket.create_connection(("127.0.0.1", B), timeout=2) and "connected",
@@ -366,7 +368,15 @@ def test_an_unhooked_child_reaches_only_the_declared_host(
     udp.settimeout(0.3)
     code = ATTACKS.format(a=declared_server, b=forbidden.port, u=udp.getsockname()[1])
     policy = ExecPolicy(side_effect=SideEffect.NETWORK, allow_hosts=(f"127.0.0.1:{declared_server}",), timeout_s=30)
-    result = run_isolated([sys.executable, "-I", "-c", code], cwd=tmp_path, policy=policy)
+    # The proxy's folder inside the child's working folder, which Landlock lets it list (a short path: a unix
+    # socket's path has a length limit), so the attack can find the socket and talk to the proxy directly.
+    work = Path(tempfile.mkdtemp(prefix="e", dir="/tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(work))
+    try:
+        result = run_isolated([sys.executable, "-I", "-c", code], cwd=work, policy=policy)
+    finally:
+        monkeypatch.setattr(tempfile, "tempdir", None)
+        shutil.rmtree(work, ignore_errors=True)
 
     outcomes = dict(line.split(" => ", 1) for line in result.stdout.splitlines() if " => " in line)
     assert result.isolation == IsolationLevel.FULL

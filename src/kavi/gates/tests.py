@@ -25,7 +25,7 @@ from kavi.spec import SkillSpec
 
 # No ini file in the sandbox (nothing there tells a gate from a real run) and none found by searching
 # upwards: ``-c /dev/null`` is an empty configuration, the options are given here.
-PYTEST_OPTIONS = ("-c", os.devnull, "-o", "pythonpath=skills", "-p", "no:cacheprovider")
+PYTEST_OPTIONS = ("-c", os.devnull, "--confcutdir", ".", "-o", "pythonpath=skills", "-p", "no:cacheprovider")
 REPORT_PLUGIN = "kavi.runtime.pytest_report"
 CHANNEL_ENV = "KAVI_PYTEST_REPORT"  # the plugin's own name for it; not imported, so the parent needs no pytest
 _NO_TESTS = 5  # pytest's exit status when it collected nothing: judged as "no passing test"

@@ -512,20 +512,37 @@ _KERNEL_EXECUTES = ("/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/lib", "/usr/
 
 @functools.cache
 def _runtime_rules() -> tuple[tuple[str, int], ...]:
-    """What every Python child needs to read: the interpreter's prefixes, the parent's import path
-    and kavi itself, the shared libraries; computed once per parent process."""
+    """What every Python child needs to read: the interpreter's prefixes, the import folders inside them,
+    the folder kavi itself is imported from, the shared libraries; computed once per parent process.
+
+    Not every entry of the parent's ``sys.path``: the first one is the folder of whatever script started
+    the parent (a project, a home folder, /tmp), and ``python -m`` puts the working folder there, which
+    may be the workspace with its ledger and kavi.toml. A child reads those only if a spec declares them."""
+    reads = [*_runtime_read_paths(), *_SYSTEM_READS]
+    # /proc/self: the child's own entry (its status, limits, fds); its environ holds only what the executor
+    # gave it, and other processes' entries stay closed.
+    return (*((path, confine.READ) for path in reads), ("/dev/null", confine.DEVICE), ("/proc/self", confine.READ))
+
+
+def _runtime_read_paths() -> list[str]:
     import kavi
 
-    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path, *kavi.__path__]
-    paths.append(str(Path(sys.executable).resolve().parent))
-    reads = [os.path.realpath(path) for path in paths if path and Path(path).is_absolute() and Path(path).exists()]
-    rules = [(path, confine.READ) for path in dict.fromkeys(reads)]
-    rules += [(path, confine.READ) for path in _SYSTEM_READS]
-    rules.append(("/dev/null", confine.DEVICE))
-    # The child's own /proc entry (opened in the child, so its own pid): its status, limits, fds. Its
-    # environ holds only what the executor gave it; other processes' entries stay closed.
-    rules.append(("/proc/self", confine.READ))
-    return tuple(rules)
+    def real(path: str) -> str | None:
+        return os.path.realpath(path) if path and Path(path).is_absolute() and Path(path).exists() else None
+
+    prefixes = [p for p in map(real, (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)) if p]
+    inside = [p for p in map(real, sys.path) if p and any(_is_within(p, prefix) for prefix in prefixes)]
+    # The folder kavi is imported from (site-packages, or a checkout's src/ for an editable install): the
+    # import system lists it to find the package.
+    homes = [p for p in (real(str(Path(path).parent)) for path in kavi.__path__) if p]
+    executable = real(str(Path(sys.executable).resolve().parent))
+    return list(dict.fromkeys([*prefixes, *inside, *homes, *([executable] if executable else [])]))
+
+
+def _is_within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
 
 
 def _landlock_rules(

@@ -24,7 +24,6 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from kavi import __version__
 from kavi.errors import KaviError
 from kavi.ledger.ids import utc_now
-from kavi.ledger.store import append_event
 from kavi.server import views
 from kavi.server.jobs import JobTable
 from kavi.server.mcp_tools import KaviTools
@@ -227,8 +226,7 @@ async def revoke(request: Request, name: str, body: RevokeIn) -> dict[str, Any]:
     from kavi.stages.promote import revoke_skill
 
     state, identity = _state(request), _identity(request)
-    revoked = await _thread(revoke_skill, state.forge, name, version=body.version, by=identity)
-    await _thread(_record_reason, state.forge, "revoke", identity, body.reason, asdict(revoked))
+    revoked = await _thread(revoke_skill, state.forge, name, version=body.version, by=identity, reason=body.reason)
     return {**asdict(revoked), "by": identity, "reason": body.reason}
 
 
@@ -238,12 +236,6 @@ async def reject(request: Request, reference: str, body: RejectIn | None = None)
 
     rejected = await _thread(reject_proposal, _state(request).forge, reference, reason=(body or RejectIn()).reason)
     return asdict(rejected)
-
-
-def _record_reason(forge: Forge, action: str, by: str, reason: str, subject: dict[str, Any]) -> None:
-    """revoke_skill records who, not why: the server appends the reason as its own event, right after."""
-    with forge.ledger.transaction() as session:
-        append_event(session, "server.approval", {"action": action, "by": by, "reason": reason, **subject})
 
 
 @router.get("/events")
