@@ -261,9 +261,10 @@ def _policy_remedies(gate: str, report: str) -> list[Remedy]:
 def _blocked_effects(report: str) -> list[dict[str, str]]:
     found = []
     for line in report.splitlines():
-        if line.startswith(BLOCKED_MARKER):
+        at = line.find(BLOCKED_MARKER)  # a report may follow output that did not end its line
+        if at >= 0:
             try:
-                data = json.loads(line[len(BLOCKED_MARKER) :])
+                data = json.loads(line[at + len(BLOCKED_MARKER) :])
             except ValueError:
                 continue
             if isinstance(data, dict):

@@ -72,7 +72,7 @@ def attack() -> str:
     try:
         socket.create_connection(("127.0.0.1", Port({b})), timeout=3).close()
         outcomes.append("lying-port=connected")
-    except Exception as exc:  # the hook normalises the port now and refuses: go on to the relay by hand
+    except Exception as exc:  # noqa: BLE001 - the hook may refuse first: go on to the relay by hand
         outcomes.append(f"lying-port={{type(exc).__name__}}")
     relay = 3000 + 128  # the relay's port, where the hook must let every NETWORK skill connect
     with socket.create_connection(("127.0.0.1", relay), timeout=5) as sock:

@@ -12,9 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.isolation.conftest import level, run_snippet, sandbox
+from kavi.sandbox import bwrap
+from kavi.sandbox.executor import IsolationLevel
+from tests.isolation.conftest import run_snippet, sandbox
 
 __all__ = ["Scene", "level", "run_snippet", "sandbox", "scene"]
+
+
+@pytest.fixture(params=("full", "fallback", "process"))
+def level(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> IsolationLevel:
+    """FULL and FALLBACK (the kernel layers in force, so the kernel may refuse before the hook does), and
+    PROCESS: the hook alone, which must then name every refusal itself."""
+    if request.param == "full" and not bwrap.probe_bwrap().works:
+        pytest.skip(f"bubblewrap cannot run here: {bwrap.probe_bwrap().error}")
+    monkeypatch.setenv("KAVI_ISOLATION", request.param)
+    return IsolationLevel(request.param)
 
 CANARY = "kavi-canary-7f3a"
 

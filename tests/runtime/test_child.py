@@ -133,6 +133,10 @@ def test_the_child_writes_nothing_outside_its_declared_root(workspace: Workspace
 
 
 OBSERVER = cand._execute(
+    "        try:\n"
+    "            listing = sorted(os.listdir('.'))\n"
+    "        except OSError as exc:\n"
+    "            listing = type(exc).__name__\n"
     "        seen = {\n"
     "            'argv': sys.argv,\n"
     "            'env': {key: value for key, value in os.environ.items()},\n"
@@ -140,7 +144,7 @@ OBSERVER = cand._execute(
     "            'path': sys.path,\n"
     "            'modules': sorted(name for name in sys.modules if not name.startswith('word_count')),\n"
     "            'file': __file__.rsplit('/', 2)[-2:],\n"
-    "            'cwd_entries': sorted(os.listdir('.')),\n"
+    "            'cwd_listing': listing,\n"
     "        }\n"
     "        Path('out', 'seen.json').write_text(json.dumps(seen))\n" + cand.RETURN,
     imports="import json\nimport os\nimport sys\nfrom pathlib import Path\n",
@@ -179,5 +183,7 @@ def test_a_gate_starts_the_skill_as_run_skill_does(workspace: Workspace, tmp_pat
         return {key: value.rsplit("-", 1)[0] if key in ("HOME", "TMPDIR") else value for key, value in env.items()}
 
     assert private(in_gate.pop("env")) == private(at_run.pop("env"))
-    assert in_gate.pop("cwd_entries") != at_run.pop("cwd_entries")  # the one listed difference
+    # Neither child may list the folder it works in (Landlock): a skill cannot tell a verify sandbox from a
+    # workspace by looking around.
+    assert in_gate.pop("cwd_listing") == at_run.pop("cwd_listing") == "PermissionError"
     assert in_gate == at_run

@@ -371,9 +371,9 @@ def test_attack_from_inside_has_no_effect(name: str, level: object, scene: Scene
     attack = ATTACKS[name]
     result = run_snippet(_wrap(scene.format(attack.body)), attack.side_effect, **_declared(attack, scene))
     assert "EFFECT" not in result.stdout, (result.stdout, result.stderr[-3000:])
-    if level == IsolationLevel.FALLBACK or not result.stdout.startswith("DENIED"):
-        # the hook is the only guard here: it must name the refusal (at FULL the kernel may refuse first:
-        # the folder outside or the victim's PID does not exist in the sandbox)
+    if level == IsolationLevel.PROCESS or not result.stdout.startswith("DENIED"):
+        # the hook is the only guard at PROCESS: it must name the refusal (at FULL and FALLBACK the kernel
+        # may refuse first: Landlock, seccomp, or a folder or PID that does not exist in the sandbox)
         assert result.blocked, (result.stdout, result.stderr[-3000:])
         assert not result.ok
     scene.assert_untouched(result.stdout)

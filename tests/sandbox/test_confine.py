@@ -117,7 +117,7 @@ def test_seccomp_returns_eperm_and_leaves_the_rest(tmp_path: Path) -> None:
 outcomes = []
 for action in (
     lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW),
-    lambda: os.mkfifo("fifo-here"),
+    lambda: os.mknod("device-here", 0o600 | 0o020000, os.makedev(1, 3)),
     lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close(),
 ):
     try:

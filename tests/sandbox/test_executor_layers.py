@@ -25,12 +25,14 @@ def test_every_layer_is_in_the_one_table_and_the_hook_is_the_only_advisory_one()
     assert [str(layer) for layer, (_, boundary) in executor.LAYERS.items() if not boundary] == ["hook"]
 
 
-def test_levels_plan_their_layers_and_a_network_child_keeps_the_network() -> None:
+def test_levels_plan_their_layers_and_a_network_child_gets_its_own_namespace() -> None:
+    """NETWORK too gets a network namespace at FULL: its only way out is the parent's egress proxy."""
     host = executor.host_layers()
     full = executor.planned_layers(IsolationLevel.FULL, ExecPolicy())
     network = executor.planned_layers(IsolationLevel.FULL, ExecPolicy(side_effect=SideEffect.NETWORK))
     fallback = executor.planned_layers(IsolationLevel.FALLBACK, ExecPolicy(), guarded=False)
-    assert set(full) - set(network) == ({Layer.NETNS} if host[Layer.NETNS] is None else set())
+    assert set(full) == set(network)
+    assert (Layer.NETNS in network) == (host[Layer.NETNS] is None)
     assert Layer.HOOK not in fallback and not {Layer.USERNS, Layer.PIDNS, Layer.NETNS} & set(fallback)
     assert executor.planned_layers(IsolationLevel.PROCESS, ExecPolicy(), guarded=False) == ()
     assert all(host[layer] is None for layer in full)

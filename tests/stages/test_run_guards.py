@@ -414,3 +414,71 @@ def test_in_process_paths_refuse_proc_environ(workspace: Workspace, tmp_path: Pa
     assert CANARY not in api.stdout + api.stderr
     assert "EffectBlocked" in api.stdout + api.stderr
     assert (tmp_path / "after.txt").read_text() == "caller"
+
+
+READER = '''
+    """Read a file of the workspace by name: a READ_ONLY skill may read, but what may it read?"""
+
+    from __future__ import annotations
+
+    from pathlib import Path
+
+    from kavi.skill import SideEffect, Skill
+    from pydantic import BaseModel
+
+
+    class ReaderInput(BaseModel):
+        path: str
+
+
+    class ReaderOutput(BaseModel):
+        text: str
+
+
+    class Reader(Skill[ReaderInput, ReaderOutput]):
+        name = "reader"
+        description = "Return a file's first bytes"
+        side_effect = SideEffect.READ_ONLY
+        input_model = ReaderInput
+        output_model = ReaderOutput
+
+        def execute(self, data: ReaderInput) -> ReaderOutput:
+            try:
+                return ReaderOutput(text=Path(data.path).read_text(errors="replace")[:200])
+            except OSError as exc:
+                return ReaderOutput(text=f"refused: {type(exc).__name__}")
+'''
+
+READER_TEST = '''
+    from reader import Reader, ReaderInput
+
+
+    def test_a_missing_file_is_reported() -> None:
+        assert Reader().execute(ReaderInput(path="no-such-file")).text.startswith("refused")
+'''
+
+
+def test_a_read_only_skill_cannot_read_the_workspace_at_run_time(
+    workspace: Workspace, tmp_path: Path, level: str
+) -> None:
+    """Issue 9 §8: the run child works in the workspace (relative write roots resolve there) but reads none of
+    it: not kavi.toml, not the ledger, not a .env file — the kernel refuses (Landlock), at both levels."""
+    (workspace.root / ".env").write_text(f"API_KEY={CANARY}\n")
+    _forge(
+        tmp_path,
+        "reader",
+        [
+            "--desc", "Return a file's first bytes", "--side-effect", "READ_ONLY",
+            "--io-schema-json", '{"input": {"path": "str"}, "output": {"text": "str"}}',
+            "--examples-json",
+            '[{"input": {"path": "no-such-file"}, "output": {"text": "refused: FileNotFoundError"}}]',
+        ],
+        READER,
+        READER_TEST,
+    )  # fmt: skip
+    for target in (".env", "kavi.toml", ".kavi/ledger.db", "/etc/shadow"):
+        ran = run_cli("run-skill", "reader", "--json", json.dumps({"path": target}))
+        assert ran.code == 0, ran.stdout + ran.stderr
+        text = ran.json()["output"]["text"]
+        assert text == "refused: PermissionError", (target, text)
+        assert CANARY not in ran.stdout

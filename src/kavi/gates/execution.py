@@ -36,7 +36,8 @@ def blocked_result(gate: str, result: ExecResult) -> GateResult | None:
     blocks = describe_blocks(result)
     if not blocks:
         return None
-    report = "\n".join(blocks) + "\n\n" + result.stdout + result.stderr
+    # stdout and stderr kept apart by a line break: a report line (KAVI-BLOCKED ...) must start a line
+    report = "\n".join(blocks) + "\n\n" + result.stdout.rstrip("\n") + "\n" + result.stderr
     return GateResult(
         gate,
         GateStatus.FAIL,
@@ -67,7 +68,7 @@ def run_skill_child(
     spec = context.spec
     sandbox = Path(context.sandbox)
     policy, effects = policies_for_spec(
-        spec, sandbox, timeout_s=context.timeout_s, require_isolation=context.require_isolation
+        spec, sandbox, timeout_s=context.timeout_s, require_isolation=context.require_isolation, read_workspace=False
     )
     for root in effects.write_roots:
         Path(root).mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,7 @@ def _arg_low(index: int) -> int:
 
 _AF_INET, _AF_INET6, _AF_PACKET = 2, 10, 17
 _SOCK_RAW, _SOCK_PACKET = 3, 10
-_S_IFMT, _S_IFREG = 0o170000, 0o100000
+_S_IFMT, _S_IFREG, _S_IFIFO = 0o170000, 0o100000, 0o010000
 # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWTIME
 _CLONE_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x80
 
@@ -198,13 +198,15 @@ def build_seccomp_filter(machine: str | None = None) -> bytes:
     asm.op(_JEQ_K, _SOCK_RAW, "eperm")
     asm.op(_JEQ_K, _SOCK_PACKET, "eperm")
     asm.op(_RET_K, _SECCOMP_RET_ALLOW)
-    # mknod(path, mode, dev) / mknodat(dirfd, path, mode, dev): regular files only
+    # mknod(path, mode, dev) / mknodat(dirfd, path, mode, dev): regular files and fifos, never a device;
+    # where a fifo may be made is Landlock's to say (MAKE_FIFO is granted inside the write roots only)
     for label, index in (("mknod", 1), ("mknodat", 2)):
         asm.label(label)
         asm.op(_LD_W_ABS, _arg_low(index))
         asm.op(_AND_K, _S_IFMT)
         asm.op(_JEQ_K, 0, "allow")
-        asm.op(_JEQ_K, _S_IFREG, "allow", "eperm")
+        asm.op(_JEQ_K, _S_IFREG, "allow")
+        asm.op(_JEQ_K, _S_IFIFO, "allow", "eperm")
     # clone(flags, ...): threads and forks yes, new namespaces no
     asm.label("clone")
     asm.op(_LD_W_ABS, _arg_low(0))

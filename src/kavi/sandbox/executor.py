@@ -116,6 +116,9 @@ class ExecPolicy:
     max_procs: int | None = 64
     max_open_files: int | None = 256
     readonly_paths: tuple[Path, ...] = ()
+    # False: the working folder is where relative write roots resolve, not something the child may read
+    # (run-skill works in the workspace, which holds the ledger, kavi.toml and whatever else is there).
+    read_cwd: bool = True
     read_roots: tuple[Path, ...] = ()  # the spec's declared read roots, resolved and symlink-free
     secrets: Mapping[str, str] = field(default_factory=dict)
     hide_home: bool = True
@@ -190,6 +193,7 @@ def policies_for_spec(
     *,
     secrets: Mapping[str, str] | None = None,
     extra_write_roots: Sequence[Path] = (),
+    read_workspace: bool = True,
     **limits: Any,
 ) -> tuple[ExecPolicy, EffectPolicy]:
     """The OS policy and the hook policy of one spec, consistent with each other.
@@ -197,6 +201,8 @@ def policies_for_spec(
     Write roots are anchored at ``workspace``; ``extra_write_roots`` (a gate's scratch folder) are
     writable for every class, at both layers. ``secrets`` maps the spec's secret names to values;
     a name the spec does not declare is dropped. ``limits`` are ExecPolicy fields (``timeout_s``).
+    ``read_workspace`` False: the child reads nothing of ``workspace`` beyond its declared roots (a skill's
+    child gets its bytes on stdin; a workspace holds the ledger, kavi.toml and secrets files).
     """
     effects = EffectPolicy.from_spec(spec, workspace)
     read_roots = tuple(checked_root(workspace, entry, "read root") for entry in getattr(spec, "read_roots", ()))
@@ -209,7 +215,8 @@ def policies_for_spec(
         allow_hosts=tuple(spec.allow_hosts),
         executables=tuple(spec.executables),
         secrets=declared,
-        readonly_paths=(Path(os.path.realpath(workspace)),),
+        readonly_paths=(Path(os.path.realpath(workspace)),) if read_workspace else (),
+        read_cwd=read_workspace,
         read_roots=read_roots,
         **limits,
     )
@@ -549,7 +556,8 @@ def _landlock_rules(
     policy: ExecPolicy, *, cwd: Path, tmp: str, path: str, program: str | None
 ) -> list[tuple[str, int]]:
     rules = list(_runtime_rules())
-    rules += [(str(cwd), confine.READ)]
+    if policy.read_cwd:
+        rules += [(str(cwd), confine.READ)]
     rules += [(os.path.realpath(p), confine.READ) for p in (*policy.readonly_paths, *policy.read_roots)]
     rules += [(os.path.realpath(root), confine.WRITE) for root in policy.write_roots]
     rules.append((tmp, confine.WRITE))
@@ -984,16 +992,18 @@ def _classify_exit(returncode: int, cpu_used: float, policy: ExecPolicy, stderr:
 
 
 def _parse_blocked(stderr: str) -> tuple[dict[str, str], ...]:
-    """The effects the audit hook refused, from its one-line JSON reports."""
+    """The effects the audit hook refused, from its one-line JSON reports. A report may follow output that
+    did not end its line (pytest's progress dots share the stream), so the marker is looked for anywhere."""
     import json
 
     found: list[dict[str, str]] = []
     if BLOCKED_MARKER not in stderr:
         return ()
     for line in stderr.splitlines():
-        if line.startswith(BLOCKED_MARKER):
+        at = line.find(BLOCKED_MARKER)
+        if at >= 0:
             try:
-                record = json.loads(line[len(BLOCKED_MARKER) :])
+                record = json.loads(line[at + len(BLOCKED_MARKER) :])
             except ValueError:
                 continue
             if isinstance(record, dict):

@@ -236,6 +236,7 @@ def _run_in_child(
         secrets=secrets,
         timeout_s=float(workspace.raw_setting("run", "timeout_s", DEFAULT_TIMEOUT_S)),
         require_isolation=bool(required),
+        read_workspace=False,
     )
     for root in effects.write_roots:
         Path(root).mkdir(parents=True, exist_ok=True)
