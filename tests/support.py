@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import shutil
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -32,10 +31,6 @@ def run_cli(*args: str) -> CliResult:
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         code = main(list(args))
-    if code == 3:  # "kavi hit a bug": put the crash log's traceback where a failing assertion shows it
-        log = re.search(r"details are in (\S+) \(please report it\)", err.getvalue() + out.getvalue())
-        if log and Path(log.group(1)).is_file():
-            err.write(Path(log.group(1)).read_text(encoding="utf-8", errors="replace")[-4000:])
     return CliResult(code, out.getvalue(), err.getvalue())
 
 

@@ -766,14 +766,21 @@ def _rlimit_setter(policy: ExecPolicy) -> Callable[[], None] | None:
     if policy.max_open_files is not None:
         limits.append((resource.RLIMIT_NOFILE, policy.max_open_files, policy.max_open_files))
 
+    # The address-space limit goes last: the parent may already map more than it allows (a process that
+    # imported torch does), and after it no allocation in the forked child could be relied on.
+    limits.sort(key=lambda limit: limit[0] == resource.RLIMIT_AS)
+    getrlimit, setrlimit, infinity = resource.getrlimit, resource.setrlimit, resource.RLIM_INFINITY
+
     def apply() -> None:
         for which, soft, hard in limits:
-            current_hard = resource.getrlimit(which)[1]
-            if current_hard != resource.RLIM_INFINITY:
+            current_hard = getrlimit(which)[1]
+            if current_hard != infinity:
                 hard = min(hard, current_hard)
                 soft = min(soft, hard)
-            with contextlib.suppress(ValueError, OSError):
-                resource.setrlimit(which, (soft, hard))
+            try:  # noqa: SIM105 - no context manager object in a forked child after its limits are lowered
+                setrlimit(which, (soft, hard))
+            except (ValueError, OSError):
+                pass
 
     return apply
 
@@ -836,7 +843,7 @@ def _supervise(
             preexec_fn=preexec,
             pass_fds=pass_fds,
         )
-    except OSError as exc:
+    except (OSError, subprocess.SubprocessError) as exc:  # SubprocessError: the pre-exec function failed
         return ExecResult(127, "", f"could not start {command[0]}: {exc}", 0.0, False, level)
     _live[process.pid] = process
     try:
