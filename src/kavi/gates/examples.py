@@ -1,11 +1,14 @@
 """The examples gate: kavi's own evidence that the skill does what the spec says.
 
-Every frozen example (the visible ones the builder saw and the hidden ones it never did) runs in a child of
-its own, started exactly as `run-skill` starts one (:mod:`kavi.runtime.child`), with nothing but the
-input: the expected output never enters the candidate's process. The child reports raw results (an output
-or a raised error); THIS process, the parent, compares them with the frozen expectations. One child per
-example also means one call per process, as in a real run, so a skill cannot tell a gate by counting
-calls, and no example can leave state behind for the next.
+Every frozen example (the visible ones the builder saw and the hidden ones it never did) runs in a worker
+process of its own, forked by a reporter started exactly as `run-skill` starts one
+(:mod:`kavi.runtime.child`), with nothing but the input: the expected output never enters the candidate's
+process. Each worker reports raw results (an output or a raised error); THIS process, the parent, compares
+them with the frozen expectations. One worker per example means one call per process, as in a real run, so
+a skill cannot tell a gate by counting calls, and no example leaves state in memory for the next; one
+reporter for all of them pays for one interpreter instead of one per example. Hidden examples get a
+reporter of their own, so nothing the skill prints while it computes them reaches a visible example's
+report.
 
 What a failure says about a hidden example is only that it failed: no input, no expected or actual
 output, no output of the skill's own. Gate reports travel back to the builder with the next attempt.
@@ -25,7 +28,6 @@ from kavi.runtime.child import EXIT_PHASE
 from kavi.sandbox.executor import ExecResult
 from kavi.spec import Example, SkillSpec
 
-MAX_PARALLEL = 4
 _REPORT_TAIL = 2000
 
 
@@ -79,15 +81,27 @@ class ExamplesGate:
         cases += [(example, True) for example in context.hidden_examples]
         if not cases:
             return GateResult(self.name, GateStatus.PASS, "the spec has no examples", facts={"evidence": "kavi"})
-        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(cases))) as pool:
-            futures = [
-                pool.submit(self._one, context, index, example, hidden) for index, (example, hidden) in enumerate(cases)
-            ]
-            outcomes = [future.result() for future in futures]
+        groups = [group for group in (False, True) if any(hidden == group for _, hidden in cases)]
+        with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+            futures = [pool.submit(self._group, context, cases, group) for group in groups]
+            outcomes = sorted((o for future in futures for o in future.result()), key=lambda o: o.index)
         return self._verdict(outcomes, len(context.spec.examples), len(context.hidden_examples))
 
-    def _one(self, context: GateContext, index: int, example: Example, hidden: bool) -> Outcome:
-        result, report = run_skill_child(context, payload=dict(example.input))
+    def _group(self, context: GateContext, cases: list[tuple[Example, bool]], hidden: bool) -> list[Outcome]:
+        """The visible or the hidden examples, in one reporter that forks a fresh worker per example."""
+        chosen = [(index, example) for index, (example, is_hidden) in enumerate(cases) if is_hidden == hidden]
+        result, report = run_skill_child(context, payloads=[dict(example.input) for _, example in chosen])
+        reports = report.get("reports") if report is not None else None
+        if not isinstance(reports, list) or len(reports) != len(chosen):
+            reports = [None] * len(chosen)  # no well-formed report for each example: none counts
+        return [
+            self._one(result, index, example, hidden, item if isinstance(item, dict) else None)
+            for (index, example), item in zip(chosen, reports, strict=True)
+        ]
+
+    def _one(
+        self, result: ExecResult, index: int, example: Example, hidden: bool, report: dict[str, Any] | None
+    ) -> Outcome:
         ok, detail = judge(example, result, report)
         if hidden:  # nothing about a hidden example may travel back to a builder
             return Outcome(index, hidden, ok, "ok" if ok else "failed", str(result.isolation), "", {})

@@ -60,7 +60,11 @@ def describe_blocks(result: ExecResult) -> list[str]:
 
 
 def run_skill_child(
-    context: GateContext, *, payload: dict[str, Any] | None = None, introspect: bool = False
+    context: GateContext,
+    *,
+    payload: dict[str, Any] | None = None,
+    payloads: list[dict[str, Any]] | None = None,
+    introspect: bool = False,
 ) -> tuple[ExecResult, dict[str, Any] | None]:
     """Run the skill the way `run-skill` does: the same child module, argv, environment and request shape,
     the write roots anchored at the verify sandbox as run-skill anchors them at the workspace. Returns the
@@ -84,6 +88,8 @@ def run_skill_child(
     }
     if introspect:
         request["introspect"] = True
+    if payloads is not None:  # one reporter, one fresh worker forked per input (see kavi.runtime.child)
+        request["inputs"] = payloads
     result = run_isolated(child_argv(), cwd=sandbox, policy=policy, stdin=json.dumps(request).encode("utf-8"))
     return result, read_report(result.stdout)
 

@@ -108,7 +108,13 @@ def main() -> None:
     apply_from_environment()  # the kernel layers the executor configured, before any skill byte is read
     request = json.loads(sys.stdin.buffer.read())
     _not_dumpable()
-    report = supervise(request)
+    if isinstance(request.get("inputs"), list):  # a gate's examples: one fresh worker per input, in order
+        report: dict[str, Any] = {
+            "ok": True,
+            "reports": [supervise({**request, "input": item}) for item in request["inputs"]],
+        }
+    else:
+        report = supervise(request)
     data = (json.dumps(report, default=str) + "\n").encode("utf-8")
     view = memoryview(data)
     while view:
