@@ -153,7 +153,8 @@ OBSERVER = cand._execute(
 
 def test_a_gate_starts_the_skill_as_run_skill_does(workspace: Workspace, tmp_path: Path, level: str) -> None:
     """The same argv, environment, interpreter flags, import path, loaded modules and file name: what a skill
-    can still see of the difference is the folder it runs in (docs/isolation.md lists it)."""
+    can still see of the difference is the path of the folder it runs in, which neither child may list
+    (docs/isolation.md lists what differs)."""
     from kavi.gates.base import GateContext
     from kavi.gates.examples import ExamplesGate
 

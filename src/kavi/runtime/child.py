@@ -109,9 +109,10 @@ def main() -> None:
     request = json.loads(sys.stdin.buffer.read())
     _not_dumpable()
     if isinstance(request.get("inputs"), list):  # a gate's examples: one fresh worker per input, in order
+        model = output_model_of(request)  # built once, not once per example
         report: dict[str, Any] = {
             "ok": True,
-            "reports": [supervise({**request, "input": item}) for item in request["inputs"]],
+            "reports": [supervise({**request, "input": item}, model) for item in request["inputs"]],
         }
     else:
         report = supervise(request)
@@ -122,11 +123,17 @@ def main() -> None:
     os._exit(0)
 
 
-def supervise(request: dict[str, Any]) -> dict[str, Any]:
-    """Fork the worker, collect its one result frame, and check it: the reporter's half."""
+def output_model_of(request: dict[str, Any]) -> Any:
+    """The spec's output model, built in the reporter (which never imports the skill)."""
     from kavi.spec import build_model, load_spec
 
-    output_model = build_model(load_spec(request["spec"].encode("utf-8")).output_schema, "SpecOutput")
+    return build_model(load_spec(request["spec"].encode("utf-8")).output_schema, "SpecOutput")
+
+
+def supervise(request: dict[str, Any], output_model: Any = None) -> dict[str, Any]:
+    """Fork the worker, collect its one result frame, and check it: the reporter's half."""
+    if output_model is None:
+        output_model = output_model_of(request)
     sys.stdout.flush()
     sys.stderr.flush()
     read_end, write_end = os.pipe()
