@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from kavi.builders.base import FailureKind
@@ -29,6 +29,7 @@ PYTEST_OPTIONS = ("-c", os.devnull, "--confcutdir", ".", "-o", "pythonpath=skill
 REPORT_PLUGIN = "kavi.runtime.pytest_report"
 CHANNEL_ENV = "KAVI_PYTEST_REPORT"  # the plugin's own name for it; not imported, so the parent needs no pytest
 _NO_TESTS = 5  # pytest's exit status when it collected nothing: judged as "no passing test"
+_DURATION = re.compile(r" in \d+(?:\.\d+)?s(?: \(\d+:\d\d:\d\d\))?")
 _SUMMARY = re.compile(r"(\d+) (passed|failed|error|errors|skipped)")
 
 
@@ -149,6 +150,9 @@ class PytestGate:
             context.spec.test_path,
         ]
         result = run_python(context, "pytest", args, env={CHANNEL_ENV: "stdout"})
+        # The same candidate gives the same report: pytest's wall time ("3 passed in 0.20s") is dropped (the
+        # gate's duration_s records it), so a report is content-addressed like every other artifact.
+        result = replace(result, stderr=_DURATION.sub("", result.stderr))
         report = result.stderr  # pytest's own output; stdout is kavi's report channel
         isolation = str(result.isolation)
         blocked = blocked_result(self.name, result)
