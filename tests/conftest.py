@@ -93,3 +93,23 @@ def forge(workspace: Workspace) -> Iterator[Forge]:
     opened = Forge.open(workspace)
     yield opened
     opened.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A real PostgreSQL server for this test process (see tests/postgres.py); skipped where none can start,
+    failed under CI=true."""
+    from tests.postgres import server_or_skip
+
+    server = server_or_skip()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> str:
+    """A fresh, empty database on the session's server: a URL for `[ledger] url`."""
+    url: str = postgres_server.create_database()
+    return url
