@@ -88,9 +88,11 @@ class Served:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
 
-def start_server(workspace: Path, *extra: str, token: str | None = None) -> Served:
+def start_server(
+    workspace: Path, *extra: str, token: str | None = None, environ: dict[str, str] | None = None
+) -> Served:
     port = free_port()
-    env = {**os.environ, "KAVI_WORKSPACE": str(workspace)}
+    env = {**os.environ, "KAVI_WORKSPACE": str(workspace), **(environ or {})}
     env.pop("KAVI_SERVE_TOKEN", None)
     if token:
         env["KAVI_SERVE_TOKEN"] = token

@@ -121,3 +121,52 @@ def test_an_idle_stream_gets_comment_keep_alives(served: Served) -> None:
             server.should_exit = True
             thread.join(timeout=10)
     assert all(line.startswith(":") or not line for line in lines), lines  # no event: only keep-alives
+
+
+def test_a_verification_job_streams_each_gate_starting_and_finishing_before_its_record(served: Served) -> None:
+    """Progress (not a record, so no id) arrives while the job runs: every gate starts and finishes on the
+    stream, and the ledger's verification.finished follows with the same gates."""
+    from kavi.demo import DEMO_SKILLS, recording_of
+
+    note = next(skill for skill in DEMO_SKILLS if skill.name == "write_note")
+    with served.client() as client:
+        proposal = client.post(
+            "/api/v1/proposals",
+            json={
+                "name": note.name,
+                "description": note.description,
+                "side_effect": note.side_effect,
+                "io_schema": note.io_schema,
+                "examples": note.examples,
+                "write_roots": list(note.write_roots),
+            },
+        ).json()["proposal_id"]
+        build = client.post(
+            f"/api/v1/proposals/{proposal}/builds", json={"replay_from": str(recording_of("write_note"))}
+        ).json()
+        deadline = time.monotonic() + 60
+        while (state := client.get(f"/api/v1/jobs/{build['id']}").json())["status"] == "running":
+            assert time.monotonic() < deadline, "the build did not finish"
+            time.sleep(0.2)
+        assert state["status"] == "succeeded", state
+    seen: list[dict[str, Any]] = []
+    with (
+        served.client() as watcher,
+        watcher.stream("GET", "/api/v1/events/stream", timeout=120) as stream,
+        served.client() as client,
+    ):
+        job = client.post(f"/api/v1/proposals/{proposal}/verifications").json()
+        for event in _sse(stream.iter_lines()):
+            seen.append(event)
+            if event["event"] == "verification.finished":
+                break
+    progress = [json.loads(e["data"]) for e in seen if e["event"] == "progress"]
+    assert progress and all("id" not in e for e in seen if e["event"] == "progress")
+    assert {item["job_id"] for item in progress} == {job["id"]}
+    started = {item["data"]["gate"] for item in progress if item["kind"] == "gate.started"}
+    finished = {item["data"]["gate"]: item["data"]["status"] for item in progress if item["kind"] == "gate.finished"}
+    assert started == set(finished) >= {"ruff", "mypy", "policy", "pytest", "examples"}
+    assert set(finished.values()) == {"pass"}
+    record = json.loads(seen[-1]["data"])
+    assert seen.index(next(e for e in seen if e["event"] == "progress")) < len(seen) - 1
+    assert record["proposal_id"] == proposal

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import signal
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,14 @@ def _wait(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
             return dict(state)
         time.sleep(0.2)
     raise AssertionError(f"job {job['id']} did not finish")
+
+
+def _sweep_what_a_killed_server_left() -> None:
+    """A process killed with SIGKILL cannot remove its temporary folders; this test's tests run one at a time
+    in their process, so an operation folder in TMPDIR now is the killed server's (the session checks none
+    outlives its operation otherwise)."""
+    for leftover in Path(tempfile.gettempdir()).glob("kavi-verify-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def test_without_the_token_every_request_but_health_is_401(guarded: Served) -> None:
@@ -112,6 +121,7 @@ def test_a_verification_killed_with_the_server_is_reported_interrupted(
         job = client.post("/api/v1/proposals/word_count/verifications").json()
     guarded.process.send_signal(signal.SIGKILL)
     guarded.process.wait()
+    _sweep_what_a_killed_server_left()
     restarted = start_server(guarded.workspace.root, token=TOKEN)
     try:
         with _authorized(restarted) as client:
@@ -123,3 +133,32 @@ def test_a_verification_killed_with_the_server_is_reported_interrupted(
     monkeypatch.setenv("KAVI_WORKSPACE", str(guarded.workspace.root))
     audited = run_cli("audit", "--json")
     assert audited.code == 0, audited.stdout
+
+
+def test_a_run_killed_with_the_server_is_never_half_recorded(
+    served_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 of the server after the skill ran and before its execution was written: nothing of the run is
+    in the ledger (no execution row, no run event), the ledger audits clean, and a restarted server runs it."""
+    root = tmp_path / "ws"
+    shutil.copytree(served_template, root, symlinks=True)
+    server = start_server(root, token=TOKEN, environ={"KAVI_CRASH_AT": "run.executed:1"})
+    with sqlite3.connect(root / ".kavi" / "ledger.db") as conn:
+        before = conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0]
+    with _authorized(server) as client, pytest.raises(httpx.TransportError):
+        client.post("/api/v1/skills/word_count/run", json={"text": "cut short"})
+    assert server.process.wait(timeout=30) == -signal.SIGKILL
+    with sqlite3.connect(root / ".kavi" / "ledger.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0] == before
+        kinds = [kind for (kind,) in conn.execute("SELECT kind FROM events ORDER BY id DESC LIMIT 3")]
+    assert "run.finished" not in kinds and "run.blocked" not in kinds
+    monkeypatch.setenv("KAVI_WORKSPACE", str(root))
+    audited = run_cli("audit", "--json")
+    assert audited.code == 0, audited.stdout
+    restarted = start_server(root, token=TOKEN)
+    try:
+        with _authorized(restarted) as client:
+            ran = client.post("/api/v1/skills/word_count/run", json={"text": "after the restart"})
+        assert ran.status_code == 200 and ran.json()["output"] == {"count": 3}
+    finally:
+        stop_server(restarted)

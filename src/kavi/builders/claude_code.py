@@ -29,6 +29,7 @@ from typing import IO, Any, ClassVar
 
 from pydantic import Field
 
+from kavi import progress
 from kavi.builders.base import (
     BuilderOptions,
     BuildOutcome,
@@ -270,9 +271,23 @@ class _Run:
     duration_s: float
 
 
-def _pump(stream: IO[str], sink: list[str]) -> None:
+def _pump(stream: IO[str], sink: list[str], watcher: progress.Sink | None = None) -> None:
     for line in stream:
         sink.append(line)
+        if watcher is not None:
+            _tell(watcher, line)
+
+
+def _tell(watcher: progress.Sink, line: str) -> None:
+    """Pass what one stream-json line says to a watcher, as the trace events it will be recorded as."""
+    try:
+        parsed = json.loads(line)
+    except ValueError:
+        return
+    if not isinstance(parsed, dict):
+        return
+    for event in _line_events(parsed, StreamSummary()):
+        progress.emit("builder.output", {"builder": "claude-code", "kind": event.kind, "data": event.data}, watcher)
 
 
 def _feed(stream: IO[str], text: str) -> None:
@@ -317,7 +332,7 @@ def run_cli(command: list[str], *, cwd: Path, env: Mapping[str, str], stdin_text
     err: list[str] = []
     threads = [
         threading.Thread(target=_feed, args=(process.stdin, stdin_text), daemon=True),
-        threading.Thread(target=_pump, args=(process.stdout, out), daemon=True),
+        threading.Thread(target=_pump, args=(process.stdout, out, progress.current()), daemon=True),
         threading.Thread(target=_pump, args=(process.stderr, err), daemon=True),
     ]
     for thread in threads:

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from kavi import progress
 from kavi.builders.base import (
     BuilderOptions,
     BuildOutcome,
@@ -330,6 +331,11 @@ class _Session:
             f"the model did not finish within max_turns={self.options.max_turns}",
         )
 
+    def _note(self, event: TraceEvent) -> None:
+        """Keep ``event`` for the trace, and tell a watcher (the server's event stream) as it happens."""
+        self.events.append(event)
+        progress.emit("builder.output", {"builder": "openai", "kind": event.kind, "data": event.data})
+
     def _check_denials(self) -> None:
         """Like Claude Code's permission denials: trying to leave the sandbox fails the build."""
         if self.denials:
@@ -418,9 +424,9 @@ class _Session:
 
     def _record(self, reply: Reply) -> None:
         if reply.text:
-            self.events.append(TraceEvent("assistant_message", {"text": _cut(reply.text)}))
+            self._note(TraceEvent("assistant_message", {"text": _cut(reply.text)}))
         for call in reply.tool_calls:
-            self.events.append(
+            self._note(
                 TraceEvent(
                     "tool_call",
                     {"id": call["id"], "name": call["name"], "arguments": _cut(call["arguments"])},
@@ -430,7 +436,7 @@ class _Session:
             input_tokens=self.usage.input_tokens + reply.usage.input_tokens,
             output_tokens=self.usage.output_tokens + reply.usage.output_tokens,
         )
-        self.events.append(
+        self._note(
             TraceEvent(
                 "usage",
                 {
@@ -461,7 +467,7 @@ class _Session:
                 ok, text = result.ok, result.text
                 if result.denied:
                     self.denials.append({"tool_name": call["name"], "reason": text})
-            self.events.append(
+            self._note(
                 TraceEvent(
                     "tool_result",
                     {"tool_call_id": call["id"], "is_error": not ok, "content": _cut(text)},

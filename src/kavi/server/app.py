@@ -189,10 +189,10 @@ async def get_trace(request: Request, build_id: str) -> dict[str, Any]:
 
 @router.post("/proposals/{reference}/verifications", status_code=202)
 async def start_verification(request: Request, reference: str) -> dict[str, Any]:
-    from kavi.stages.verify import verify_skill
+    from kavi.stages.verify import GateEvents, verify_skill
 
     def work(forge: Forge) -> Any:
-        return verify_skill(forge, reference)
+        return verify_skill(forge, reference, progress=GateEvents())
 
     return _state(request).jobs.start("verify", reference, work).as_dict()
 
@@ -254,8 +254,12 @@ async def stream_events(
     after: Annotated[int | None, Query(ge=0, le=MAX_INTEGER)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventSourceResponse:
-    """Server-Sent Events: each ledger event with its sequence as ``id``; ``Last-Event-ID`` resumes."""
-    forge, keepalive_s = _state(request).forge, _state(request).keepalive_s
+    """Server-Sent Events: each ledger event with its sequence as ``id``; ``Last-Event-ID`` resumes. Running
+    jobs' progress (gates starting and finishing, a builder's output) comes as ``progress`` events without an
+    ``id``: they are not ledger records, so a resumed stream neither counts nor replays them."""
+    state = _state(request)
+    forge, keepalive_s, bus = state.forge, state.keepalive_s, state.jobs.progress
+    seen = bus.last()
     start = after
     if last_event_id is not None and last_event_id.strip().isdecimal() and len(last_event_id.strip()) < 16:
         start = int(last_event_id.strip())
@@ -263,13 +267,17 @@ async def stream_events(
         start = await _thread(views.last_sequence, forge)
 
     async def generate() -> AsyncIterator[ServerSentEvent]:
-        cursor = start
+        cursor, heard = start, seen
         while True:
+            said = bus.after(heard)
+            for item in said:
+                heard = item["n"]
+                yield ServerSentEvent(data=json.dumps(item, sort_keys=True), event="progress")
             fresh = await _thread(views.events_after, forge, cursor, 200)
             for event in fresh:
                 cursor = event["seq"]
                 yield ServerSentEvent(data=json.dumps(event, sort_keys=True), event=event["kind"], id=str(cursor))
-            if not fresh:
+            if not fresh and not said:
                 await anyio.sleep(STREAM_POLL_S)
 
     return EventSourceResponse(generate(), ping=keepalive_s)

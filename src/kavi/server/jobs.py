@@ -10,12 +10,16 @@ server reports a job that started and never finished as ``interrupted``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, is_dataclass
+from functools import partial
 from typing import Any
 
+from kavi import progress
 from kavi.errors import KaviError, NotFoundError
 from kavi.ledger.ids import new_id, utc_now
 from kavi.ledger.store import append_event
@@ -27,6 +31,36 @@ from kavi.workspace import Workspace
 RUNNING, SUCCEEDED, FAILED, INTERRUPTED = "running", "succeeded", "failed", "interrupted"
 
 Work = Callable[[Forge], Any]
+PROGRESS_KEPT = 2000  # progress items a late reader can still catch up on; older ones are gone (not a record)
+
+
+class ProgressBus:
+    """What running jobs say as they go (a gate started, a builder's output), for the event stream.
+
+    Progress is not a record (the ledger is), so it lives in memory, bounded, with its own sequence: a stream
+    reader asks for the items after the last one it saw. Written from job threads, read from the event loop.
+    """
+
+    def __init__(self, kept: int = PROGRESS_KEPT) -> None:
+        self._items: deque[dict[str, Any]] = deque(maxlen=kept)
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def publish(self, job: Job, kind: str, data: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._last = next(self._numbers)
+            self._items.append(
+                {"n": self._last, "job_id": job.id, "job": job.kind, "kind": kind, "data": dict(data), "ts": utc_now()}
+            )
+
+    def last(self) -> int:
+        with self._lock:
+            return self._last
+
+    def after(self, n: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return [item for item in self._items if item["n"] > n]
 
 
 @dataclass
@@ -50,6 +84,7 @@ class JobTable:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kavi-job")
+        self.progress = ProgressBus()
 
     def start(self, kind: str, reference: str, work: Work) -> Job:
         job = Job(new_id("j"), kind, reference)
@@ -71,7 +106,7 @@ class JobTable:
 
     def _run(self, job: Job, work: Work) -> None:
         try:
-            with Forge.opened(self.workspace) as forge:
+            with Forge.opened(self.workspace) as forge, progress.observing(partial(self.progress.publish, job)):
                 outcome = work(forge)
             job.result = asdict(outcome) if is_dataclass(outcome) and not isinstance(outcome, type) else outcome
             job.status = SUCCEEDED

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kavi.crash import crashpoint
 from kavi.errors import (
     IntegrityError,
     KaviError,
@@ -350,6 +351,7 @@ def _record(
     error = None if response.get("ok") else f"{response.get('error_type', 'Error')}: {response.get('error', '')}"
     output = response.get("output") if response.get("ok") else None
     execution_id = "" if conn is None else fast.new_id("x")
+    crashpoint("run.executed")  # the skill ran; nothing of it is in the ledger yet
     if conn is not None:
         fast.write(
             conn,
@@ -390,6 +392,7 @@ def _record(
                 }
             ],
         )
+        crashpoint("run.recorded")
     result = RunResult(
         execution_id,
         promotion["name"],

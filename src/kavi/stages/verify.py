@@ -12,6 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from kavi import progress
 from kavi.builders.base import BuildStatus
 from kavi.crash import crashpoint
 from kavi.errors import TransitionError
@@ -53,6 +54,26 @@ class _Unobserved:
 
 
 UNOBSERVED: GateProgress = _Unobserved()
+
+
+class GateEvents:
+    """Gate progress as :mod:`kavi.progress` events (``gate.started``, ``gate.finished``) for the watcher of
+    the context that made it: the sink is taken here, because gates report from the verification's threads."""
+
+    def __init__(self) -> None:
+        self._sink = progress.current()
+
+    def gate_started(self, gate: str) -> None:
+        progress.emit("gate.started", {"gate": gate}, self._sink)
+
+    def gate_finished(self, result: GateResult) -> None:
+        data = {
+            "gate": result.gate,
+            "status": result.status.value,
+            "summary": result.summary,
+            "duration_s": result.duration_s,
+        }
+        progress.emit("gate.finished", data, self._sink)
 
 
 def _observed(progress: GateProgress, gate: str, check: Callable[[], GateResult]) -> GateResult:
