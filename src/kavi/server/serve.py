@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import anyio
@@ -59,6 +62,7 @@ def serve_http(
                 sys.stderr.write(f"kavi: every call runs cold: {note}\n")
             sys.stderr.write(f"kavi serving {forge.workspace.root} on http://{_url_host(host)}:{port}/api/v1\n")
             config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+            _exit_cleanly_on(signal.SIGTERM)
             uvicorn.Server(config).run()
         finally:
             if local is not None:
@@ -76,6 +80,17 @@ def serve_stdio(workspace: Path | None, *, runner: str = "warm") -> None:
             anyio.run(serve_stdio, KaviTools(forge, chosen))
         finally:
             chosen.close()
+
+
+def _exit_cleanly_on(signum: int) -> None:
+    """uvicorn shuts down on SIGTERM, then raises the signal again with the handler it found: make that one
+    end the process through ``finally`` blocks, so the socket is removed and the zygote stopped."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signum, _terminate)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _url_host(host: str) -> str:
