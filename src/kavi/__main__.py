@@ -10,7 +10,6 @@ whole run budget. The Typer command of the same name shares :func:`kavi.cli.run_
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -20,7 +19,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from kavi import __version__
 from kavi.errors import KaviError
 
 
@@ -116,6 +114,7 @@ def _run_skill_fast(args: list[str]) -> int:
     parser.add_argument("--require-isolation", dest="require_isolation", action="store_true", default=None)
     parser.add_argument("--allow-fallback", dest="require_isolation", action="store_false")
     parser.add_argument("--workspace", "-w", type=Path, default=os.environ.get("KAVI_WORKSPACE"))
+    parser.add_argument("--no-server", action="store_true")
     parsed = parser.parse_args(args)
     return execute(
         parsed.name,
@@ -125,32 +124,25 @@ def _run_skill_fast(args: list[str]) -> int:
         parsed.in_process,
         parsed.require_isolation,
         parsed.workspace,
+        no_server=parsed.no_server,
     )
 
 
 def _report(code: int, message: str, json_mode: bool, kind: str, *, also_stderr: bool = False) -> int:
+    from kavi.cli.running import failure_output
+
+    stdout, stderr = failure_output(code, message, kind)
     if json_mode:
-        sys.stdout.write(json.dumps({"ok": False, "error": message, "error_type": kind, "exit_code": code}) + "\n")
+        sys.stdout.write(stdout)
     if also_stderr or not json_mode:
-        sys.stderr.write(f"error: {message}\n")
+        sys.stderr.write(stderr)
     return code
 
 
 def _write_crash_log(args: list[str]) -> Path:
-    import platform
-    import tempfile
-    import time
-    import traceback
+    from kavi.cli.running import write_crash_log
 
-    folder = Path(tempfile.gettempdir()) / "kavi-logs"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-    path.write_text(
-        f"kavi {__version__} on Python {platform.python_version()} ({platform.platform()})\n"
-        f"argv: {args}\n\n{traceback.format_exc()}",
-        encoding="utf-8",
-    )
-    return path
+    return write_crash_log(args)
 
 
 if __name__ == "__main__":

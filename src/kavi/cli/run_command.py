@@ -31,9 +31,17 @@ def run_skill_command(
     require_isolation: Annotated[
         bool | None, typer.Option("--require-isolation/--allow-fallback", help="Refuse to run below full OS isolation.")
     ] = None,
+    no_server: Annotated[
+        bool,
+        typer.Option(
+            "--no-server",
+            help="Run in a fresh isolated child of this command even when `kavi serve` runs for the workspace"
+            " (by default a running server's warm runner takes the call: same output, a fraction of the time).",
+        ),
+    ] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Run a TRUSTED skill: its hash is checked before any byte is imported. Prints one JSON object."""
-    code = execute(name, input_json, input_file, version, in_process, require_isolation, workspace)
+    code = execute(name, input_json, input_file, version, in_process, require_isolation, workspace, no_server=no_server)
     if code:
         raise typer.Exit(code)

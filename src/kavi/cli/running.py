@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from kavi.stages.run import Launch
 
 MAX_JSON_DEPTH = 100  # deeper input is refused in one line, before any recursive code sees it
 
@@ -64,14 +68,41 @@ def execute(
     in_process: bool,
     require_isolation: bool | None,
     workspace: Path | None,
+    *,
+    no_server: bool = False,
 ) -> int:
-    """Parse the input, run the skill, print one JSON object. Shared by the Typer command and the fast path."""
+    """Read the input, run the skill, print one JSON object. Shared by the Typer command and the fast path.
+
+    Through a running `kavi serve` of the workspace when there is one (its warm runner, same output and exit
+    code), else, or with ``no_server``, in a fresh isolated child of this process. ``--in-process`` never goes
+    to a server: it means this process."""
+    what = "--input-file" if input_file is not None else "the input"
+    text = read_input_text(input_json, input_file)
+    if not (no_server or in_process):
+        code = _through_server(name, text, what, version, require_isolation, workspace)
+        if code is not None:
+            return code
+    return run_text(name, text, what, version, in_process, require_isolation, workspace)
+
+
+def run_text(
+    name: str,
+    text: str,
+    what: str,
+    version: int | None,
+    in_process: bool,
+    require_isolation: bool | None,
+    workspace: Path | None,
+    *,
+    launch: Launch | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Parse the input's text, run the skill (its child started by ``launch``, default a cold one), print."""
     from kavi.errors import UsageError
     from kavi.stages.run import run_skill
     from kavi.workspace import find_workspace
 
-    what = "--input-file" if input_file is not None else "the input"
-    payload = load_json_argument(read_input_text(input_json, input_file), what)
+    payload = load_json_argument(text, what)
     if not isinstance(payload, dict):
         raise UsageError("the input must be a JSON object")
     result = run_skill(
@@ -81,8 +112,9 @@ def execute(
         version=version,
         in_process=in_process,
         require_isolation=require_isolation,
+        launch=launch,
     )
-    sys.stdout.write(
+    (out or sys.stdout).write(
         json.dumps(
             {
                 "ok": True,
@@ -99,3 +131,108 @@ def execute(
         + "\n"
     )
     return 0
+
+
+def failure_output(code: int, message: str, kind: str) -> tuple[str, str]:
+    """What `kavi run-skill` prints when it fails: one JSON object on stdout, the message on stderr."""
+    body = json.dumps({"ok": False, "error": message, "error_type": kind, "exit_code": code})
+    return body + "\n", f"error: {message}\n"
+
+
+def write_crash_log(args: list[str]) -> Path:
+    """The traceback of the exception being handled, with versions, in a log file; its path."""
+    import platform
+    import tempfile
+    import time
+    import traceback
+
+    from kavi import __version__
+
+    folder = Path(tempfile.gettempdir()) / "kavi-logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    path.write_text(
+        f"kavi {__version__} on Python {platform.python_version()} ({platform.platform()})\n"
+        f"argv: {args}\n\n{traceback.format_exc()}",
+        encoding="utf-8",
+    )
+    return path
+
+
+# --- through a running server (kavi.server.local) --------------------------------------------------------
+
+
+class RunLocally(Exception):
+    """The server hands the call back: it must run in the caller's own process."""
+
+
+def _through_server(
+    name: str, text: str, what: str, version: int | None, require_isolation: bool | None, workspace: Path | None
+) -> int | None:
+    """The exit code of the call through the workspace's server; None when none answers (or it hands the call
+    back), and the caller runs it cold. A caller that forces an isolation level runs cold too: the server's
+    level is the server's."""
+    if os.environ.get("KAVI_ISOLATION", "").strip().lower() not in ("", "auto"):
+        return None
+    from kavi.errors import KaviError
+    from kavi.workspace import find_workspace
+
+    try:
+        found = find_workspace(workspace)
+    except KaviError:
+        return None  # the cold path raises the same error, in its order
+    from kavi.server.local import SOCKET_NAME, call
+
+    request = {"name": name, "text": text, "what": what, "version": version, "require_isolation": require_isolation}
+    answer = call(os.path.join(found.state_dir, SOCKET_NAME), request)  # noqa: PTH118
+    if answer is None or "fallback" in answer:
+        return None
+    sys.stdout.write(str(answer.get("stdout", "")))
+    sys.stderr.write(str(answer.get("stderr", "")))
+    return int(answer.get("code", 1))
+
+
+def answer_request(request: dict[str, Any], *, workspace: Path, launch: Launch) -> dict[str, Any]:
+    """The server's half: run one request from the socket exactly as `kavi run-skill` would, and return the
+    exit code and the text it would have printed. A SECRET_READ skill is handed back (its secrets are the
+    caller's to give, from the caller's environment)."""
+    import io
+
+    from kavi.errors import KaviError
+
+    out = io.StringIO()
+    version = request.get("version")
+    require_isolation = request.get("require_isolation")
+    try:
+        code = run_text(
+            str(request["name"]),
+            str(request["text"]),
+            str(request.get("what", "the input")),
+            int(version) if version is not None else None,
+            False,
+            bool(require_isolation) if require_isolation is not None else None,
+            workspace,
+            launch=_unless_secret(launch),
+            out=out,
+        )
+    except RunLocally as exc:
+        return {"fallback": str(exc)}
+    except KaviError as exc:
+        stdout, stderr = failure_output(exc.exit_code, str(exc), type(exc).__name__)
+        return {"code": exc.exit_code, "stdout": stdout, "stderr": stderr}
+    except Exception:
+        log = write_crash_log(["run-skill", str(request.get("name"))])
+        stdout, stderr = failure_output(3, f"kavi hit a bug; the details are in {log} (please report it)", "Bug")
+        return {"code": 3, "stdout": stdout, "stderr": stderr}
+    return {"code": code, "stdout": out.getvalue(), "stderr": ""}
+
+
+def _unless_secret(launch: Launch) -> Launch:
+    from kavi.side_effects import SideEffect
+
+    def launch_here(argv: Any, *, cwd: Path, policy: Any, stdin: bytes | None = None) -> Any:
+        if policy.side_effect == SideEffect.SECRET_READ:
+            raise RunLocally("a SECRET_READ skill takes its secrets from the caller's environment")
+        return launch(argv, cwd=cwd, policy=policy, stdin=stdin)
+
+    return launch_here

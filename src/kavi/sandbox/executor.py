@@ -449,6 +449,80 @@ def _plan(
     return _Plan(confine.launcher_argv(argv, program), child_env, layers)
 
 
+@dataclass(frozen=True)
+class WarmPlan:
+    """What a child forked from a warm zygote (:mod:`kavi.sandbox.warm`) puts in force itself to get the
+    layers a FULL cold child gets: the same environment, Landlock rules, seccomp program and limits, derived
+    from the same :class:`ExecPolicy`; only who applies them differs (the child, not bubblewrap)."""
+
+    env: dict[str, str]
+    confinement: confine.Confinement
+    rlimits: tuple[tuple[int, int, int], ...]
+    layers: tuple[Layer, ...]
+
+
+# The layers a warm child applies itself, from the kernel; a FULL plan that needs one more is not warm.
+WARM_LAYERS = frozenset(LAYERS)
+
+
+def warm_plan(policy: ExecPolicy, *, cwd: Path, tmp: str) -> WarmPlan | None:
+    """The plan of a warm child running the guarded skill child in ``cwd`` with private ``tmp``, or None when
+    the cold path would not run at FULL here (a warm child claims exactly what a FULL cold child claims).
+
+    Raises :class:`IsolationError` like :func:`run_isolated` when ``policy.require_isolation`` is not met."""
+    level = select_level()
+    if level != IsolationLevel.FULL:
+        return None
+    if policy.require_isolation:
+        _check_required(level, policy)
+    layers = planned_layers(level, policy, guarded=True)
+    if Layer.USERNS not in layers or not set(layers) <= WARM_LAYERS:
+        return None
+    env = _child_environment(policy, tmp=tmp, home=f"{tmp}/home")
+    confinement = confine.Confinement(
+        rules=_landlock_rules(policy, cwd=Path(os.path.realpath(cwd)), tmp=tmp, path=env["PATH"], program=None)
+        if Layer.LANDLOCK in layers
+        else (),
+        landlock=Layer.LANDLOCK in layers,
+        seccomp=seccomp_program().hex() if Layer.SECCOMP in layers else "",
+        drop_caps=Layer.CAPS in layers,
+        deny_tcp=policy.side_effect != SideEffect.NETWORK,
+    )
+    limits = tuple(rlimit_values(policy)) if Layer.RLIMITS in layers else ()
+    return WarmPlan(env, confinement, limits, layers)
+
+
+def finished_result(
+    *,
+    returncode: int,
+    stdout: OutputCapture,
+    stderr: OutputCapture,
+    started: float,
+    reason: str | None,
+    cpu_used: float,
+    policy: ExecPolicy,
+    level: IsolationLevel,
+    planned: tuple[Layer, ...],
+) -> ExecResult:
+    """An :class:`ExecResult` from what a supervisor collected, judged as :func:`run_isolated` judges its
+    children (blocked effects, the limit that ended it, the layers a child that could not confine loses)."""
+    stderr_text = stderr.data.decode("utf-8", "replace")
+    if reason is None:
+        reason = classify_exit(returncode, cpu_used, policy, stderr_text)
+    result = ExecResult(
+        returncode=returncode,
+        stdout=stdout.data.decode("utf-8", "replace"),
+        stderr=stderr_text,
+        duration_s=time.perf_counter() - started,
+        timed_out=reason == "timeout",
+        isolation=level,
+        truncated=stdout.overflowed or stderr.overflowed,
+        blocked=parse_blocked(stderr_text),
+        killed_reason=reason,
+    )
+    return replace(result, layers=_layers_in_force(planned, result))
+
+
 def _layers_in_force(planned: tuple[Layer, ...], result: ExecResult) -> tuple[str, ...]:
     """A child that could not apply its layers ran nothing and exited: claim none of its own."""
     if result.returncode == confine.CONFINE_EXIT_CODE and confine.CONFINE_MARKER in result.stderr:
@@ -751,6 +825,30 @@ def _rlimit_setter(policy: ExecPolicy) -> Callable[[], None] | None:
     resource = _resource_module()
     if resource is None:
         return None
+    limits = rlimit_values(policy)
+    getrlimit, setrlimit, infinity = resource.getrlimit, resource.setrlimit, resource.RLIM_INFINITY
+
+    def apply() -> None:
+        for which, soft, hard in limits:
+            current_hard = getrlimit(which)[1]
+            if current_hard != infinity:
+                hard = min(hard, current_hard)
+                soft = min(soft, hard)
+            try:  # noqa: SIM105 - no context manager object in a forked child after its limits are lowered
+                setrlimit(which, (soft, hard))
+            except (ValueError, OSError):
+                pass
+
+    return apply
+
+
+def rlimit_values(policy: ExecPolicy) -> list[tuple[int, int, int]]:
+    """(resource, soft, hard) for each limit ``policy`` sets, the address space last; empty without the
+    ``resource`` module. The cold path's pre-exec function and a warm child (:mod:`kavi.sandbox.warm`) apply
+    the same list."""
+    resource = _resource_module()
+    if resource is None:
+        return []
     limits: list[tuple[int, int, int]] = []
     if policy.cpu_s is not None:
         limits.append((resource.RLIMIT_CPU, policy.cpu_s, policy.cpu_s + 1))
@@ -767,20 +865,7 @@ def _rlimit_setter(policy: ExecPolicy) -> Callable[[], None] | None:
     # The address-space limit goes last: the parent may already map more than it allows (a process that
     # imported torch does), and after it no allocation in the forked child could be relied on.
     limits.sort(key=lambda limit: limit[0] == resource.RLIMIT_AS)
-    getrlimit, setrlimit, infinity = resource.getrlimit, resource.setrlimit, resource.RLIM_INFINITY
-
-    def apply() -> None:
-        for which, soft, hard in limits:
-            current_hard = getrlimit(which)[1]
-            if current_hard != infinity:
-                hard = min(hard, current_hard)
-                soft = min(soft, hard)
-            try:  # noqa: SIM105 - no context manager object in a forked child after its limits are lowered
-                setrlimit(which, (soft, hard))
-            except (ValueError, OSError):
-                pass
-
-    return apply
+    return limits
 
 
 def _count_user_tasks() -> int:
@@ -800,7 +885,7 @@ def _count_user_tasks() -> int:
 
 
 @dataclass
-class _Capture:
+class OutputCapture:
     """One output stream, kept up to a cap; the rest is read and dropped, never held in memory."""
 
     cap: int
@@ -849,7 +934,7 @@ def _supervise(
             _kill_group(process)
         if stdin is not None:
             threading.Thread(target=_feed_stdin, args=(process, stdin), daemon=True).start()
-        out, err = _Capture(policy.max_output_bytes), _Capture(policy.max_output_bytes)
+        out, err = OutputCapture(policy.max_output_bytes), OutputCapture(policy.max_output_bytes)
         reason = _pump(process, out, err, deadline=start + policy.timeout_s)
         wait_until = start + policy.timeout_s if reason is None else time.perf_counter() + KILL_GRACE_S
         returncode, cpu_used, killed = _reap(process, deadline=wait_until)
@@ -861,9 +946,9 @@ def _supervise(
     if killed and reason is None:
         reason = "timeout"
     stderr_text = err.data.decode("utf-8", "replace")
-    blocked = _parse_blocked(stderr_text)
+    blocked = parse_blocked(stderr_text)
     if reason is None:
-        reason = _classify_exit(returncode, cpu_used, policy, stderr_text)
+        reason = classify_exit(returncode, cpu_used, policy, stderr_text)
     return ExecResult(
         returncode=returncode,
         stdout=out.data.decode("utf-8", "replace"),
@@ -885,7 +970,7 @@ def _feed_stdin(process: subprocess.Popen[bytes], data: bytes) -> None:
         process.stdin.close()
 
 
-def _pump(process: subprocess.Popen[bytes], out: _Capture, err: _Capture, *, deadline: float) -> str | None:
+def _pump(process: subprocess.Popen[bytes], out: OutputCapture, err: OutputCapture, *, deadline: float) -> str | None:
     """Stream both pipes until they close; kill the group on timeout or overflow. Returns why it
     killed."""
     assert process.stdout is not None and process.stderr is not None
@@ -911,7 +996,7 @@ def _pump(process: subprocess.Popen[bytes], out: _Capture, err: _Capture, *, dea
                 if not chunk:
                     selector.unregister(key.fileobj)
                     continue
-                capture: _Capture = key.data
+                capture: OutputCapture = key.data
                 capture.feed(chunk)
                 if capture.overflowed and reason is None:
                     reason = "output"
@@ -981,7 +1066,7 @@ def tracked(process: subprocess.Popen[bytes]) -> Iterator[None]:
         _live.pop(process.pid, None)
 
 
-def _classify_exit(returncode: int, cpu_used: float, policy: ExecPolicy, stderr: str) -> str | None:
+def classify_exit(returncode: int, cpu_used: float, policy: ExecPolicy, stderr: str) -> str | None:
     """Name the limit that ended a child: a killed run says why, not just that it failed."""
     if returncode in (0, BLOCKED_EXIT_CODE):
         return None
@@ -996,7 +1081,7 @@ def _classify_exit(returncode: int, cpu_used: float, policy: ExecPolicy, stderr:
     return None
 
 
-def _parse_blocked(stderr: str) -> tuple[dict[str, str], ...]:
+def parse_blocked(stderr: str) -> tuple[dict[str, str], ...]:
     """The effects the audit hook refused, from its one-line JSON reports. A report may follow output that
     did not end its line (pytest's progress dots share the stream), so the marker is looked for anywhere."""
     import json

@@ -103,7 +103,13 @@ router = APIRouter(prefix="/api/v1")
 @router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
     state = _state(request)
-    return {"ok": True, "version": __version__, "workspace": state.forge.workspace.root.name, "time": utc_now()}
+    return {
+        "ok": True,
+        "version": __version__,
+        "workspace": state.forge.workspace.root.name,
+        "time": utc_now(),
+        "runner": state.runner.describe(),
+    }
 
 
 @router.get("/skills")

@@ -1,9 +1,11 @@
 """The one seam through which the server executes a skill.
 
-The HTTP API and the MCP tools hold a :class:`Runner` and nothing else that runs code, so a faster runner (the
-warm zygote of issue 12) replaces :class:`ColdRunner` without touching either. Whatever the runner, a call is
-the governed run of `kavi run-skill`: the hash is checked before import, input and output are validated, the
-side effects are enforced and one execution is recorded; a refusal is a typed :class:`kavi.errors.KaviError`.
+The HTTP API and the MCP tools hold a :class:`Runner` and nothing else that runs code: :class:`WarmRunner`
+(the default of `kavi serve`: a child forked per call from a warm zygote, :mod:`kavi.sandbox.warm`) or
+:class:`ColdRunner` (a fresh isolated interpreter per call, exactly `kavi run-skill`). Whatever the runner, a
+call is the governed run of `kavi run-skill`: the hash is checked before import, input and output are
+validated, the side effects are enforced and one execution is recorded; a refusal is a typed
+:class:`kavi.errors.KaviError`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ class Runner(Protocol):
 
     def run(self, name: str, payload: dict[str, Any]) -> RunResult: ...
 
+    def describe(self) -> dict[str, Any]:
+        """What runs the calls (for /health): its kind and, for the warm runner, where calls went."""
+        ...
+
+    def close(self) -> None: ...
+
 
 class ColdRunner:
     """A fresh isolated child per call: exactly the stage function behind `kavi run-skill`."""
@@ -27,5 +35,36 @@ class ColdRunner:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
 
-    def run(self, name: str, payload: dict[str, Any]) -> RunResult:
-        return run_skill(self.workspace, name, payload)
+    def run(self, name: str, payload: dict[str, Any], **options: Any) -> RunResult:
+        return run_skill(self.workspace, name, payload, **options)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "cold"}
+
+    def close(self) -> None:
+        """Nothing to stop: every call's child ended with the call."""
+
+
+class WarmRunner:
+    """The same stage function, its child forked from the workspace's warm zygote. A call the zygote cannot
+    confine as the cold path would (NETWORK, no FULL isolation here, a failed start-up probe) runs cold, and
+    :meth:`describe` counts why."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        from kavi.sandbox.warm import Zygote
+
+        self.workspace = workspace
+        self.zygote = Zygote().start()
+
+    def run(self, name: str, payload: dict[str, Any], **options: Any) -> RunResult:
+        return run_skill(self.workspace, name, payload, launch=self.zygote.run, **options)
+
+    def describe(self) -> dict[str, Any]:
+        return self.zygote.describe()
+
+    def close(self) -> None:
+        self.zygote.close()
+
+
+# `kavi serve --runner NAME`
+RUNNERS: dict[str, type[ColdRunner] | type[WarmRunner]] = {"warm": WarmRunner, "cold": ColdRunner}

@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kavi.crash import crashpoint
 from kavi.errors import (
@@ -35,6 +35,14 @@ from kavi.runtime.loader import check_bytes
 from kavi.sandbox.executor import base_environment, policies_for_spec, recording_layers, run_isolated, weakest_layers
 from kavi.side_effects import DeclaredEffects, SideEffect
 from kavi.workspace import Workspace
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from kavi.sandbox.executor import ExecResult
+
+    # run_isolated's signature: (argv, *, cwd, policy, stdin) -> ExecResult
+    Launch = Callable[..., ExecResult]
 
 DEFAULT_TIMEOUT_S = 60.0
 REFUSAL_MARK = "EffectBlocked: refused by kavi's audit hook"
@@ -128,7 +136,11 @@ def run_skill(
     version: int | None = None,
     in_process: bool = False,
     require_isolation: bool | None = None,
+    launch: Launch | None = None,
 ) -> RunResult:
+    """Run a TRUSTED skill. ``launch`` starts its child (default :func:`run_isolated`, a fresh isolated
+    process; the server passes its warm zygote's, :meth:`kavi.sandbox.warm.Zygote.run`); everything else —
+    the hash check, validation, recording — is the same whoever launches."""
     ledger_path = workspace.ledger_path
     if ledger_path is None:
         raise KaviError(
@@ -137,11 +149,11 @@ def run_skill(
         )
     if not ledger_path.is_file() and (workspace.root / LOCK_FILE).is_file():
         trusted = load_trusted_from_lock(workspace, name, version)
-        return _execute(workspace, None, trusted, payload, in_process, require_isolation)
+        return _execute(workspace, None, trusted, payload, in_process, require_isolation, launch)
     conn = fast.connect(ledger_path)
     try:
         trusted = load_trusted(workspace, conn, name, version)
-        return _execute(workspace, conn, trusted, payload, in_process, require_isolation)
+        return _execute(workspace, conn, trusted, payload, in_process, require_isolation, launch)
     finally:
         conn.close()
 
@@ -178,6 +190,7 @@ def _execute(
     payload: dict[str, Any],
     in_process: bool,
     require_isolation: bool | None,
+    launch: Launch | None = None,
 ) -> RunResult:
     promotion = trusted.promotion
     effect = SideEffect(promotion["side_effect"])
@@ -190,7 +203,7 @@ def _execute(
         response, isolation = _run_in_process(workspace, trusted, payload), "in-process"
     else:
         with recording_layers() as runs:
-            response, isolation = _run_in_child(workspace, trusted, payload, require_isolation)
+            response, isolation = _run_in_child(workspace, trusted, payload, require_isolation, launch)
         layers = weakest_layers(runs)
     duration = round(time.perf_counter() - started, 6)
     return _record(conn, promotion, recorded, response, duration, isolation, layers)
@@ -224,7 +237,11 @@ def request_for(trusted: TrustedBytes, payload: dict[str, Any]) -> dict[str, Any
 
 
 def _run_in_child(
-    workspace: Workspace, trusted: TrustedBytes, payload: dict[str, Any], require_isolation: bool | None
+    workspace: Workspace,
+    trusted: TrustedBytes,
+    payload: dict[str, Any],
+    require_isolation: bool | None,
+    launch: Launch | None = None,
 ) -> tuple[dict[str, Any], str]:
     spec_data = json.loads(trusted.spec_json)
     declared = DeclaredEffects.from_spec_data(spec_data)
@@ -242,7 +259,7 @@ def _run_in_child(
     for root in effects.write_roots:
         Path(root).mkdir(parents=True, exist_ok=True)
     request = json.dumps({**request_for(trusted, payload), "policy": effects.as_dict()}).encode()
-    result = run_isolated(child_argv(), cwd=workspace.root, policy=policy, stdin=request)
+    result = (launch or run_isolated)(child_argv(), cwd=workspace.root, policy=policy, stdin=request)
     isolation = str(result.isolation)
     if result.blocked:
         block = result.blocked[0]
