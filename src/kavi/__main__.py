@@ -9,17 +9,19 @@ whole run budget. The Typer command of the same name shares :func:`kavi.cli.run_
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
-from pathlib import Path
-from types import FrameType
-from typing import Any
 
 from kavi.errors import KaviError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+    from types import FrameType
+    from typing import Any
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,15 +97,24 @@ def _run_typer(args: list[str]) -> int:
     return result if isinstance(result, int) else 0
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        from kavi.errors import UsageError
-
-        raise UsageError(f"run-skill: {message} (see `kavi run-skill --help`)")
-
-
 def _run_skill_fast(args: list[str]) -> int:
-    from kavi.cli.running import execute
+    """run-skill without Typer: first through a running server (only os, json and socket imported on the way),
+    then argparse and the cold path."""
+    from kavi.cli.through_server import run_fast
+
+    code, text = run_fast(args)
+    if code is not None:
+        return code
+    import argparse
+    from pathlib import Path
+
+    from kavi.cli.running import execute, run_text
+
+    class _ArgumentParser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            from kavi.errors import UsageError
+
+            raise UsageError(f"run-skill: {message} (see `kavi run-skill --help`)")
 
     parser = _ArgumentParser(prog="kavi run-skill", add_help=False)
     parser.add_argument("name")
@@ -116,6 +127,9 @@ def _run_skill_fast(args: list[str]) -> int:
     parser.add_argument("--workspace", "-w", type=Path, default=os.environ.get("KAVI_WORKSPACE"))
     parser.add_argument("--no-server", action="store_true")
     parsed = parser.parse_args(args)
+    if text is not None:  # the server handed the call back after the input was read (stdin is consumed)
+        what = "--input-file" if parsed.input_file is not None else "the input"
+        return run_text(parsed.name, text, what, parsed.version, False, parsed.require_isolation, parsed.workspace)
     return execute(
         parsed.name,
         parsed.input_json,

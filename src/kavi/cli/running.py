@@ -77,11 +77,17 @@ def execute(
     code), else, or with ``no_server``, in a fresh isolated child of this process. ``--in-process`` never goes
     to a server: it means this process."""
     what = "--input-file" if input_file is not None else "the input"
-    text = read_input_text(input_json, input_file)
+    text: str | None = None
     if not (no_server or in_process):
-        code = _through_server(name, text, what, version, require_isolation, workspace)
+        from kavi.cli.through_server import via_server
+
+        code, text = via_server(
+            name, lambda: read_input_text(input_json, input_file), what, version, require_isolation, workspace
+        )
         if code is not None:
             return code
+    if text is None:
+        text = read_input_text(input_json, input_file)
     return run_text(name, text, what, version, in_process, require_isolation, workspace)
 
 
@@ -159,37 +165,11 @@ def write_crash_log(args: list[str]) -> Path:
     return path
 
 
-# --- through a running server (kavi.server.local) --------------------------------------------------------
+# --- the server's half of run-skill through a running server (kavi.server.local) -------------------------
 
 
 class RunLocally(Exception):
     """The server hands the call back: it must run in the caller's own process."""
-
-
-def _through_server(
-    name: str, text: str, what: str, version: int | None, require_isolation: bool | None, workspace: Path | None
-) -> int | None:
-    """The exit code of the call through the workspace's server; None when none answers (or it hands the call
-    back), and the caller runs it cold. A caller that forces an isolation level runs cold too: the server's
-    level is the server's."""
-    if os.environ.get("KAVI_ISOLATION", "").strip().lower() not in ("", "auto"):
-        return None
-    from kavi.errors import KaviError
-    from kavi.workspace import find_workspace
-
-    try:
-        found = find_workspace(workspace)
-    except KaviError:
-        return None  # the cold path raises the same error, in its order
-    from kavi.server.local import SOCKET_NAME, call
-
-    request = {"name": name, "text": text, "what": what, "version": version, "require_isolation": require_isolation}
-    answer = call(os.path.join(found.state_dir, SOCKET_NAME), request)  # noqa: PTH118
-    if answer is None or "fallback" in answer:
-        return None
-    sys.stdout.write(str(answer.get("stdout", "")))
-    sys.stderr.write(str(answer.get("stderr", "")))
-    return int(answer.get("code", 1))
 
 
 def answer_request(request: dict[str, Any], *, workspace: Path, launch: Launch) -> dict[str, Any]:

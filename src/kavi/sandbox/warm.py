@@ -69,12 +69,22 @@ class Zygote:
         Path(self.tmp).mkdir(mode=0o700)
         self.unavailable: str | None = "not started"
         self.routes: Counter[str] = Counter()
+        self._started = threading.Event()
 
     # --- life ------------------------------------------------------------------------------------------
 
-    def start(self) -> Zygote:
+    def start(self, *, wait: bool = True) -> Zygote:
         """Start the zygote and prove, with one probe child, that it applies every layer here; on failure
-        :attr:`unavailable` says why and every call runs cold."""
+        :attr:`unavailable` says why and every call runs cold. ``wait=False`` starts it in the background (a
+        server answers at once; a call waits for the start before choosing its path)."""
+        self.unavailable = "starting"
+        if wait:
+            self._start_and_probe()
+        else:
+            threading.Thread(target=self._start_and_probe, name="kavi-zygote-start", daemon=True).start()
+        return self
+
+    def _start_and_probe(self) -> None:
         try:
             self._start()
             self.unavailable = self._probe()
@@ -82,7 +92,7 @@ class Zygote:
             self.unavailable = f"the zygote did not start: {exc}"
         if self.unavailable is not None:
             self._stop_process()
-        return self
+        self._started.set()
 
     def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -147,6 +157,8 @@ class Zygote:
 
     def run(self, argv: Sequence[str], *, cwd: Path, policy: ExecPolicy, stdin: bytes | None = None) -> ExecResult:
         """Run the skill child warm when every layer the cold path gives can be given, else cold."""
+        if self.unavailable == "starting":
+            self._started.wait(START_TIMEOUT_S)
         why_cold = self._why_cold(argv, policy)
         plan = None
         if why_cold is None:

@@ -15,17 +15,15 @@ Standard library only at import time: the client half runs in every `kavi run-sk
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
-import struct
 import sys
-import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    import threading
+    from collections.abc import Callable
     from typing import Any
 
 SOCKET_NAME = "run.sock"
@@ -33,26 +31,30 @@ MAX_REQUEST_BYTES = 256 * 1024 * 1024
 _MAX_UNIX_PATH = 100  # sun_path holds 108 bytes; longer paths go through /proc/self/fd/N/NAME
 
 
-@contextlib.contextmanager
-def _addressable(path: str) -> Iterator[str]:
+class _addressable:
     """``path``, or a short alias of it through an open descriptor of its folder when it is too long for a
     unix socket address."""
-    if len(path.encode()) <= _MAX_UNIX_PATH:
-        yield path
-        return
-    folder = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        yield f"/proc/self/fd/{folder}/{os.path.basename(path)}"
-    finally:
-        os.close(folder)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.folder = -1
+
+    def __enter__(self) -> str:
+        if len(self.path.encode()) <= _MAX_UNIX_PATH:
+            return self.path
+        self.folder = os.open(os.path.dirname(self.path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return f"/proc/self/fd/{self.folder}/{os.path.basename(self.path)}"
+
+    def __exit__(self, *exc: object) -> None:
+        if self.folder >= 0:
+            os.close(self.folder)
 
 
-# --- the client (kavi run-skill) -----------------------------------------------------------------------
+# --- the client (kavi run-skill, kavi.cli.through_server) ----------------------------------------------
 
 
-def call(path: str, request: dict[str, Any]) -> dict[str, Any] | None:
-    """Send one request to the server at ``path``; None when no server answers there (no socket, a stale
-    one). An answer is ``{"code", "stdout", "stderr"}`` or ``{"fallback": why}``."""
+def connect(path: str) -> socket.socket | None:
+    """A connection to the server at ``path``; None when none answers (no socket file, a stale one)."""
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         with _addressable(path) as address:
@@ -60,16 +62,21 @@ def call(path: str, request: dict[str, Any]) -> dict[str, Any] | None:
     except OSError:
         client.close()
         return None
-    with client:
-        client.sendall(json.dumps(request).encode() + b"\n")
-        client.shutdown(socket.SHUT_WR)
-        data = _read_line(client)
+    return client
+
+
+def exchange(connection: socket.socket, request: dict[str, Any]) -> dict[str, Any]:
+    """Send one request, return the one answer: ``{"code", "stdout", "stderr"}`` or ``{"fallback": why}``."""
+    connection.sendall(json.dumps(request).encode() + b"\n")
+    connection.shutdown(socket.SHUT_WR)
+    data = _read_line(connection)
     try:
         answer = json.loads(data) if data else None
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
-        return {"code": 1, "stdout": "", "stderr": "error: the kavi server closed the connection without an answer\n"}
+        message = "the kavi server closed the connection without answering; the run may or may not be recorded"
+        return {"code": 1, "stdout": "", "stderr": f"error: {message}\n"}
     return answer
 
 
@@ -117,11 +124,15 @@ class LocalSocket:
         stat = os.stat(self.path)
         self._identity = (stat.st_dev, stat.st_ino)
         self._listener = listener
+        import threading
+
         self._thread = threading.Thread(target=self._accept, name="kavi-run-socket", daemon=True)
         self._thread.start()
         return None
 
     def close(self) -> None:
+        import contextlib
+
         listener, self._listener = self._listener, None
         if listener is None:
             return
@@ -141,6 +152,8 @@ class LocalSocket:
                 connection, _ = listener.accept()
             except OSError:
                 return
+            import threading
+
             threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
 
     def _serve(self, connection: socket.socket) -> None:
@@ -158,19 +171,17 @@ class LocalSocket:
                 answer = self.handler(request)
             except Exception as exc:  # the handler reports every failure itself; this is a last resort
                 answer = {"code": 3, "stdout": "", "stderr": f"error: kavi hit a bug in the server: {exc}\n"}
-            with contextlib.suppress(OSError):
+            try:
                 connection.sendall(json.dumps(answer).encode() + b"\n")
+            except OSError:
+                return  # the caller went away (Ctrl-C); the run is recorded all the same
 
 
 def call_alive(path: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        with _addressable(path) as address:
-            probe.connect(address)
-    except OSError:
+    connection = connect(path)
+    if connection is None:
         return False
-    finally:
-        probe.close()
+    connection.close()
     return True
 
 
@@ -178,6 +189,8 @@ def _same_user(connection: socket.socket) -> bool:
     """Only the server's own user (or root) may run skills through it; the mode 0600 says so too."""
     if not sys.platform.startswith("linux"):
         return True
+    import struct
+
     credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _, uid, _ = struct.unpack("3i", credentials)
     return uid in (os.getuid(), 0)

@@ -54,7 +54,7 @@ class WarmRunner:
         from kavi.sandbox.warm import Zygote
 
         self.workspace = workspace
-        self.zygote = Zygote().start()
+        self.zygote = Zygote().start(wait=False)
 
     def run(self, name: str, payload: dict[str, Any], **options: Any) -> RunResult:
         return run_skill(self.workspace, name, payload, launch=self.zygote.run, **options)
