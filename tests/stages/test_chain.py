@@ -19,6 +19,7 @@ from sqlmodel import select
 from kavi.demo import recording_of
 from kavi.ledger.ids import new_id, utc_now
 from kavi.ledger.models import Proposal, ProposalStatus, Verification
+from kavi.ledger.store import append_event
 from kavi.stages.build import build_skill
 from kavi.stages.common import Forge, latest_build, set_status
 from kavi.stages.promote import promote_skill
@@ -81,19 +82,26 @@ def pass_by_hand(forge: Forge, reference: str) -> None:
         proposal = session.exec(select(Proposal).where(Proposal.name == reference)).one()
         build = latest_build(session, proposal.id)
         assert build is not None and build.candidate_sha256 is not None
-        session.add(
-            Verification(
-                id=new_id("v"),
-                proposal_id=proposal.id,
-                build_id=build.id,
-                candidate_sha256=build.candidate_sha256,
-                status="PASSED",
-                isolation="full",
-                duration_s=0.0,
-                created_at=utc_now(),
-            )
+        verification = Verification(
+            id=new_id("v"),
+            proposal_id=proposal.id,
+            build_id=build.id,
+            candidate_sha256=build.candidate_sha256,
+            status="PASSED",
+            isolation="full",
+            duration_s=0.0,
+            created_at=utc_now(),
         )
-        set_status(session, proposal, ProposalStatus.VERIFIED)
+        session.add(verification)
+        session.flush()
+        append_event(  # recorded as the verify stage records one, so the audit sees a consistent ledger
+            session,
+            "verification.finished",
+            {"verification_id": verification.id, "status": "PASSED", "candidate_sha256": build.candidate_sha256},
+            proposal_id=proposal.id,
+            build_id=build.id,
+        )
+        set_status(session, proposal, ProposalStatus.VERIFIED, verification_id=verification.id)
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +239,11 @@ def test_happy_path_propose_verify_promote_run(ws: Workspace) -> None:
     spec = json.loads(definition.read_bytes())
     assert hashlib.sha256(definition.read_bytes()).hexdigest() == body["skill_sha256"]
     assert {step["skill"]: step["skill_sha256"] for step in spec["steps"]}.keys() == {"word_count", "halve"}
+
+    for check in ("audit", "verify-lock"):  # the chain's definition is installed and locked like a skill
+        checked = run_cli(check, "--json")
+        assert checked.code == 0, checked.stdout
+    assert "count_then_halve" in (ws.root / "kavi.lock").read_text()
 
     ran = run_cli("run-chain", "count_then_halve", "--json", '{"text": "one two three four"}')
     assert ran.code == 0, ran.stdout + ran.stderr

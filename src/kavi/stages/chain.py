@@ -122,8 +122,22 @@ def record_candidate(forge: Forge, reference: str) -> str:
         session.flush()
         append_event(
             session,
+            "build.started",
+            {"attempt": 1, "builder": CHAIN_BUILDER, "packet_sha256": None, "parent": None},
+            proposal_id=proposal.id,
+            build_id=build.id,
+        )
+        append_event(
+            session,
             "build.finished",
-            {"attempt": 1, "status": build.status, "candidate_sha256": build.candidate_sha256, "files": files},
+            {
+                "attempt": 1,
+                "status": build.status,
+                "reason": None,
+                "failure_kind": None,
+                "candidate_sha256": build.candidate_sha256,
+                "files": files,
+            },
             proposal_id=proposal.id,
             build_id=build.id,
         )
