@@ -148,12 +148,12 @@ def schema_mismatch(source: JsonSchema, target: JsonSchema) -> str | None:
 
 def _fits(source: JsonSchema, target: JsonSchema) -> bool:
     target_type, source_type = target.get("type"), source.get("type")
-    if target_type is None:
-        return True  # any value
-    if "enum" in source and "enum" not in target:
-        return all(_value_fits(value, target_type) for value in source["enum"])
     if "enum" in target:
         return "enum" in source and set(map(json.dumps, source["enum"])) <= set(map(json.dumps, target["enum"]))
+    if target_type is None:
+        return True  # any value
+    if "enum" in source:
+        return all(_value_fits(value, target_type) for value in source["enum"])
     if source_type != target_type and not (source_type == "integer" and target_type == "number"):
         return False
     if target_type == "array":

@@ -265,6 +265,14 @@ def test_happy_path_propose_verify_promote_run(ws: Workspace) -> None:
     bad = run_cli("run-chain", "count_then_halve", "--json", '{"words": 1}')
     assert bad.code == 2 and "does not match its schema" in bad.json()["error"]
 
+    nested = propose("chain_of_chains", [{"skill": "count_then_halve", "inputs": {"text": "input.text"}}], examples)
+    assert nested.code == 2 and "count_then_halve is a chain: a chain's steps are skills" in nested.json()["error"]
+    not_a_skill = run_cli("run-chain", "halve", "--json", '{"n": 2}')
+    assert (
+        not_a_skill.code == 2
+        and "halve is not a chain (run it with `kavi run-skill halve`)" in not_a_skill.json()["error"]
+    )
+
 
 def test_parts_that_pass_alone_but_fail_together_are_rejected_naming_the_step(ws: Workspace) -> None:
     # word_count and halve each pass their own gates; an odd count makes halve refuse what word_count returns
@@ -281,6 +289,8 @@ def test_parts_that_pass_alone_but_fail_together_are_rejected_naming_the_step(ws
     )
     assert gate["facts"]["failed_steps"] == ["half"]
     assert run_cli("promote-chain", "count_then_halve").code == 1
+    rebuilt = run_cli("build-skill", "count_then_halve", "--builder", "manual", "--json")
+    assert rebuilt.code == 1 and "nothing is built" in rebuilt.json()["error"]
 
 
 def test_an_unexpected_result_names_the_step_and_the_mismatch(ws: Workspace) -> None:
