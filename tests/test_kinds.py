@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from kavi.chain import ChainSpec
 from kavi.errors import SpecError
 from kavi.gates.registry import SKILL_GATES
 from kavi.gpu.spec import KernelSpec
@@ -37,7 +38,13 @@ def test_every_entry_of_this_repositorys_lock_loads_as_its_own_kind() -> None:
 
 
 def test_each_kinds_folder_is_the_one_its_spec_model_installs_into() -> None:
-    assert {key: kind.install_dir for key, kind in KINDS.items()} == {"python": "skills", "kernel": "kernels"}
+    assert {key: kind.install_dir for key, kind in KINDS.items()} == {
+        "python": "skills",
+        "kernel": "kernels",
+        "chain": "chains",
+    }
+    assert KINDS["chain"].install_dir == ChainSpec.install_dir
+    assert KINDS["chain"].installed_paths("x") == ("chains/x.json", "chains/test_x.json")
     assert KINDS["python"].install_dir == SkillSpec.install_dir
     assert KINDS["kernel"].install_dir == KernelSpec.install_dir
     assert KINDS["kernel"].installed_paths("softmax") == ("kernels/softmax.py", "kernels/test_softmax.py")
@@ -46,7 +53,8 @@ def test_each_kinds_folder_is_the_one_its_spec_model_installs_into() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b'{"kind": "chain", "name": "x"}', "unknown kind 'chain'"),
+        (b'{"kind": "workflow", "name": "x"}', "unknown kind 'workflow'"),
+        (b'{"kind": "chain", "name": "x"}', "chain spec does not fit"),
         (b'{"name": "x"}', "unknown kind None"),
         (b"[1, 2]", "not a JSON object"),
         (b"{", "not valid JSON"),
@@ -58,7 +66,7 @@ def test_a_spec_of_no_known_kind_is_a_typed_error(data: bytes, message: str) -> 
     with pytest.raises(SpecError, match=message):
         load_any_spec(data)
     with pytest.raises(SpecError, match="unknown kind"):
-        kind_of("chain")
+        kind_of("workflow")
 
 
 def test_the_kinds_gates_their_order_and_what_each_declares() -> None:

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
+from kavi.chain import ChainSpec, chain_paths
 from kavi.errors import SpecError
 from kavi.gpu.spec import KernelSpec, kernel_build_rules
-from kavi.side_effects import SideEffect
 from kavi.spec import SkillSpec, installed_paths
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class FrozenSpec(Protocol):
     def description(self) -> str: ...
 
     @property
-    def side_effect(self) -> SideEffect: ...
+    def side_effect(self) -> str: ...  # a SideEffect; for a chain the union of its members' (READ_ONLY+FILE_WRITE)
 
     @property
     def allowed_paths(self) -> tuple[str, str]: ...
@@ -76,6 +76,14 @@ class Kind:
     serves_as_tool: bool = False
     # Folders under install_dir that hold proposal inputs (frozen in the ledger), never code a lock vouches for.
     inputs_dirs: tuple[str, ...] = ()
+    # Where a TRUSTED version's two files live, from the folder and the name.
+    paths: Callable[[str, str], tuple[str, str]] = installed_paths
+    # Nothing is built: propose records the candidate itself (its files derive from the frozen spec).
+    built_at_propose: Callable[[Any], dict[str, bytes]] | None = None
+    # Its TRUSTED versions run other TRUSTED versions, step by step (`run-chain`), never code of their own.
+    composite: bool = False
+    # May be a step of a chain (called with JSON in and out, and no chain itself).
+    composable: bool = False
 
     @property
     def has_unmeasurable_gates(self) -> bool:
@@ -84,7 +92,7 @@ class Kind:
 
     def installed_paths(self, name: str) -> tuple[str, str]:
         """The code and test file of a TRUSTED version, relative to the workspace root (the build allowlist)."""
-        return installed_paths(self.install_dir, name)
+        return self.paths(self.install_dir, name)
 
 
 SKILL_BUILD_RULES = (
@@ -158,6 +166,28 @@ def _kernel_context(spec: KernelSpec, sandbox: Path, settings: GateSettings) -> 
     return kernel_context(spec, sandbox, settings)
 
 
+def _no_rules(_spec: Any) -> tuple[str, ...]:
+    return ()
+
+
+def _chain_files(spec: ChainSpec) -> dict[str, bytes]:
+    """A chain's candidate: its definition (the frozen spec, which pins each member's hashes) and its examples."""
+    definition, examples = spec.allowed_paths
+    return {definition: spec.canonical_json(), examples: spec.examples_json()}
+
+
+def _chain_gates() -> Sequence[Gate[Any]]:
+    from kavi.gates.registry import CHAIN_GATES
+
+    return CHAIN_GATES
+
+
+def _chain_context(spec: ChainSpec, sandbox: Path, settings: GateSettings) -> Any:
+    from kavi.gates.registry import chain_context
+
+    return chain_context(spec, sandbox, settings)
+
+
 KINDS: dict[str, Kind] = {
     kind.key: kind
     for kind in (
@@ -173,6 +203,7 @@ KINDS: dict[str, Kind] = {
             gates_in_order=False,
             lint_fixes=True,
             serves_as_tool=True,
+            composable=True,
         ),
         Kind(
             key="kernel",
@@ -184,6 +215,20 @@ KINDS: dict[str, Kind] = {
             gate_context=_kernel_context,
             gates_in_order=True,
             inputs_dirs=("references",),
+        ),
+        Kind(
+            key="chain",
+            noun="chain",
+            install_dir=ChainSpec.install_dir,
+            load=ChainSpec.model_validate_json,
+            build_rules=_no_rules,
+            gates=_chain_gates,
+            gate_context=_chain_context,
+            gates_in_order=True,
+            serves_as_tool=True,
+            paths=chain_paths,
+            built_at_propose=_chain_files,
+            composite=True,
         ),
     )
 }

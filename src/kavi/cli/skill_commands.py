@@ -230,20 +230,36 @@ def list_skills_command(
         return
     if listing["note"]:
         console().print(listing["note"], markup=False)
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table("name", "version", "status", "side effect", "approver", "sha256", "verified under", box=None)
+    table = Table(
+        Column("name", no_wrap=True),
+        "version",
+        Column("status", no_wrap=True),
+        Column("side effect", no_wrap=True),  # a chain's is the union of its members' classes
+        "approver",
+        "sha256",
+        "verified under",
+        box=None,
+    )
     for skill in skills:
         table.add_row(
             skill["name"],
             f"v{skill['version']}",
-            styled(skill["status"]) + (" [yellow](speed unmeasured)[/yellow]" if skill["unmeasured"] else ""),
+            ("[red]suspended[/red]" if skill.get("suspended") else styled(skill["status"]))
+            + (" [yellow](speed unmeasured)[/yellow]" if skill["unmeasured"] else ""),
             skill["side_effect"],
             skill["approver"],
             skill["skill_sha256"][:12],
             skill["verification_isolation"],
         )
     console().print(table if skills else "no TRUSTED skills yet")
+    for skill in skills:
+        if skill.get("suspended"):
+            console().print(
+                f"{skill['name']} v{skill['version']} is suspended: {skill['suspended']}; `kavi run-chain` refuses it",
+                markup=False,
+            )
 
 
 @app.command()
@@ -296,6 +312,10 @@ def show(
             + (" (speed unmeasured: promoted without a GPU)" if version["unmeasured"] else "")
             + (f" tool {detail['tools'][version['id']][:12]}" if version["id"] in detail["tools"] else "")
         )
+        if version.get("members"):
+            out.print(f"      chain of {', '.join(version['members'])}", markup=False)
+        if version.get("suspended"):
+            out.print(f"      suspended: {version['suspended']}; `kavi run-chain` refuses it", markup=False)
         if version.get("revoked_at"):
             why = f": {version['revoked_reason']}" if version.get("revoked_reason") else " (no reason given)"
             out.print(f"      revoked by {version['revoked_by']} at {version['revoked_at']}{why}", markup=False)

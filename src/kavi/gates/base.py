@@ -78,6 +78,7 @@ class GateSettings:
     timeout_s: float
     require_isolation: bool
     hidden_examples: tuple[Example, ...] = ()  # frozen at propose, never shown to a builder (skills only)
+    workspace_root: Path | None = None  # where a chain's gate finds its members' TRUSTED versions (read only)
 
 
 ContextT = TypeVar("ContextT", contravariant=True)

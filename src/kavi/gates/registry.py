@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kavi.gates.base import Gate, GateContext, GateSettings
+from kavi.gates.composition import ChainGateContext, CompositionGate, chain_context
 from kavi.gates.examples import ExamplesGate
 from kavi.gates.invariants import InvariantsGate
 from kavi.gates.lint import RuffGate
@@ -25,6 +26,11 @@ SKILL_GATES: tuple[Gate[GateContext], ...] = (
     PytestGate(),
     ExamplesGate(),
 )
+
+# A chain's one gate: its members at their pinned hashes, its examples end to end, each step isolated.
+CHAIN_GATES: tuple[Gate[ChainGateContext], ...] = (CompositionGate(),)
+
+__all__ = ["CHAIN_GATES", "SKILL_GATES", "chain_context", "skill_context"]
 
 
 def skill_context(spec: SkillSpec, sandbox: Path, settings: GateSettings) -> GateContext:

@@ -56,12 +56,22 @@ def tool_sha256(definition: dict[str, Any]) -> str:
 def tool_of(forge: Forge, promotion: Promotion) -> ToolEntry | None:
     """The tool of one TRUSTED version, or None for a kind that is not a callable skill (a kernel)."""
     spec = json.loads(forge.store.get(promotion.spec_sha256))  # the store checks the hash on read
-    if not kind_of(spec.get("kind")).serves_as_tool:
+    kind = kind_of(spec.get("kind"))
+    if not kind.serves_as_tool or (kind.composite and _suspended(forge, promotion)):
         return None
     definition = tool_definition(spec)
     return ToolEntry(
         promotion.name, promotion.version, promotion.id, promotion.spec_sha256, definition, tool_sha256(definition)
     )
+
+
+def _suspended(forge: Forge, promotion: Promotion) -> bool:
+    """A chain whose member was revoked is not served (it would only refuse)."""
+    from kavi.stages.chain import chains_state
+
+    with forge.ledger.reading() as session:
+        state = chains_state(forge, session, [(promotion.id, promotion.spec_sha256)])
+    return state[promotion.id]["suspended"] is not None
 
 
 def trusted_tools(forge: Forge) -> list[ToolEntry]:

@@ -183,6 +183,12 @@ def _start_attempt(
             )
         require_status(proposal, BUILDABLE, "build", "a rejected proposal cannot be built; propose again")
         spec = forge.spec_of(proposal)
+        if kind_of(spec.kind).built_at_propose is not None:
+            noun = kind_of(spec.kind).noun
+            raise TransitionError(
+                f"{proposal.name} is a {noun}: nothing is built, its candidate was recorded when it was proposed",
+                hint=f"verify it with `kavi verify-{noun} {proposal.name}`",
+            )
         _abandon_running(session, proposal.id)
         previous = latest_build(session, proposal.id)
         attempt = (previous.attempt + 1) if previous else 1

@@ -51,12 +51,17 @@ def list_skills(forge: Forge, *, include_revoked: bool = False) -> list[dict[str
         col(Promotion.proposal_id),
         col(Promotion.unmeasured),
         col(Verification.isolation),
+        col(Proposal.kind),
+        col(Promotion.id),
+        col(Promotion.spec_sha256),
     ).join(Verification, col(Verification.id) == col(Promotion.verification_id))
+    query = query.join(Proposal, col(Proposal.id) == col(Promotion.proposal_id))
     if not include_revoked:
         query = query.where(col(Promotion.status) == VersionStatus.TRUSTED)
     query = query.order_by(col(Promotion.name), col(Promotion.version).desc())
     with forge.ledger.reading() as session:
         rows = session.execute(query).all()
+        chains = _chains_state(forge, session, [(r[11], r[12]) for r in rows if kind_of(r[10]).composite])
     return [
         {
             "name": r[0],
@@ -69,9 +74,20 @@ def list_skills(forge: Forge, *, include_revoked: bool = False) -> list[dict[str
             "proposal_id": r[7],
             "unmeasured": bool(r[8]),
             "verification_isolation": r[9],
+            "kind": r[10],
+            **chains.get(r[11], {}),
         }
         for r in rows
     ]
+
+
+def _chains_state(forge: Forge, session: Any, promotions: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """A chain's members and whether it is suspended (a member revoked since), for each chain version listed."""
+    if not promotions:
+        return {}
+    from kavi.stages.chain import chains_state
+
+    return chains_state(forge, session, promotions)
 
 
 def list_proposals(forge: Forge, *, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
@@ -138,6 +154,11 @@ def show(forge: Forge, reference: str) -> dict[str, Any]:
         versions = session.exec(
             select(Promotion).where(Promotion.proposal_id == proposal.id).order_by(col(Promotion.version))
         ).all()
+        chains = (
+            _chains_state(forge, session, [(v.id, v.spec_sha256) for v in versions])
+            if kind_of(proposal.kind).composite
+            else {}
+        )
         executions = session.exec(
             select(Execution.isolation, func.count())
             .where(col(Execution.promotion_id).in_([v.id for v in versions]))
@@ -153,7 +174,7 @@ def show(forge: Forge, reference: str) -> dict[str, Any]:
                 {**v.model_dump(), "gates": [g.model_dump(exclude={"id", "verification_id"}) for g in gates[v.id]]}
                 for v in verifications
             ],
-            "versions": [p.model_dump() for p in versions],
+            "versions": [{**p.model_dump(), **chains.get(p.id, {})} for p in versions],
             "executions": {"total": sum(n for _, n in executions), "by_isolation": dict(executions)},
         }
 

@@ -365,9 +365,30 @@ def _record(
     layers: tuple[str, ...] = (),
 ) -> RunResult:
     """Append the execution to the ledger (``conn`` None: no ledger, nothing recorded) and raise on failure."""
+    result = record_execution(conn, promotion, recorded, response, duration, isolation, layers)
+    _raise_on_error(
+        result, response, f"execution {result.execution_id}" if conn is not None else "not recorded: no ledger"
+    )
+    return result
+
+
+def record_execution(
+    conn: Any,
+    promotion: dict[str, Any],
+    recorded: tuple[str, str, int],
+    response: dict[str, Any],
+    duration: float,
+    isolation: str,
+    layers: tuple[str, ...] = (),
+    *,
+    execution_id: str | None = None,
+    context: dict[str, Any] | None = None,
+) -> RunResult:
+    """Append one execution and its event (``conn`` None: nothing recorded) and return it, failed or not.
+    ``context`` joins the event's payload (a chain's step names its chain execution and its step)."""
     error = None if response.get("ok") else f"{response.get('error_type', 'Error')}: {response.get('error', '')}"
     output = response.get("output") if response.get("ok") else None
-    execution_id = "" if conn is None else fast.new_id("x")
+    execution_id = "" if conn is None else (execution_id or fast.new_id("x"))
     crashpoint("run.executed")  # the skill ran; nothing of it is in the ledger yet
     if conn is not None:
         fast.write(
@@ -404,13 +425,14 @@ def _record(
                         "error": error,
                         "isolation": isolation,
                         "layers": fast.layers_text(layers),
+                        **(context or {}),
                     },
                     "proposal_id": promotion["proposal_id"],
                 }
             ],
         )
         crashpoint("run.recorded")
-    result = RunResult(
+    return RunResult(
         execution_id,
         promotion["name"],
         promotion["version"],
@@ -422,8 +444,20 @@ def _record(
         recorded=conn is not None,
         layers=layers,
     )
-    _raise_on_error(result, response, f"execution {execution_id}" if conn is not None else "not recorded: no ledger")
-    return result
+
+
+def run_isolated_step(
+    workspace: Workspace,
+    trusted: TrustedBytes,
+    payload: dict[str, Any],
+    require_isolation: bool | None = None,
+    launch: Launch | None = None,
+) -> tuple[dict[str, Any], str, tuple[str, ...]]:
+    """One TRUSTED version in an isolated child of its own, with its own class and nothing more (a chain's
+    step): the child's response, the isolation level and the layers in force."""
+    with recording_layers() as runs:
+        response, isolation = _run_in_child(workspace, trusted, payload, require_isolation, launch)
+    return response, isolation, weakest_layers(runs)
 
 
 def _raise_on_error(result: RunResult, response: dict[str, Any], note: str) -> None:

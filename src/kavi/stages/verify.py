@@ -160,6 +160,7 @@ def run_gates(
             timeout_s=workspace.config.verify.timeout_s,
             require_isolation=workspace.config.isolation.require,
             hidden_examples=hidden_examples,
+            workspace_root=workspace.root,
         )
         context = kind.gate_context(spec, sandbox, settings)
         gates = [gate for gate in kind.gates() if gate.applies_to(spec)]
