@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kavi.cli import (
+    execution_commands,
     forge_commands,
     integrity_commands,
     kernel_commands,
@@ -15,6 +16,7 @@ from kavi.cli.app import app
 
 __all__ = [
     "app",
+    "execution_commands",
     "forge_commands",
     "integrity_commands",
     "kernel_commands",

@@ -41,6 +41,21 @@ REFUSAL_MARK = "EffectBlocked: refused by kavi's audit hook"
 # this many characters of its canonical JSON; "full" keeps all of it.
 INPUT_PREVIEW_CHARS = 1024
 RECORD_INPUT_MODES = ("preview", "full")
+# An input longer than its preview and at most this many bytes is also kept whole in the artifact store
+# (under its sha256, outside the ledger's rows), so `kavi replay` can run it again.
+REPLAY_INPUT_MAX_BYTES = 1 << 20
+RUN_INPUT_ARTIFACT = "run-input"
+
+
+@dataclass(frozen=True)
+class RecordedInput:
+    """What the ledger keeps of a run's input: ``kept`` (input_json), its sha256 and size, and the whole
+    canonical text when it is to be kept as an artifact too (None when ``kept`` is all of it, or too big)."""
+
+    kept: str
+    sha256: str
+    size: int
+    whole: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +142,12 @@ def run_skill(
     version: int | None = None,
     in_process: bool = False,
     require_isolation: bool | None = None,
+    parent: str | None = None,
+    raise_on_failure: bool = True,
 ) -> RunResult:
+    """Run one TRUSTED version and record the execution. ``parent`` is the execution it runs under (a chat, a
+    chain run, a replay: see kavi.stages.executions); ``raise_on_failure`` False returns a failed run's result
+    instead of raising (it is recorded either way)."""
     ledger_path = workspace.ledger_path
     if ledger_path is None:
         raise KaviError(
@@ -135,14 +155,27 @@ def run_skill(
             hint="use a SQLite ledger for running skills, or the Python API",
         )
     if not ledger_path.is_file() and (workspace.root / LOCK_FILE).is_file():
+        if parent is not None:
+            raise KaviError("a run under a parent execution needs a ledger", hint="run `kavi init` to adopt the lock")
         trusted = load_trusted_from_lock(workspace, name, version)
-        return _execute(workspace, None, trusted, payload, in_process, require_isolation)
+        return _execute(workspace, None, trusted, payload, in_process, require_isolation, Lineage())
     conn = fast.connect(ledger_path)
     try:
+        lineage = Lineage(parent, fast.root_of(conn, parent) if parent else None, raise_on_failure)
         trusted = load_trusted(workspace, conn, name, version)
-        return _execute(workspace, conn, trusted, payload, in_process, require_isolation)
+        return _execute(workspace, conn, trusted, payload, in_process, require_isolation, lineage)
     finally:
         conn.close()
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a run sits in its execution tree (None, None: at the top, its own root), and whether a failed
+    run raises."""
+
+    parent_id: str | None = None
+    root_id: str | None = None
+    raise_on_failure: bool = True
 
 
 def load_trusted_from_lock(workspace: Workspace, name: str, version: int | None) -> TrustedBytes:
@@ -177,6 +210,7 @@ def _execute(
     payload: dict[str, Any],
     in_process: bool,
     require_isolation: bool | None,
+    lineage: Lineage,
 ) -> RunResult:
     promotion = trusted.promotion
     effect = SideEffect(promotion["side_effect"])
@@ -192,12 +226,17 @@ def _execute(
             response, isolation = _run_in_child(workspace, trusted, payload, require_isolation)
         layers = weakest_layers(runs)
     duration = round(time.perf_counter() - started, 6)
-    return _record(conn, promotion, recorded, response, duration, isolation, layers)
+    if conn is not None and recorded.whole is not None:
+        from kavi.artifacts import ArtifactStore  # stdlib only; first its bytes, then the row that names them
+
+        ArtifactStore(workspace.artifacts_dir).put(recorded.whole)
+    return _record(conn, promotion, recorded, response, duration, isolation, layers, lineage)
 
 
-def recorded_input(workspace: Workspace, payload: dict[str, Any]) -> tuple[str, str, int]:
-    """(what input_json keeps, sha256, size in bytes) of the canonical input: a 10 MB input must not grow
-    the ledger by 10 MB unless ``[run] record_input = "full"`` asks for it."""
+def recorded_input(workspace: Workspace, payload: dict[str, Any]) -> RecordedInput:
+    """What the ledger keeps of the canonical input: a 10 MB input must not grow the ledger by 10 MB unless
+    ``[run] record_input = "full"`` asks for it; up to REPLAY_INPUT_MAX_BYTES it is kept whole as an
+    artifact, so the run can be replayed."""
     import hashlib
 
     from kavi.errors import ConfigError
@@ -208,7 +247,8 @@ def recorded_input(workspace: Workspace, payload: dict[str, Any]) -> tuple[str, 
     canonical = json.dumps(payload, sort_keys=True)
     data = canonical.encode("utf-8")
     kept = canonical if mode == "full" or len(canonical) <= INPUT_PREVIEW_CHARS else canonical[:INPUT_PREVIEW_CHARS]
-    return kept, hashlib.sha256(data).hexdigest(), len(data)
+    whole = data if kept != canonical and len(data) <= REPLAY_INPUT_MAX_BYTES else None
+    return RecordedInput(kept, hashlib.sha256(data).hexdigest(), len(data), whole)
 
 
 def request_for(trusted: TrustedBytes, payload: dict[str, Any]) -> dict[str, Any]:
@@ -340,11 +380,12 @@ def _finalize_now(module_name: str) -> None:
 def _record(
     conn: Any,
     promotion: dict[str, Any],
-    recorded: tuple[str, str, int],
+    recorded: RecordedInput,
     response: dict[str, Any],
     duration: float,
     isolation: str,
-    layers: tuple[str, ...] = (),
+    layers: tuple[str, ...],
+    lineage: Lineage,
 ) -> RunResult:
     """Append the execution to the ledger (``conn`` None: no ledger, nothing recorded) and raise on failure."""
     error = None if response.get("ok") else f"{response.get('error_type', 'Error')}: {response.get('error', '')}"
@@ -354,25 +395,30 @@ def _record(
         fast.write(
             conn,
             [
+                *_input_artifact(recorded),
                 (
                     "INSERT INTO executions (id, promotion_id, name, version, skill_sha256, input_json,"
-                    " input_sha256, input_size, output_json, error, duration_s, isolation, created_at, layers)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " input_sha256, input_size, output_json, error, duration_s, isolation, created_at, layers,"
+                    " parent_id, root_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         execution_id,
                         promotion["id"],
                         promotion["name"],
                         promotion["version"],
                         promotion["skill_sha256"],
-                        *recorded,
+                        recorded.kept,
+                        recorded.sha256,
+                        recorded.size,
                         json.dumps(output, sort_keys=True) if output is not None else None,
                         error,
                         duration,
                         isolation,
                         fast.utc_now(),
                         fast.layers_text(layers),
+                        lineage.parent_id,
+                        lineage.root_id or execution_id,
                     ),
-                )
+                ),
             ],
             [
                 {
@@ -385,6 +431,7 @@ def _record(
                         "error": error,
                         "isolation": isolation,
                         "layers": fast.layers_text(layers),
+                        "parent_id": lineage.parent_id,
                     },
                     "proposal_id": promotion["proposal_id"],
                 }
@@ -402,8 +449,22 @@ def _record(
         recorded=conn is not None,
         layers=layers,
     )
-    _raise_on_error(result, response, f"execution {execution_id}" if conn is not None else "not recorded: no ledger")
+    if lineage.raise_on_failure:
+        note = f"execution {execution_id}" if conn is not None else "not recorded: no ledger"
+        _raise_on_error(result, response, note)
     return result
+
+
+def _input_artifact(recorded: RecordedInput) -> list[tuple[str, tuple[Any, ...]]]:
+    """The statement that records the whole input's artifact (its bytes are stored before, see _execute)."""
+    if recorded.whole is None:
+        return []
+    return [
+        (
+            "INSERT OR IGNORE INTO artifacts (sha256, kind, size, created_at) VALUES (?, ?, ?, ?)",
+            (recorded.sha256, RUN_INPUT_ARTIFACT, recorded.size, fast.utc_now()),
+        )
+    ]
 
 
 def _raise_on_error(result: RunResult, response: dict[str, Any], note: str) -> None:

@@ -1,0 +1,125 @@
+"""Executions as trees: a run at the top is its own root; runs under a node (a chain run, a chat) and a
+forge's attempts hang below it; `kavi executions` lists roots (or one skill's executions at any depth),
+`kavi show-execution` prints a tree with inputs, outputs, timings and isolation layers, and `--tail` follows
+new executions as the ledger records them."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kavi.demo import recording_of
+from kavi.errors import NotFoundError
+from kavi.stages.common import Forge
+from kavi.stages.executions import execution
+from kavi.stages.run import run_skill
+from tests.stages.trees import adopt_repository_skills, ledger_rows
+from tests.support import WORD_COUNT_ARGS, run_cli
+
+KAVI = str(Path(sys.executable).parent / "kavi")
+
+
+@pytest.fixture
+def adopted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = adopt_repository_skills(tmp_path / "ws")
+    monkeypatch.setenv("KAVI_WORKSPACE", str(root))
+    return root
+
+
+def test_a_run_at_the_top_is_its_own_tree_and_show_execution_prints_it(adopted: Path) -> None:
+    ran = run_cli("run-skill", "word_count", "--json", '{"text": "one two three"}')
+    assert ran.code == 0, ran.stderr
+    run_id = ran.json()["execution_id"]
+
+    listed = run_cli("executions", "--json").json()["executions"]
+    assert [(row["id"], row["kind"], row["status"], row["root_id"]) for row in listed] == [
+        (run_id, "skill", "OK", run_id)
+    ]
+    shown = run_cli("show-execution", run_id[:8], "--json").json()["execution"]
+    assert shown["input"] == {"value": {"text": "one two three"}, "truncated": False}
+    assert shown["output"] == {"value": {"count": 3}, "truncated": False}
+    assert shown["parent_id"] is None and shown["children"] == [] and shown["duration_s"] > 0
+    assert shown["layers"] == ran.json()["layers"] and shown["isolation"] == ran.json()["isolation"]
+    text = run_cli("show-execution", run_id)
+    assert text.code == 0
+    assert f"{run_id}  skill word_count v1" in text.stdout and '"count": 3' in text.stdout
+    assert f"layers: {','.join(shown['layers'])}" in text.stdout
+
+
+def test_runs_under_a_node_form_one_tree(adopted: Path) -> None:
+    with Forge.opened(adopted) as forge, execution(forge, "chain", "count_twice", input_data={"text": "a b"}) as node:
+        first = run_skill(forge.workspace, "word_count", {"text": "a b"}, parent=node.id)
+        failed = run_skill(forge.workspace, "word_count", {"words": 3}, parent=node.id, raise_on_failure=False)
+        node.output = {"count": first.output}
+    assert failed.error is not None and failed.execution_id
+
+    roots = run_cli("executions", "--json").json()["executions"]
+    assert [(row["id"], row["kind"], row["status"], row["children"]) for row in roots] == [(node.id, "chain", "OK", 2)]
+    of_skill = run_cli("executions", "--skill", "word_count", "--json").json()["executions"]
+    assert {row["id"] for row in of_skill} == {first.execution_id, failed.execution_id}
+    assert {row["parent_id"] for row in of_skill} == {node.id}
+
+    tree = run_cli("show-execution", node.id, "--json").json()["execution"]
+    assert tree["input"]["value"] == {"text": "a b"} and tree["output"]["value"] == {"count": {"count": 2}}
+    assert [(child["id"], child["status"]) for child in tree["children"]] == [
+        (first.execution_id, "OK"),
+        (failed.execution_id, "FAILED"),
+    ]
+    assert tree["children"][1]["error"].startswith("SkillInputError")
+    below = run_cli("show-execution", failed.execution_id)
+    assert f"under {node.id}" in below.stdout and "error: SkillInputError" in below.stdout
+    events = ledger_rows(adopted, "SELECT kind FROM events WHERE kind LIKE 'execution.%' ORDER BY id")
+    assert events == [("execution.started",), ("execution.finished",)]
+    assert run_cli("audit").code == 0
+
+
+def test_a_parent_the_ledger_does_not_know_is_refused_before_anything_runs(adopted: Path) -> None:
+    with Forge.opened(adopted) as forge, pytest.raises(NotFoundError, match="c_missing"):
+        run_skill(forge.workspace, "word_count", {"text": "a"}, parent="c_missing")
+    assert ledger_rows(adopted, "SELECT id FROM executions") == []
+
+
+def test_a_forge_and_its_attempts_form_a_tree(workspace: Path) -> None:
+    proposed = run_cli("propose-skill", *WORD_COUNT_ARGS, "--json").json()
+    forged = run_cli(
+        "forge", proposed["proposal_id"], "--builder", "replay", "--replay-from", str(recording_of("word_count"))
+    )
+    assert forged.code == 0, forged.stdout + forged.stderr
+    [root] = run_cli("executions", "--json").json()["executions"]
+    assert (root["kind"], root["name"], root["status"], root["children"]) == ("forge", "word_count", "VERIFIED", 1)
+
+    tree = run_cli("show-execution", root["id"], "--json").json()["execution"]
+    assert tree["input"]["value"]["proposal_id"] == proposed["proposal_id"]
+    [attempt] = tree["children"]
+    assert attempt["kind"] == "attempt" and attempt["status"] == "PASSED"
+    assert attempt["output"]["value"]["build"] == "SUCCEEDED"
+    gates = {gate["gate"]: gate for gate in attempt["verification"]["gates"]}
+    assert gates["pytest"]["status"] == "pass" and "hook" in gates["pytest"]["layers"]
+    assert "verification" in run_cli("show-execution", root["id"]).stdout
+
+
+def test_tail_prints_each_new_execution_as_the_ledger_records_it(adopted: Path) -> None:
+    env = {**os.environ, "KAVI_WORKSPACE": str(adopted)}
+    tail = subprocess.Popen(
+        [KAVI, "executions", "--tail", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    )
+    try:
+        deadline, seen = time.monotonic() + 60, None
+        while seen is None and time.monotonic() < deadline:  # the tail starts at the head it first reads
+            ran = run_cli("run-skill", "word_count", "--json", '{"text": "tail me"}').json()
+            if select.select([tail.stdout], [], [], 3)[0]:
+                seen = json.loads(tail.stdout.readline())  # type: ignore[union-attr]
+        assert seen is not None, tail.stderr.read() if tail.poll() is not None else "the tail printed nothing"
+        assert seen["event_kind"] == "run.finished" and seen["name"] == "word_count" and seen["ok"] is True
+        recorded = {row[0] for row in ledger_rows(adopted, "SELECT id FROM executions")}
+        assert seen["execution_id"] in recorded and ran["execution_id"] in recorded
+    finally:
+        tail.terminate()
+        tail.wait(timeout=10)
