@@ -18,8 +18,9 @@ import pytest
 from kavi.demo import recording_of
 from kavi.errors import NotFoundError
 from kavi.stages.common import Forge
-from kavi.stages.executions import execution
+from kavi.stages.executions import execution, execution_tree, list_executions, record_execution
 from kavi.stages.run import run_skill
+from kavi.workspace import init_workspace
 from tests.stages.trees import adopt_repository_skills, ledger_rows
 from tests.support import WORD_COUNT_ARGS, run_cli
 
@@ -123,3 +124,21 @@ def test_tail_prints_each_new_execution_as_the_ledger_records_it(adopted: Path) 
     finally:
         tail.terminate()
         tail.wait(timeout=10)
+
+
+def test_execution_nodes_work_on_a_postgres_ledger(tmp_path: Path, postgres_url: str) -> None:
+    workspace, _ = init_workspace(tmp_path / "pg")
+    config = workspace.root / "kavi.toml"
+    config.write_text(config.read_text().replace('url = ".kavi/ledger.db"', f'url = "{postgres_url}"'))
+    with Forge.opened(workspace.root) as forge:
+        with execution(forge, "plan", "a goal", input_data={"goal": "count words"}) as plan:
+            declined = record_execution(
+                forge, "declined", "word_count", input_data={"text": "x"}, parent=plan.id, status="DECLINED"
+            )
+            plan.status = "WAITING"
+        [listed] = list_executions(forge)
+        tree = execution_tree(forge, plan.id)
+    assert (listed["id"], listed["status"], listed["children"]) == (plan.id, "WAITING", 1)
+    assert [(child["id"], child["status"], child["root_id"]) for child in tree["children"]] == [
+        (declined, "DECLINED", plan.id)
+    ]

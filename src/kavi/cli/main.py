@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kavi.cli import (
+    chat_command,
     execution_commands,
     forge_commands,
     integrity_commands,
@@ -16,6 +17,7 @@ from kavi.cli.app import app
 
 __all__ = [
     "app",
+    "chat_command",
     "execution_commands",
     "forge_commands",
     "integrity_commands",
