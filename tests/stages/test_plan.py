@@ -197,3 +197,17 @@ def test_a_plan_over_its_limits_is_recorded_and_nothing_is_proposed(
     assert status == "FAILED" and "--max-skills" in error
     deep = _plan(monkeypatch, Scripted(PLAN), "--max-depth", "2")
     assert deep.code == 1 and "3 steps deep" in deep.stdout
+
+
+def test_a_spent_cost_budget_forges_nothing_more(adopted: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    planned = _plan(monkeypatch, Scripted(PLAN), "--max-cost-usd", "0")
+    assert planned.code == 1, planned.stdout + planned.stderr
+    report = planned.json()
+    assert [(skill["name"], skill["action"]) for skill in report["skills"]] == [
+        ("word_count", "REUSED"),
+        ("count_label", "SKIPPED"),
+        ("shout", "SKIPPED"),
+    ]
+    assert "cost budget of $0 is spent" in report["skills"][1]["detail"]
+    assert report["chain"]["blocked_by"] == ["count_label", "shout"]
+    assert ledger_rows(adopted, "SELECT COUNT(*) FROM proposals WHERE name IN ('count_label', 'shout')") == [(0,)]
