@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +18,9 @@ import pytest
 
 from kavi.demo import recording_of
 from kavi.errors import NotFoundError
+from kavi.ledger import store
+from kavi.ledger.migrations import MIGRATIONS
+from kavi.ledger.store import Ledger
 from kavi.stages.common import Forge
 from kavi.stages.executions import execution, execution_tree, list_executions, record_execution
 from kavi.stages.run import run_skill
@@ -142,3 +146,22 @@ def test_execution_nodes_work_on_a_postgres_ledger(tmp_path: Path, postgres_url:
     assert [(child["id"], child["status"], child["root_id"]) for child in tree["children"]] == [
         (declined, "DECLINED", plan.id)
     ]
+
+
+def test_a_ledger_from_before_the_tree_is_upgraded_and_its_runs_are_roots(
+    adopted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "MIGRATIONS", MIGRATIONS[:4])
+        Ledger.open(f"sqlite:///{tmp_path / 'old.db'}").close()
+    upgraded = Ledger.open(f"sqlite:///{tmp_path / 'old.db'}")
+    assert upgraded.schema_version()[-1] == "m007_execution_tree"
+    upgraded.close()
+
+    ran = run_cli("run-skill", "word_count", "--json", '{"text": "old row"}').json()
+    with sqlite3.connect(adopted / ".kavi" / "ledger.db") as conn:  # what a run recorded before m007 looks like
+        conn.execute("UPDATE executions SET root_id = NULL")
+    [row] = run_cli("executions", "--json").json()["executions"]
+    assert (row["id"], row["root_id"]) == (ran["execution_id"], ran["execution_id"])
+    assert run_cli("show-execution", ran["execution_id"], "--json").json()["execution"]["children"] == []
+    assert run_cli("replay", ran["execution_id"]).code == 0
