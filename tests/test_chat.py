@@ -137,3 +137,13 @@ def test_a_model_server_that_is_not_there_is_named_before_anything_is_recorded(
     refused = run_cli("chat")
     assert refused.code == 1 and "not reachable" in refused.stderr and "KAVI_OPENAI_BASE_URL" in refused.stderr
     assert ledger_rows(adopted, "SELECT COUNT(*) FROM execution_nodes") == [(0,)]
+
+
+def test_a_model_server_that_fails_mid_chat_ends_it_failed(adopted: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with serve(lambda _turn: Reply(status=500)) as stub:
+        monkeypatch.setenv("KAVI_OPENAI_BASE_URL", stub.url)
+        monkeypatch.setenv("KAVI_OPENAI_MODEL", "stub-model")
+        monkeypatch.setattr(sys, "stdin", io.StringIO("hello\n"))
+        failed = run_cli("chat")
+    assert failed.code == 1 and "InternalServerError" in failed.stderr, failed.stderr
+    assert ledger_rows(adopted, "SELECT status FROM execution_nodes WHERE kind = 'chat'") == [("FAILED",)]

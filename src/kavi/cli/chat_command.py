@@ -50,6 +50,9 @@ def chat_command(
         except KeyboardInterrupt:
             status = "INTERRUPTED"
             raise
+        except Exception:  # the model's server went away, a bug: the chat's node says it did not end well
+            status = "FAILED"
+            raise
         finally:
             session.close(status)
     print(f"The whole conversation: `kavi show-execution {session.node_id}`")
