@@ -165,3 +165,24 @@ def test_a_ledger_from_before_the_tree_is_upgraded_and_its_runs_are_roots(
     assert (row["id"], row["root_id"]) == (ran["execution_id"], ran["execution_id"])
     assert run_cli("show-execution", ran["execution_id"], "--json").json()["execution"]["children"] == []
     assert run_cli("replay", ran["execution_id"]).code == 0
+
+
+@pytest.mark.parametrize(
+    ("tamper", "where"),
+    [
+        ("UPDATE execution_nodes SET status = 'OK' WHERE kind = 'forge'", "status OK but event"),
+        ("UPDATE execution_nodes SET parent_id = NULL WHERE kind = 'attempt'", "parent_id None differs"),
+        ("UPDATE executions SET parent_id = NULL", "parent None but event"),
+    ],
+)
+def test_audit_names_a_tree_rewritten_behind_the_events(adopted: Path, tamper: str, where: str) -> None:
+    with Forge.opened(adopted) as forge, execution(forge, "forge", "word_count") as node:
+        node.status = "ESCALATED"
+        with execution(forge, "attempt", "word_count", parent=node.id):
+            run_skill(forge.workspace, "word_count", {"text": "a"}, parent=node.id)
+    assert run_cli("audit").code == 0
+    with sqlite3.connect(adopted / ".kavi" / "ledger.db") as conn:
+        conn.execute(tamper)
+    audited = run_cli("audit", "--json")
+    assert audited.code == 1
+    assert any(where in finding["message"] for finding in audited.json()["findings"]), audited.stdout
