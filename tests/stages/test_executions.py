@@ -25,8 +25,8 @@ from kavi.stages.common import Forge
 from kavi.stages.executions import execution, execution_tree, list_executions, record_execution
 from kavi.stages.run import run_skill
 from kavi.workspace import init_workspace
-from tests.stages.trees import adopt_repository_skills, ledger_rows
-from tests.support import WORD_COUNT_ARGS, run_cli
+from tests.stages.trees import SAVE_TEXT, adopt_repository_skills, ledger_rows, promote_recorded
+from tests.support import REPO, WORD_COUNT_ARGS, run_cli
 
 KAVI = str(Path(sys.executable).parent / "kavi")
 
@@ -186,3 +186,20 @@ def test_audit_names_a_tree_rewritten_behind_the_events(adopted: Path, tamper: s
     audited = run_cli("audit", "--json")
     assert audited.code == 1
     assert any(where in finding["message"] for finding in audited.json()["findings"]), audited.stdout
+
+
+def test_a_blocked_effect_is_shown_as_blocked(adopted: Path, tmp_path: Path) -> None:
+    recorded = REPO / "tests" / "server" / "recordings" / "save_text" / "skills"
+    files = {f"skills/{path.name}": path.read_text(encoding="utf-8") for path in recorded.glob("*.py")}
+    promote_recorded(adopted, SAVE_TEXT, files, tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    refused = run_cli("run-skill", "save_text", "--json", json.dumps({"folder": str(outside), "text": "escape"}))
+    assert refused.code == 1 and "SideEffectViolation" in refused.stdout
+    [(run_id,)] = ledger_rows(adopted, "SELECT id FROM executions WHERE name = 'save_text'")
+
+    shown = run_cli("show-execution", run_id, "--json").json()["execution"]
+    assert shown["status"] == "BLOCKED" and shown["blocked"].startswith("SideEffectViolation")
+    assert shown["output"] is None and list(outside.iterdir()) == []
+    text = run_cli("show-execution", run_id).stdout
+    assert "BLOCKED" in text and "blocked: SideEffectViolation" in text

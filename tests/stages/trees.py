@@ -63,6 +63,14 @@ SHUFFLE_SPEC: dict[str, Any] = {
     "io_schema": {"input": {"text": "str"}, "output": {"text": "str"}},
     "examples": [{"input": {"text": "solo"}, "output": {"text": "solo"}}],
 }
+SAVE_TEXT: dict[str, Any] = {  # the server tests' skill that writes under a folder its caller names
+    "name": "save_text",
+    "description": "Save a text as saved.txt under a folder",
+    "side_effect": "FILE_WRITE",
+    "io_schema": {"input": {"folder": "str", "text": "str"}, "output": {"path": "str"}},
+    "examples": [{"input": {"folder": "notes", "text": "hi"}, "output": {"path": "notes/saved.txt"}}],
+    "write_roots": ("notes",),
+}
 
 
 def adopt_repository_skills(root: Path) -> Path:
