@@ -173,6 +173,7 @@ def m007_execution_tree(conn: Connection, dialect: str) -> None:
         "ALTER TABLE executions ADD COLUMN root_id TEXT",
         "CREATE INDEX ix_executions_root_id ON executions(root_id)",
         "CREATE INDEX ix_executions_created ON executions(created_at)",
+        "CREATE INDEX ix_executions_parent_created ON executions(parent_id, created_at)",
         """CREATE TABLE execution_nodes (
             id TEXT PRIMARY KEY,
             kind TEXT NOT NULL,
@@ -189,6 +190,7 @@ def m007_execution_tree(conn: Connection, dialect: str) -> None:
             duration_s REAL)""",
         "CREATE INDEX ix_execution_nodes_root_id ON execution_nodes(root_id)",
         "CREATE INDEX ix_execution_nodes_created ON execution_nodes(created_at)",
+        "CREATE INDEX ix_execution_nodes_parent_created ON execution_nodes(parent_id, created_at)",
         "CREATE INDEX ix_execution_nodes_replay_of ON execution_nodes(replay_of)",
     ):
         conn.execute(text(statement))

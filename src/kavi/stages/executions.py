@@ -317,12 +317,14 @@ def execution_tree(forge: Forge, execution_id: str) -> dict[str, Any]:
             parent = by_id.get(row["parent_id"] or "")
             if parent is not None:
                 parent.setdefault("children", []).append(row)
+        replays = session.exec(select(ExecutionNode).where(col(ExecutionNode.replay_of).in_(list(by_id)))).all()
         for row in members:
             if row["kind"] == "attempt":
                 _add_gates(session, row)
             row["replays"] = [
                 {"id": n.id, "status": n.status, "created_at": n.created_at}
-                for n in session.exec(select(ExecutionNode).where(col(ExecutionNode.replay_of) == row["id"]))
+                for n in replays
+                if n.replay_of == row["id"]
             ]
     return by_id[execution_id]
 
