@@ -78,3 +78,7 @@ class SkillExecutionError(KaviError):
 
 class SideEffectViolation(SkillExecutionError):
     """A skill attempted an effect its side-effect class does not declare."""
+
+
+class PlanRefused(KaviError):
+    """A planner's answer that cannot be a plan (malformed, or over a limit): recorded, nothing proposed."""

@@ -173,5 +173,6 @@ def forge(
         emit_json({"ok": result.status == "VERIFIED", **result.__dict__})
     else:
         out.print(f"{result.name}: {styled(result.status)} — {result.reason}")
+        out.print(f"The whole forge: `kavi show-execution {result.execution_id}`")
     if result.status != "VERIFIED":
         raise typer.Exit(1)

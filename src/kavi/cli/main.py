@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from kavi.cli import (
     chain_commands,
+    chat_command,
+    execution_commands,
     forge_commands,
     integrity_commands,
     kernel_commands,
+    plan_command,
     run_command,
     serve_commands,
     skill_commands,
@@ -17,9 +20,12 @@ from kavi.cli.app import app
 __all__ = [
     "app",
     "chain_commands",
+    "chat_command",
+    "execution_commands",
     "forge_commands",
     "integrity_commands",
     "kernel_commands",
+    "plan_command",
     "run_command",
     "serve_commands",
     "skill_commands",

@@ -159,6 +159,9 @@ class _Seen:
     builds_finished: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     verifications: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     executions: dict[str, int] = field(default_factory=dict)
+    run_parents: dict[str, str | None] = field(default_factory=dict)
+    nodes_started: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    nodes_finished: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
 
 
 def _check_chain(conn: sqlite3.Connection, report: AuditReport) -> _Seen:
@@ -184,7 +187,7 @@ def _check_chain(conn: sqlite3.Connection, report: AuditReport) -> _Seen:
         if sha256(text.encode()).hexdigest() != digest:
             report.add("chain", f"event #{event_id}", f"{kind}: stored hash {digest[:12]} does not match its content")
         previous, expected_id = digest, event_id + 1
-        if kind.startswith(("proposal.", "promotion.", "build.", "verification.", "run.")):
+        if kind.startswith(("proposal.", "promotion.", "build.", "verification.", "run.", "execution.")):
             _note(seen, event_id, kind, proposal_id, build_id, payload, loads, report)
     report.head = previous
     return seen
@@ -225,6 +228,11 @@ def _note(
         seen.verifications[str(data.get("verification_id"))] = (event_id, data)
     elif kind in ("run.finished", "run.blocked"):
         seen.executions[str(data.get("execution_id"))] = event_id
+        seen.run_parents[str(data.get("execution_id"))] = data.get("parent_id")
+    elif kind == "execution.started":
+        seen.nodes_started[str(data.get("execution_id"))] = (event_id, data)
+    elif kind == "execution.finished":
+        seen.nodes_finished[str(data.get("execution_id"))] = (event_id, data)
 
 
 def _check_artifacts(conn: sqlite3.Connection, root: Path, report: AuditReport) -> None:
@@ -261,9 +269,33 @@ def _check_rows(conn: sqlite3.Connection, seen: _Seen, report: AuditReport) -> N
     _check_promotions(conn, seen, report)
     _check_builds(conn, seen, report)
     _check_verifications(conn, seen, report)
-    for (xid,) in conn.execute("SELECT id FROM executions"):
+    for xid, parent in conn.execute("SELECT id, parent_id FROM executions"):
         if xid not in seen.executions:
             report.add("execution", f"executions row {xid}", "no run event records it")
+        elif seen.run_parents.get(xid) != parent:
+            said = seen.run_parents.get(xid)
+            report.add(
+                "execution", f"executions row {xid}", f"parent {parent} but event #{seen.executions[xid]} says {said}"
+            )
+    _check_execution_nodes(conn, seen, report)
+
+
+def _check_execution_nodes(conn: sqlite3.Connection, seen: _Seen, report: AuditReport) -> None:
+    """Each execution node says what its execution.started (and execution.finished) events said."""
+    for nid, kind, name, parent, status in conn.execute(
+        "SELECT id, kind, name, parent_id, status FROM execution_nodes"
+    ):
+        where = f"execution_nodes row {nid}"
+        if nid not in seen.nodes_started:
+            report.add("execution", where, "no execution.started event records it")
+            continue
+        event_id, started = seen.nodes_started[nid]
+        for field_name, value in (("kind", kind), ("name", name), ("parent_id", parent)):
+            if started.get(field_name) != value:
+                report.add("execution", where, f"{field_name} {value!r} differs from event #{event_id}")
+        finished_id, finished = seen.nodes_finished.get(nid, (event_id, {"status": "RUNNING"}))
+        if finished.get("status") != status:
+            report.add("execution", where, f"status {status} but event #{finished_id} says {finished.get('status')}")
 
 
 def _check_promotions(conn: sqlite3.Connection, seen: _Seen, report: AuditReport) -> None:

@@ -15,7 +15,16 @@ from kavi.errors import LedgerError, NotFoundError, TransitionError
 from kavi.ledger.chain import GENESIS, canonical_payload, event_hash
 from kavi.ledger.ids import new_id, utc_now
 
-__all__ = ["append_event", "connect", "layers_text", "new_id", "trusted_version", "utc_now", "write"]
+__all__ = [
+    "append_event",
+    "connect",
+    "layers_text",
+    "new_id",
+    "root_of",
+    "trusted_version",
+    "utc_now",
+    "write",
+]
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -62,6 +71,18 @@ def trusted_version(conn: sqlite3.Connection, name: str, version: int | None) ->
     if revoked is not None:
         raise TransitionError(f"{name} v{version} is {revoked['status']} and cannot run")
     raise NotFoundError(f"{name} has no version {version}", hint="`kavi list-skills --all`")
+
+
+def root_of(conn: sqlite3.Connection, parent_id: str) -> str:
+    """The root of the tree that ``parent_id`` (an execution node or a skill run) belongs to."""
+    row = conn.execute("SELECT root_id FROM execution_nodes WHERE id = ?", (parent_id,)).fetchone()
+    if row is None:
+        row = conn.execute(
+            "SELECT COALESCE(root_id, id) AS root_id FROM executions WHERE id = ?", (parent_id,)
+        ).fetchone()
+    if row is None:
+        raise NotFoundError(f"no execution {parent_id!r} to run under", hint="`kavi executions` lists them")
+    return str(row["root_id"])
 
 
 def append_event(

@@ -162,9 +162,44 @@ def m004_proposal_hidden_examples(conn: Connection, dialect: str) -> None:
     conn.execute(text("ALTER TABLE proposals ADD COLUMN hidden_examples_sha256 TEXT REFERENCES artifacts(sha256)"))
 
 
+def m007_execution_tree(conn: Connection, dialect: str) -> None:
+    """Executions form trees: a skill run records the execution it ran under (``parent_id``) and the root of
+    its tree (``root_id``, its own id at the top); an execution that is not one skill run (a forge and its
+    attempts, a chat, a plan, a chain run, a replay) is an ``execution_nodes`` row whose children are nodes
+    or skill runs. Ids never collide across the two tables (their prefixes differ), so a parent may be
+    either; a replay names the execution it re-ran in ``replay_of``."""
+    for statement in (
+        "ALTER TABLE executions ADD COLUMN parent_id TEXT",
+        "ALTER TABLE executions ADD COLUMN root_id TEXT",
+        "CREATE INDEX ix_executions_root_id ON executions(root_id)",
+        "CREATE INDEX ix_executions_created ON executions(created_at)",
+        "CREATE INDEX ix_executions_parent_created ON executions(parent_id, created_at)",
+        """CREATE TABLE execution_nodes (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            parent_id TEXT,
+            root_id TEXT NOT NULL,
+            replay_of TEXT,
+            status TEXT NOT NULL,
+            input_json TEXT NOT NULL,
+            output_json TEXT,
+            error TEXT,
+            created_at TEXT NOT NULL,
+            finished_at TEXT,
+            duration_s REAL)""",
+        "CREATE INDEX ix_execution_nodes_root_id ON execution_nodes(root_id)",
+        "CREATE INDEX ix_execution_nodes_created ON execution_nodes(created_at)",
+        "CREATE INDEX ix_execution_nodes_parent_created ON execution_nodes(parent_id, created_at)",
+        "CREATE INDEX ix_execution_nodes_replay_of ON execution_nodes(replay_of)",
+    ):
+        conn.execute(text(statement))
+
+
 MIGRATIONS: tuple[tuple[str, MigrationFn], ...] = (
     ("m001_initial", m001_initial),
     ("m002_revocation_reason_and_run_input_digest", m002_revocation_reason_and_run_input_digest),
     ("m003_isolation_layers", m003_isolation_layers),
     ("m004_proposal_hidden_examples", m004_proposal_hidden_examples),
+    ("m007_execution_tree", m007_execution_tree),
 )

@@ -146,6 +146,28 @@ class Execution(SQLModel, table=True):
     isolation: str
     created_at: str
     layers: str = ""
+    parent_id: str | None = None  # the execution node this run ran under (a chat, a chain run, a replay)
+    root_id: str | None = None  # the root of its tree: its own id at the top; None on rows from before m007
+
+
+class ExecutionNode(SQLModel, table=True):
+    """An execution that is not one skill run (a forge, an attempt, a chat, a plan, a chain run, a replay):
+    what it did are its children, nodes or skill runs (kavi.stages.executions.EXECUTION_KINDS)."""
+
+    __tablename__ = "execution_nodes"
+    id: str = Field(primary_key=True)
+    kind: str
+    name: str
+    parent_id: str | None = None
+    root_id: str = Field(index=True)
+    replay_of: str | None = Field(default=None, index=True)
+    status: str
+    input_json: str
+    output_json: str | None = None
+    error: str | None = None
+    created_at: str = Field(index=True)
+    finished_at: str | None = None
+    duration_s: float | None = None
 
 
 class Event(SQLModel, table=True):

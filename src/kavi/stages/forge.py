@@ -11,7 +11,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -24,6 +24,7 @@ from kavi.ledger.models import Proposal, ProposalStatus
 from kavi.spec import SkillSpec
 from kavi.stages.build import Built, build_skill
 from kavi.stages.common import Forge, get_proposal, set_status
+from kavi.stages.executions import begin_execution, execution, finish_execution
 from kavi.stages.research import Researched, research_build
 from kavi.stages.verify import UNOBSERVED, GateProgress, Verified, candidate_files, verify_skill
 
@@ -52,6 +53,7 @@ class Forged:
     reason: str
     attempts: list[dict[str, Any]] = field(default_factory=list)
     cost_usd: float = 0.0
+    execution_id: str = ""  # the forge's node in the execution tree; its attempts are its children
 
 
 def forge_skill(
@@ -64,9 +66,11 @@ def forge_skill(
     advice_options: dict[str, Any] | None = None,
     progress: Progress = lambda _stage, _data: None,
     gate_progress: GateProgress = UNOBSERVED,
+    parent: str | None = None,
 ) -> Forged:
     """``progress`` hears ("building", record) before each build and ("build" | "verify" | "research",
-    record) after each step; ``gate_progress`` hears each gate of each verification."""
+    record) after each step; ``gate_progress`` hears each gate of each verification. The forge is one node of
+    the execution tree (under ``parent``, a plan's node for instance) and each attempt a node below it."""
     if budget.max_attempts < 1:
         raise UsageError("--max-attempts must be at least 1")
     name = builder_name or forge.workspace.config.build.builder
@@ -74,6 +78,63 @@ def forge_skill(
         raise UsageError("forge needs an automatic builder; use `kavi build-skill` for manual builds")
     with forge.ledger.reading() as session:
         proposal = get_proposal(session, reference)
+    request = {"proposal_id": proposal.id, "builder": name, "budget": asdict(budget)}
+    with execution(forge, "forge", proposal.name, input_data=request, parent=parent) as node:
+        attempts = AttemptNodes(forge, proposal, node.id, progress)
+        try:
+            result = _forge_loop(
+                forge, proposal, name, builder_options, budget, advice_options, attempts, gate_progress
+            )
+        finally:
+            attempts.close()
+        result.execution_id = node.id
+        node.status = result.status
+        node.output = {"reason": result.reason, "attempts": len(result.attempts), "cost_usd": result.cost_usd}
+    return result
+
+
+class AttemptNodes:
+    """Each attempt as a node under the forge's: begun when the forge says it is building, finished with the
+    attempt's record (build, verification, research) when the next begins or the forge ends."""
+
+    def __init__(self, forge: Forge, proposal: Proposal, parent: str, progress: Progress) -> None:
+        self.forge, self.proposal, self.parent, self.progress = forge, proposal, parent, progress
+        self.open: tuple[str, dict[str, Any]] | None = None
+
+    def __call__(self, stage: str, record: dict[str, Any]) -> None:
+        if stage == "building":
+            self.close()
+            node_id = begin_execution(
+                self.forge,
+                "attempt",
+                self.proposal.name,
+                input_data={"proposal_id": self.proposal.id, **record},
+                parent=self.parent,
+            )
+            self.open = (node_id, {})
+        elif self.open is not None:
+            self.open = (self.open[0], record)
+        self.progress(stage, record)
+
+    def close(self) -> None:
+        if self.open is None:
+            return
+        node_id, record = self.open
+        self.open = None
+        status = str(record.get("verification") or record.get("build") or "FAILED")
+        finish_execution(self.forge, node_id, status, output=record)
+
+
+def _forge_loop(
+    forge: Forge,
+    proposal: Proposal,
+    name: str,
+    builder_options: dict[str, Any] | None,
+    budget: Budget,
+    advice_options: dict[str, Any] | None,
+    progress: Progress,
+    gate_progress: GateProgress,
+) -> Forged:
     result = Forged(proposal.id, proposal.name, "", "")
     started = time.monotonic()
     previous: Researched | None = None

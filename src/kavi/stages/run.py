@@ -36,6 +36,8 @@ from kavi.sandbox.executor import base_environment, policies_for_spec, recording
 from kavi.side_effects import DeclaredEffects, SideEffect
 from kavi.workspace import Workspace
 
+DEFAULT_TIMEOUT_S = 60.0
+REFUSAL_MARK = "EffectBlocked: refused by kavi's audit hook"
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -44,12 +46,25 @@ if TYPE_CHECKING:
     # run_isolated's signature: (argv, *, cwd, policy, stdin) -> ExecResult
     Launch = Callable[..., ExecResult]
 
-DEFAULT_TIMEOUT_S = 60.0
-REFUSAL_MARK = "EffectBlocked: refused by kavi's audit hook"
 # What the ledger keeps of a run's input (``[run] record_input``): "preview" keeps its sha256, its size and
 # this many characters of its canonical JSON; "full" keeps all of it.
 INPUT_PREVIEW_CHARS = 1024
 RECORD_INPUT_MODES = ("preview", "full")
+# An input longer than its preview and at most this many bytes is also kept whole in the artifact store
+# (under its sha256, outside the ledger's rows), so `kavi replay` can run it again.
+REPLAY_INPUT_MAX_BYTES = 1 << 20
+RUN_INPUT_ARTIFACT = "run-input"
+
+
+@dataclass(frozen=True)
+class RecordedInput:
+    """What the ledger keeps of a run's input: ``kept`` (input_json), its sha256 and size, and the whole
+    canonical text when it is to be kept as an artifact too (None when ``kept`` is all of it, or too big)."""
+
+    kept: str
+    sha256: str
+    size: int
+    whole: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -136,11 +151,15 @@ def run_skill(
     version: int | None = None,
     in_process: bool = False,
     require_isolation: bool | None = None,
+    parent: str | None = None,
+    raise_on_failure: bool = True,
     launch: Launch | None = None,
 ) -> RunResult:
-    """Run a TRUSTED skill. ``launch`` starts its child (default :func:`run_isolated`, a fresh isolated
-    process; the server passes its warm zygote's, :meth:`kavi.sandbox.warm.Zygote.run`); everything else —
-    the hash check, validation, recording — is the same whoever launches."""
+    """Run one TRUSTED version and record the execution. ``parent`` is the execution it runs under (a chat, a
+    chain run, a replay: see kavi.stages.executions); ``raise_on_failure`` False returns a failed run's result
+    instead of raising (it is recorded either way). ``launch`` starts its child (default :func:`run_isolated`,
+    a fresh isolated process; the server passes its warm zygote's, :meth:`kavi.sandbox.warm.Zygote.run`);
+    everything else — the hash check, validation, recording — is the same whoever launches."""
     ledger_path = workspace.ledger_path
     if ledger_path is None:
         raise KaviError(
@@ -148,14 +167,27 @@ def run_skill(
             hint="use a SQLite ledger for running skills, or the Python API",
         )
     if not ledger_path.is_file() and (workspace.root / LOCK_FILE).is_file():
+        if parent is not None:
+            raise KaviError("a run under a parent execution needs a ledger", hint="run `kavi init` to adopt the lock")
         trusted = load_trusted_from_lock(workspace, name, version)
-        return _execute(workspace, None, trusted, payload, in_process, require_isolation, launch)
+        return _execute(workspace, None, trusted, payload, in_process, require_isolation, Lineage(), launch)
     conn = fast.connect(ledger_path)
     try:
+        lineage = Lineage(parent, fast.root_of(conn, parent) if parent else None, raise_on_failure)
         trusted = load_trusted(workspace, conn, name, version)
-        return _execute(workspace, conn, trusted, payload, in_process, require_isolation, launch)
+        return _execute(workspace, conn, trusted, payload, in_process, require_isolation, lineage, launch)
     finally:
         conn.close()
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a run sits in its execution tree (None, None: at the top, its own root), and whether a failed
+    run raises."""
+
+    parent_id: str | None = None
+    root_id: str | None = None
+    raise_on_failure: bool = True
 
 
 def load_trusted_from_lock(workspace: Workspace, name: str, version: int | None) -> TrustedBytes:
@@ -190,6 +222,7 @@ def _execute(
     payload: dict[str, Any],
     in_process: bool,
     require_isolation: bool | None,
+    lineage: Lineage,
     launch: Launch | None = None,
 ) -> RunResult:
     promotion = trusted.promotion
@@ -206,12 +239,23 @@ def _execute(
             response, isolation = _run_in_child(workspace, trusted, payload, require_isolation, launch)
         layers = weakest_layers(runs)
     duration = round(time.perf_counter() - started, 6)
-    return _record(conn, promotion, recorded, response, duration, isolation, layers)
+    if conn is not None:
+        keep_whole_input(workspace, recorded)
+    return _record(conn, promotion, recorded, response, duration, isolation, layers, lineage)
 
 
-def recorded_input(workspace: Workspace, payload: dict[str, Any]) -> tuple[str, str, int]:
-    """(what input_json keeps, sha256, size in bytes) of the canonical input: a 10 MB input must not grow
-    the ledger by 10 MB unless ``[run] record_input = "full"`` asks for it."""
+def keep_whole_input(workspace: Workspace, recorded: RecordedInput) -> None:
+    """Store the bytes of an input kept whole (for replay) before the row that names them is written."""
+    if recorded.whole is not None:
+        from kavi.artifacts import ArtifactStore  # stdlib only
+
+        ArtifactStore(workspace.artifacts_dir).put(recorded.whole)
+
+
+def recorded_input(workspace: Workspace, payload: dict[str, Any]) -> RecordedInput:
+    """What the ledger keeps of the canonical input: a 10 MB input must not grow the ledger by 10 MB unless
+    ``[run] record_input = "full"`` asks for it; up to REPLAY_INPUT_MAX_BYTES it is kept whole as an
+    artifact, so the run can be replayed."""
     import hashlib
 
     from kavi.errors import ConfigError
@@ -222,7 +266,8 @@ def recorded_input(workspace: Workspace, payload: dict[str, Any]) -> tuple[str, 
     canonical = json.dumps(payload, sort_keys=True)
     data = canonical.encode("utf-8")
     kept = canonical if mode == "full" or len(canonical) <= INPUT_PREVIEW_CHARS else canonical[:INPUT_PREVIEW_CHARS]
-    return kept, hashlib.sha256(data).hexdigest(), len(data)
+    whole = data if kept != canonical and len(data) <= REPLAY_INPUT_MAX_BYTES else None
+    return RecordedInput(kept, hashlib.sha256(data).hexdigest(), len(data), whole)
 
 
 def request_for(trusted: TrustedBytes, payload: dict[str, Any]) -> dict[str, Any]:
@@ -358,24 +403,26 @@ def _finalize_now(module_name: str) -> None:
 def _record(
     conn: Any,
     promotion: dict[str, Any],
-    recorded: tuple[str, str, int],
+    recorded: RecordedInput,
     response: dict[str, Any],
     duration: float,
     isolation: str,
-    layers: tuple[str, ...] = (),
+    layers: tuple[str, ...],
+    lineage: Lineage,
 ) -> RunResult:
-    """Append the execution to the ledger (``conn`` None: no ledger, nothing recorded) and raise on failure."""
-    result = record_execution(conn, promotion, recorded, response, duration, isolation, layers)
-    _raise_on_error(
-        result, response, f"execution {result.execution_id}" if conn is not None else "not recorded: no ledger"
-    )
+    """Append the execution to the ledger (``conn`` None: no ledger, nothing recorded) and raise on failure
+    (unless the lineage says a failed run is returned)."""
+    result = record_execution(conn, promotion, recorded, response, duration, isolation, layers, lineage=lineage)
+    if lineage.raise_on_failure:
+        note = f"execution {result.execution_id}" if conn is not None else "not recorded: no ledger"
+        _raise_on_error(result, response, note)
     return result
 
 
 def record_execution(
     conn: Any,
     promotion: dict[str, Any],
-    recorded: tuple[str, str, int],
+    recorded: RecordedInput,
     response: dict[str, Any],
     duration: float,
     isolation: str,
@@ -383,9 +430,13 @@ def record_execution(
     *,
     execution_id: str | None = None,
     context: dict[str, Any] | None = None,
+    lineage: Lineage | None = None,
 ) -> RunResult:
     """Append one execution and its event (``conn`` None: nothing recorded) and return it, failed or not.
-    ``context`` joins the event's payload (a chain's step names its chain execution and its step)."""
+    ``context`` joins the event's payload (a chain's step names its chain execution and its step); ``lineage``
+    places it in its execution tree. The bytes of an input kept whole must be stored first
+    (:func:`keep_whole_input`)."""
+    lineage = lineage or Lineage()
     error = None if response.get("ok") else f"{response.get('error_type', 'Error')}: {response.get('error', '')}"
     output = response.get("output") if response.get("ok") else None
     execution_id = "" if conn is None else (execution_id or fast.new_id("x"))
@@ -394,25 +445,30 @@ def record_execution(
         fast.write(
             conn,
             [
+                *_input_artifact(recorded),
                 (
                     "INSERT INTO executions (id, promotion_id, name, version, skill_sha256, input_json,"
-                    " input_sha256, input_size, output_json, error, duration_s, isolation, created_at, layers)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " input_sha256, input_size, output_json, error, duration_s, isolation, created_at, layers,"
+                    " parent_id, root_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         execution_id,
                         promotion["id"],
                         promotion["name"],
                         promotion["version"],
                         promotion["skill_sha256"],
-                        *recorded,
+                        recorded.kept,
+                        recorded.sha256,
+                        recorded.size,
                         json.dumps(output, sort_keys=True) if output is not None else None,
                         error,
                         duration,
                         isolation,
                         fast.utc_now(),
                         fast.layers_text(layers),
+                        lineage.parent_id,
+                        lineage.root_id or execution_id,
                     ),
-                )
+                ),
             ],
             [
                 {
@@ -425,6 +481,7 @@ def record_execution(
                         "error": error,
                         "isolation": isolation,
                         "layers": fast.layers_text(layers),
+                        "parent_id": lineage.parent_id,
                         **(context or {}),
                     },
                     "proposal_id": promotion["proposal_id"],
@@ -446,6 +503,25 @@ def record_execution(
     )
 
 
+def _input_artifact(recorded: RecordedInput) -> list[tuple[str, tuple[Any, ...]]]:
+    """The statement that records the whole input's artifact (its bytes are stored before, see _execute)."""
+    if recorded.whole is None:
+        return []
+    return [
+        (
+            "INSERT OR IGNORE INTO artifacts (sha256, kind, size, created_at) VALUES (?, ?, ?, ?)",
+            (recorded.sha256, RUN_INPUT_ARTIFACT, recorded.size, fast.utc_now()),
+        )
+    ]
+
+
+def _raise_on_error(result: RunResult, response: dict[str, Any], note: str) -> None:
+    if result.error is not None:
+        phase = response.get("phase")
+        cls = {"input": SkillInputError, "side_effect": SideEffectViolation}.get(str(phase), SkillExecutionError)
+        raise cls(f"{result.name} v{result.version} failed: {result.error} ({note})")
+
+
 def run_isolated_step(
     workspace: Workspace,
     trusted: TrustedBytes,
@@ -458,10 +534,3 @@ def run_isolated_step(
     with recording_layers() as runs:
         response, isolation = _run_in_child(workspace, trusted, payload, require_isolation, launch)
     return response, isolation, weakest_layers(runs)
-
-
-def _raise_on_error(result: RunResult, response: dict[str, Any], note: str) -> None:
-    if result.error is not None:
-        phase = response.get("phase")
-        cls = {"input": SkillInputError, "side_effect": SideEffectViolation}.get(str(phase), SkillExecutionError)
-        raise cls(f"{result.name} v{result.version} failed: {result.error} ({note})")

@@ -32,7 +32,15 @@ from kavi.errors import (
 )
 from kavi.ledger import fast
 from kavi.runtime.loader import check_bytes
-from kavi.stages.run import RunResult, TrustedBytes, record_execution, recorded_input, run_isolated_step
+from kavi.stages.run import (
+    Lineage,
+    RunResult,
+    TrustedBytes,
+    keep_whole_input,
+    record_execution,
+    recorded_input,
+    run_isolated_step,
+)
 from kavi.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -99,6 +107,7 @@ def isolated_step_runner(
     conn: Any = None,
     context: dict[str, Any] | None = None,
     launch: Launch | None = None,
+    lineage: Lineage | None = None,
 ) -> StepRunner:
     """Run each step in a child of its own with its member's class; record it when ``conn`` is given."""
 
@@ -109,15 +118,18 @@ def isolated_step_runner(
         duration = round(time.perf_counter() - started, 6)
         execution_id = ""
         if conn is not None:
+            kept = recorded_input(workspace, payload)
+            keep_whole_input(workspace, kept)
             recorded = record_execution(
                 conn,
                 trusted.promotion,
-                recorded_input(workspace, payload),
+                kept,
                 response,
                 duration,
                 isolation,
                 layers,
                 context={**(context or {}), "step": step.id},
+                lineage=lineage,
             )
             execution_id = recorded.execution_id
         ok = bool(response.get("ok"))
@@ -143,6 +155,7 @@ def run_chain(
     version: int | None = None,
     require_isolation: bool | None = None,
     launch: Launch | None = None,
+    parent: str | None = None,
 ) -> ChainRunResult:
     """Run a TRUSTED chain; raise (after recording) when a step fails or is blocked, naming the step.
     ``launch`` starts each step's child, as for :func:`kavi.stages.run.run_skill` (the server's warm zygote)."""
@@ -158,15 +171,20 @@ def run_chain(
         members = resolve_members(workspace, conn, spec)
         recorded = recorded_input(workspace, payload)
         chain_execution = fast.new_id("x")
+        # the chain's run is a node of its caller's tree (a chat, a replay) or a root; its steps are its children
+        chain_lineage = Lineage(parent, fast.root_of(conn, parent) if parent else None)
+        steps_lineage = Lineage(chain_execution, chain_lineage.root_id or chain_execution)
         runner = isolated_step_runner(
             workspace,
             members,
             require_isolation=require_isolation,
             conn=conn,
             launch=launch,
+            lineage=steps_lineage,
             context={"chain": name, "chain_version": promotion["version"], "chain_execution_id": chain_execution},
         )
         started = time.perf_counter()
+        keep_whole_input(workspace, recorded)
         outcome = execute_chain(spec, payload, runner)
         duration = round(time.perf_counter() - started, 6)
         isolation, layers = _weakest(outcome)
@@ -180,6 +198,7 @@ def run_chain(
             layers,
             execution_id=chain_execution,
             context={"chain_steps": [step["execution_id"] for step in outcome.steps]},
+            lineage=chain_lineage,
         )
     finally:
         conn.close()
