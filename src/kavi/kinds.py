@@ -76,6 +76,8 @@ class Kind:
     serves_as_tool: bool = False
     # Folders under install_dir that hold proposal inputs (frozen in the ledger), never code a lock vouches for.
     inputs_dirs: tuple[str, ...] = ()
+    # Its speed is measured against a baseline, so `kavi forge --optimize` can search for a faster candidate.
+    speed_optimizable: bool = False
 
     @property
     def has_unmeasurable_gates(self) -> bool:
@@ -184,6 +186,7 @@ KINDS: dict[str, Kind] = {
             gate_context=_kernel_context,
             gates_in_order=True,
             inputs_dirs=("references",),
+            speed_optimizable=True,
         ),
     )
 }

@@ -105,11 +105,15 @@ def run_benchmark(
     compile_baseline: bool = True,
     require_isolation: bool = False,
     device: str = "cuda",
+    salt: int | None = None,
+    confidence: float = 0.95,
 ) -> BenchOutcome:
     """Time ``kernel_file`` against torch on the GPU; never raises for what the candidate does.
 
     ``device="cpu"`` is a dry run of the whole protocol through Triton's interpreter with host-clock
-    times, for tests: its rows are not measurements and the speed gate never uses it.
+    times, for tests: its rows are not measurements and the speed gate never uses it. ``salt`` picks
+    the input seeds (default: derived from the reference and the kernel, so the gate is reproducible;
+    forge --optimize re-measures on fresh ones); ``confidence`` is the speedup interval's level.
     """
     reason = no_gpu_reason() if device == "cuda" else None
     if reason is not None:
@@ -127,7 +131,7 @@ def run_benchmark(
         "dtypes": list(dtypes or spec.dtypes),
         "samples": samples,
         "warmup": warmup,
-        "salt": salt_from(spec.reference_sha256, source, "bench"),
+        "salt": salt if salt is not None else salt_from(spec.reference_sha256, source, "bench"),
         "compile": compile_baseline,
         "device": device,
     }
@@ -147,16 +151,21 @@ def run_benchmark(
         answer = json.loads(outcome.out_path.read_text(encoding="utf-8"))
     if "error" in answer:
         return BenchOutcome((), False, f"no GPU: {answer['error']}")
-    rows = tuple(summarize_row(spec.name, raw, answer["machine"], answer["device"]) for raw in answer["rows"])
+    rows = tuple(
+        summarize_row(spec.name, raw, answer["machine"], answer["device"], confidence=confidence)
+        for raw in answer["rows"]
+    )
     return BenchOutcome(rows, True)
 
 
-def summarize_row(kernel: str, raw: dict[str, Any], machine: dict[str, Any], device: str) -> BenchRow:
+def summarize_row(
+    kernel: str, raw: dict[str, Any], machine: dict[str, Any], device: str, *, confidence: float = 0.95
+) -> BenchRow:
     """Raw samples from the child -> one BenchRow (medians, interval, roofline, clock check)."""
     samples = raw["samples"]
     candidate = samples["candidate"]["event_ms"]
     eager = samples["torch"]["event_ms"]
-    estimate = bootstrap_speedup(eager, candidate)
+    estimate = bootstrap_speedup(eager, candidate, confidence=confidence)
     compiled = samples.get("torch.compile", {}).get("event_ms")
     compiled_ms = median(compiled) if compiled else None
     dtype = raw["dtype"]
