@@ -209,6 +209,7 @@ def bench_kernel(
     workspace: Path | None = None,
     kernel_file: Path | None = None,
     samples: int = MIN_SAMPLES,
+    compile_baseline: bool = True,
 ) -> list[BenchRow]:
     """Benchmark a shipped or promoted kernel. A name is looked up in ``<workspace>/kernels/``
     (the kernel) and ``<workspace>/kernels/references/<name>.py`` (its reference).
@@ -227,10 +228,20 @@ def bench_kernel(
         raise KaviError(f"kernel file {kernel} not found", hint="promote the kernel or pass kernel_file")
     chosen_sizes = tuple(normalize_size(s, "sizes") for s in sizes) if sizes else None
     chosen_dtypes = tuple(dtype_name(d) for d in dtypes) if dtypes else None
-    outcome = run_benchmark(spec, kernel, sizes=chosen_sizes, dtypes=chosen_dtypes, samples=samples)
+    outcome = run_benchmark(
+        spec, kernel, sizes=chosen_sizes, dtypes=chosen_dtypes, samples=samples, compile_baseline=compile_baseline
+    )
     if not outcome.rows and outcome.reason:
         LOG.warning(outcome.reason)
     return list(outcome.rows)
+
+
+def benchable_kernels(root: Path) -> tuple[list[str], list[str]]:
+    """The kernels under ``root/kernels`` with a reference, and those whose reference has no installed kernel
+    (a recording not yet verified on a GPU, like the CuPy kernel): (installed, not installed)."""
+    references = sorted(path.stem for path in (root / "kernels" / "references").glob("*.py"))
+    installed = [name for name in references if (root / "kernels" / f"{name}.py").is_file()]
+    return installed, [name for name in references if name not in installed]
 
 
 def _spec_from_workspace(name: str, root: Path) -> KernelSpec:
@@ -245,9 +256,13 @@ def _spec_from_workspace(name: str, root: Path) -> KernelSpec:
     return freeze_reference(name, f"benchmark of {name}", reference)
 
 
-def write_bench_json(rows: list[BenchRow], path: Path, *, reason: str | None = None) -> Path:
+def write_bench_json(
+    rows: list[BenchRow], path: Path, *, reason: str | None = None, notes: list[str] | None = None
+) -> Path:
     """Write rows (or the reason there are none) as JSON, atomically."""
-    payload = {"rows": [row.to_json() for row in rows], "measured": bool(rows), "reason": reason}
+    payload: dict[str, Any] = {"rows": [row.to_json() for row in rows], "measured": bool(rows), "reason": reason}
+    if notes:
+        payload["notes"] = notes
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
