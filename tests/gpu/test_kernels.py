@@ -82,6 +82,24 @@ def test_bench_kernel_reports_no_gpu_and_returns_nothing(caplog, tmp_path):
     assert json.loads(written.read_text()) == {"rows": [], "measured": False, "reason": "no GPU"}
 
 
+@pytest.mark.skipif(not NO_CUDA, reason="checks the CPU-only behaviour")
+def test_bench_kernel_all_says_no_gpu_and_names_the_kernels_it_would_skip(tmp_path):
+    from kavi.gpu.bench import benchable_kernels
+    from tests.support import run_cli
+
+    installed, missing = benchable_kernels(REPO)
+    assert {"bmm", "layernorm", "matmul_bf16", "matmul"} <= set(installed) and missing == ["vector_scale_cupy"]
+    out = tmp_path / "bench.json"
+    result = run_cli("bench-kernel", "--all", "--no-compile", "--json", "--out", str(out), "--workspace", str(REPO))
+    assert result.code == 0, result.stderr
+    answer = result.json()
+    assert answer["measured"] is False and answer["rows"] == [] and answer["reason"].startswith("no GPU")
+    assert answer["notes"] == [
+        "vector_scale_cupy: not benchmarked: no installed kernels/vector_scale_cupy.py (not TRUSTED yet)"
+    ]
+    assert json.loads(out.read_text())["reason"] == answer["reason"]
+
+
 def test_bench_rows_summarise_raw_samples():
     from kavi.gpu.bench import DEFAULT_MATMUL_SIZES, summarize_row
 
