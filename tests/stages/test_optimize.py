@@ -155,6 +155,7 @@ def test_the_faster_verified_candidate_is_kept_and_remeasured_on_fresh_seeds(for
     # what promotion installs is the kept candidate's bytes (speed unmeasured by the gate here: no GPU)
     promote_skill(forge, proposal, approver="tester", allow_unmeasured=True)
     assert (forge.workspace.root / "kernels" / "vector_add.py").read_bytes() == _variant("fast")
+    assert run_cli("audit", "--workspace", str(forge.workspace.root)).code == 0  # the events chain like any other
 
 
 def test_the_search_stops_at_the_target(forge: Forge, tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ def bench_kernel_command(
         bool, typer.Option("--all", help="Every installed kernel with a reference in kernels/references/.")
     ] = False,
     size: Annotated[list[int], typer.Option(help="A size to time (repeatable; default: the spec's).")] = [],  # noqa: B006
+    dtype: Annotated[list[str], typer.Option(help="A dtype to time (repeatable; default: the spec's).")] = [],  # noqa: B006
     compile_baseline: Annotated[
         bool, typer.Option("--compile/--no-compile", help="Also time torch.compile of the reference (slower).")
     ] = True,
@@ -68,7 +69,9 @@ def bench_kernel_command(
     target = out or root / ".kavi" / "bench" / "kernels.json"
     rows: list[BenchRow] = []
     for kernel in [] if reason else names:
-        rows += bench_kernel(kernel, tuple(size) or None, workspace=root, compile_baseline=compile_baseline)
+        rows += bench_kernel(
+            kernel, tuple(size) or None, dtypes=tuple(dtype) or None, workspace=root, compile_baseline=compile_baseline
+        )
         write_bench_json(rows, target, notes=notes)
     write_bench_json(rows, target, reason=reason, notes=notes)
     if json_output:

@@ -124,7 +124,7 @@ def optimize_kernel(
     if first.status != ProposalStatus.VERIFIED:
         return result
     search = _Search(forge, cast(KernelSpec, spec), proposal.id, speed, goal, result, progress)
-    search.measure_latest(len(result.attempts))
+    search.measure_latest(int(result.attempts[-1]["attempt"]))
     search.run(budget, builder_name, builder_options, advice_options, gate_progress)
     return search.finish(gate_progress)
 
