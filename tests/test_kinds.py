@@ -76,6 +76,7 @@ def test_the_kinds_gates_their_order_and_what_each_declares() -> None:
     names = [gate.name for kind in KINDS.values() for gate in kind.gates()]
     assert len(names) == len(set(names)), "a gate name must say which gate recorded a result"
     assert unmeasurable_gates() == {"kernel-speed"}
+    assert [key for key, kind in KINDS.items() if kind.speed_optimizable] == ["kernel"]  # forge --optimize
 
 
 def test_a_kernels_reference_files_are_not_installed_code(tmp_path: Path) -> None:

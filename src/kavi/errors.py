@@ -64,6 +64,10 @@ class BuilderUnavailableError(BuildError):
     """The chosen builder cannot run here (binary or key missing, server down)."""
 
 
+class DeviceUnavailableError(KaviError):
+    """The command needs a device this machine lacks (a CUDA GPU to measure kernel speed)."""
+
+
 class IsolationError(KaviError):
     """The required isolation level is not available on this machine."""
 

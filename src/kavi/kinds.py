@@ -84,6 +84,8 @@ class Kind:
     composite: bool = False
     # May be a step of a chain (called with JSON in and out, and no chain itself).
     composable: bool = False
+    # Its speed is measured against a baseline, so `kavi forge --optimize` can search for a faster candidate.
+    speed_optimizable: bool = False
 
     @property
     def has_unmeasurable_gates(self) -> bool:
@@ -215,6 +217,7 @@ KINDS: dict[str, Kind] = {
             gate_context=_kernel_context,
             gates_in_order=True,
             inputs_dirs=("references",),
+            speed_optimizable=True,
         ),
         Kind(
             key="chain",

@@ -21,7 +21,7 @@ torch = pytest.importorskip("torch", reason="torch not installed: `uv sync --ext
 pytest.importorskip("triton", reason="triton not installed: `uv sync --extra gpu`")
 
 NO_CUDA = not torch.cuda.is_available()
-TRITON_KERNELS = ["vector_add", "softmax", "matmul", "attention"]
+TRITON_KERNELS = ["vector_add", "softmax", "matmul", "attention", "bmm", "layernorm", "matmul_bf16"]
 
 
 @pytest.mark.slow
@@ -45,7 +45,7 @@ def test_shipped_kernel_passes_screen_and_correctness(name, tmp_path):
     }
     if NO_CUDA:
         assert result.facts["interpreter"] is True
-        assert set(result.facts["dtypes"]) == {"float32", "float16"}
+        assert set(result.facts["dtypes"]) == set(spec.dtypes) - {"bfloat16"} <= {"float32", "float16"}
         assert "bfloat16: SKIPPED" in result.report  # bf16 is never silently passed on CPU
         assert "SKIPPED bfloat16" in result.summary
         assert result.facts["skipped_dtypes"] == ["bfloat16"]
@@ -80,6 +80,24 @@ def test_bench_kernel_reports_no_gpu_and_returns_nothing(caplog, tmp_path):
     assert "no GPU" in caplog.text
     written = write_bench_json(rows, tmp_path / "bench.json", reason="no GPU")
     assert json.loads(written.read_text()) == {"rows": [], "measured": False, "reason": "no GPU"}
+
+
+@pytest.mark.skipif(not NO_CUDA, reason="checks the CPU-only behaviour")
+def test_bench_kernel_all_says_no_gpu_and_names_the_kernels_it_would_skip(tmp_path):
+    from kavi.gpu.bench import benchable_kernels
+    from tests.support import run_cli
+
+    installed, missing = benchable_kernels(REPO)
+    assert {"bmm", "layernorm", "matmul_bf16", "matmul"} <= set(installed) and missing == ["vector_scale_cupy"]
+    out = tmp_path / "bench.json"
+    result = run_cli("bench-kernel", "--all", "--no-compile", "--json", "--out", str(out), "--workspace", str(REPO))
+    assert result.code == 0, result.stderr
+    answer = result.json()
+    assert answer["measured"] is False and answer["rows"] == [] and answer["reason"].startswith("no GPU")
+    assert answer["notes"] == [
+        "vector_scale_cupy: not benchmarked: no installed kernels/vector_scale_cupy.py (not TRUSTED yet)"
+    ]
+    assert json.loads(out.read_text())["reason"] == answer["reason"]
 
 
 def test_bench_rows_summarise_raw_samples():

@@ -57,9 +57,15 @@ class BuildPacket:
     # A complete skill that passes every gate and the gates' exact settings (kavi.kinds: the build_guide):
     # what a builder needs to get it right the first time instead of learning the rules from failures.
     guide: dict[str, str] = field(default_factory=dict)
+    # `kavi forge --optimize`: the best verified candidate's measured speed (interval, roofline fraction, the
+    # slowest size), so the next attempt knows what to beat. Absent from the JSON when there is none.
+    performance: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.performance is None:
+            del data["performance"]
+        return data
 
     def render_markdown(self) -> str:
         """The packet as a person or an agent reads it."""
@@ -94,6 +100,14 @@ class BuildPacket:
             ]
         if self.advice:
             lines += ["", "## Advice", self.advice]
+        if self.performance:
+            lines += [
+                "",
+                "## Make it faster (the candidate to beat verified; it must stay correct)",
+                "```json",
+                json.dumps(self.performance, indent=2, sort_keys=True),
+                "```",
+            ]
         return "\n".join(lines) + "\n"
 
     def _render_guide(self) -> list[str]:

@@ -125,6 +125,9 @@ def _progress(json_output: bool, out: Console, gates: GateProgress) -> Any:
                 gates.step(f"attempt {record['attempt']}: verifying")
         if stage == "building":
             return
+        if stage in ("measure", "remeasure"):
+            out.print(speed_line(stage, record), markup=False, highlight=False)
+            return
         detail = record.get("verification") if stage == "verify" else record.get("build")
         if stage == "research":
             detail = f"{record['kind']}: {record['summary']}"
@@ -135,22 +138,60 @@ def _progress(json_output: bool, out: Console, gates: GateProgress) -> Any:
     return show
 
 
+def speed_line(stage: str, record: dict[str, Any]) -> str:
+    """One measurement of forge --optimize for people: speedup [interval], roofline, the slowest size."""
+    if "unmeasured" in record:
+        return f"attempt {record['attempt']}  measure unmeasured: {record['unmeasured']}"
+    low, high = record["speedup_interval"]
+    roofline = record.get("roofline_fraction")
+    slowest = record["slowest_size"]
+    text = (
+        f"speedup {record['speedup']:.3f} [{low:.3f}, {high:.3f}] at {record['confidence']:.4f}, "
+        f"roofline {'-' if roofline is None else f'{roofline:.0%}'}, slowest {slowest['size']} {slowest['dtype']}"
+    )
+    if stage == "remeasure":
+        return (
+            f"re-measured attempt {record['search_attempt']} on fresh seeds ({record['comparisons']} candidates, "
+            f"Šidák): {text}"
+        )
+    return f"attempt {record['attempt']}  measure {text}" + ("" if record.get("trustworthy", True) else " (untrusted)")
+
+
 @app.command()
 def forge(
     proposal_id: Annotated[str, typer.Argument(help="Proposal id (or a unique prefix, or the skill name).")],
     builder: Annotated[str | None, typer.Option(help="An automatic builder (default: kavi.toml's [build]).")] = None,
     replay_from: Annotated[str | None, typer.Option(help="For --builder replay: the recording folder.")] = None,
-    max_attempts: Annotated[int, typer.Option(help="Stop after this many builds.")] = 3,
+    max_attempts: Annotated[int, typer.Option(help="Stop after this many builds (with --optimize: in all).")] = 3,
     max_cost_usd: Annotated[float | None, typer.Option(help="Stop when the builds have cost this much.")] = None,
     max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes.")] = None,
     advise: Annotated[bool, typer.Option(help="Ask the openai builder's model for advice between attempts.")] = False,
+    optimize: Annotated[
+        bool,
+        typer.Option(
+            help="A kernel: after it verifies, keep building faster candidates (GPU only); keep the fastest, and "
+            "re-measure it on fresh seeds with an interval corrected for the attempts."
+        ),
+    ] = False,
+    target_speedup: Annotated[
+        float | None, typer.Option(help="With --optimize: stop once every size's speedup lower bound reaches this.")
+    ] = None,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Build, verify, research and build again until VERIFIED, or ESCALATED with the reason. Never promotes."""
+    """Build, verify, research and build again until VERIFIED, or ESCALATED with the reason. Never promotes.
+
+    With --optimize (kernels, on a CUDA GPU) the search goes on after the kernel verifies: each next packet
+    carries the best candidate's speedup interval, roofline fraction and slowest size; it stops at
+    --target-speedup, a plateau or the budget, and the fastest verified candidate is the one left to promote."""
     from kavi.cli.progress import gate_progress
     from kavi.stages.common import Forge
-    from kavi.stages.forge import Budget, forge_skill
+    from kavi.stages.forge import Budget, Forged, forge_skill
+
+    if target_speedup is not None and not optimize:
+        from kavi.errors import UsageError
+
+        raise UsageError("--target-speedup needs --optimize")
 
     out = console()
     with (
@@ -159,16 +200,21 @@ def forge(
     ):
         options = {"source": replay_from} if replay_from else None
         advice = opened.workspace.config.build.options.get("openai", {}) if advise else None
-        result = forge_skill(
-            opened,
-            proposal_id,
-            builder_name=builder or ("replay" if replay_from else None),
-            builder_options=options,
-            budget=Budget(max_attempts, max_cost_usd, max_minutes),
-            advice_options=advice,
-            progress=_progress(json_output, out, gates),
-            gate_progress=gates,
-        )
+        common: dict[str, Any] = {
+            "builder_name": builder or ("replay" if replay_from else None),
+            "builder_options": options,
+            "budget": Budget(max_attempts, max_cost_usd, max_minutes),
+            "advice_options": advice,
+            "progress": _progress(json_output, out, gates),
+            "gate_progress": gates,
+        }
+        result: Forged
+        if optimize:
+            from kavi.stages.optimize import gpu_optimize
+
+            result = gpu_optimize(opened, proposal_id, target_speedup=target_speedup, **common)
+        else:
+            result = forge_skill(opened, proposal_id, **common)
     if json_output:
         emit_json({"ok": result.status == "VERIFIED", **result.__dict__})
     else:

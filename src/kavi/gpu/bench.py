@@ -105,11 +105,15 @@ def run_benchmark(
     compile_baseline: bool = True,
     require_isolation: bool = False,
     device: str = "cuda",
+    salt: int | None = None,
+    confidence: float = 0.95,
 ) -> BenchOutcome:
     """Time ``kernel_file`` against torch on the GPU; never raises for what the candidate does.
 
     ``device="cpu"`` is a dry run of the whole protocol through Triton's interpreter with host-clock
-    times, for tests: its rows are not measurements and the speed gate never uses it.
+    times, for tests: its rows are not measurements and the speed gate never uses it. ``salt`` picks
+    the input seeds (default: derived from the reference and the kernel, so the gate is reproducible;
+    forge --optimize re-measures on fresh ones); ``confidence`` is the speedup interval's level.
     """
     reason = no_gpu_reason() if device == "cuda" else None
     if reason is not None:
@@ -127,7 +131,7 @@ def run_benchmark(
         "dtypes": list(dtypes or spec.dtypes),
         "samples": samples,
         "warmup": warmup,
-        "salt": salt_from(spec.reference_sha256, source, "bench"),
+        "salt": salt if salt is not None else salt_from(spec.reference_sha256, source, "bench"),
         "compile": compile_baseline,
         "device": device,
     }
@@ -147,16 +151,21 @@ def run_benchmark(
         answer = json.loads(outcome.out_path.read_text(encoding="utf-8"))
     if "error" in answer:
         return BenchOutcome((), False, f"no GPU: {answer['error']}")
-    rows = tuple(summarize_row(spec.name, raw, answer["machine"], answer["device"]) for raw in answer["rows"])
+    rows = tuple(
+        summarize_row(spec.name, raw, answer["machine"], answer["device"], confidence=confidence)
+        for raw in answer["rows"]
+    )
     return BenchOutcome(rows, True)
 
 
-def summarize_row(kernel: str, raw: dict[str, Any], machine: dict[str, Any], device: str) -> BenchRow:
+def summarize_row(
+    kernel: str, raw: dict[str, Any], machine: dict[str, Any], device: str, *, confidence: float = 0.95
+) -> BenchRow:
     """Raw samples from the child -> one BenchRow (medians, interval, roofline, clock check)."""
     samples = raw["samples"]
     candidate = samples["candidate"]["event_ms"]
     eager = samples["torch"]["event_ms"]
-    estimate = bootstrap_speedup(eager, candidate)
+    estimate = bootstrap_speedup(eager, candidate, confidence=confidence)
     compiled = samples.get("torch.compile", {}).get("event_ms")
     compiled_ms = median(compiled) if compiled else None
     dtype = raw["dtype"]
@@ -200,6 +209,7 @@ def bench_kernel(
     workspace: Path | None = None,
     kernel_file: Path | None = None,
     samples: int = MIN_SAMPLES,
+    compile_baseline: bool = True,
 ) -> list[BenchRow]:
     """Benchmark a shipped or promoted kernel. A name is looked up in ``<workspace>/kernels/``
     (the kernel) and ``<workspace>/kernels/references/<name>.py`` (its reference).
@@ -218,10 +228,20 @@ def bench_kernel(
         raise KaviError(f"kernel file {kernel} not found", hint="promote the kernel or pass kernel_file")
     chosen_sizes = tuple(normalize_size(s, "sizes") for s in sizes) if sizes else None
     chosen_dtypes = tuple(dtype_name(d) for d in dtypes) if dtypes else None
-    outcome = run_benchmark(spec, kernel, sizes=chosen_sizes, dtypes=chosen_dtypes, samples=samples)
+    outcome = run_benchmark(
+        spec, kernel, sizes=chosen_sizes, dtypes=chosen_dtypes, samples=samples, compile_baseline=compile_baseline
+    )
     if not outcome.rows and outcome.reason:
         LOG.warning(outcome.reason)
     return list(outcome.rows)
+
+
+def benchable_kernels(root: Path) -> tuple[list[str], list[str]]:
+    """The kernels under ``root/kernels`` with a reference, and those whose reference has no installed kernel
+    (a recording not yet verified on a GPU, like the CuPy kernel): (installed, not installed)."""
+    references = sorted(path.stem for path in (root / "kernels" / "references").glob("*.py"))
+    installed = [name for name in references if (root / "kernels" / f"{name}.py").is_file()]
+    return installed, [name for name in references if name not in installed]
 
 
 def _spec_from_workspace(name: str, root: Path) -> KernelSpec:
@@ -236,9 +256,13 @@ def _spec_from_workspace(name: str, root: Path) -> KernelSpec:
     return freeze_reference(name, f"benchmark of {name}", reference)
 
 
-def write_bench_json(rows: list[BenchRow], path: Path, *, reason: str | None = None) -> Path:
+def write_bench_json(
+    rows: list[BenchRow], path: Path, *, reason: str | None = None, notes: list[str] | None = None
+) -> Path:
     """Write rows (or the reason there are none) as JSON, atomically."""
-    payload = {"rows": [row.to_json() for row in rows], "measured": bool(rows), "reason": reason}
+    payload: dict[str, Any] = {"rows": [row.to_json() for row in rows], "measured": bool(rows), "reason": reason}
+    if notes:
+        payload["notes"] = notes
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")

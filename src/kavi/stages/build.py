@@ -68,6 +68,7 @@ def make_packet(proposal: Proposal, spec: AnySpec, attempt: int, **extra: Any) -
         rules=rules,
         previous_failure=extra.get("previous_failure"),
         advice=extra.get("advice"),
+        performance=extra.get("performance"),
         guide=kind_of(spec.kind).build_guide(spec),
     )
 
@@ -82,9 +83,11 @@ def build_skill(
     advice: str | None = None,
     keep_sandbox: bool = False,
     builder: Builder | None = None,
+    performance: dict[str, Any] | None = None,
 ) -> Built:
     """Start a new attempt with ``builder_name`` (default from kavi.toml) and judge what it produced.
-    ``builder``, when given, is used as it is (forge's own lint fixer, which no configuration names)."""
+    ``builder``, when given, is used as it is (forge's own lint fixer, which no configuration names).
+    ``performance`` (forge --optimize) is the measured speed of the candidate to beat, for the packet."""
     if builder is None:
         name = builder_name or forge.workspace.config.build.builder
         options = {**forge.workspace.config.build.options.get(name, {}), **(builder_options or {})}
@@ -93,7 +96,7 @@ def build_skill(
     ok, why = builder.available()
     if not ok:
         raise BuilderUnavailableError(f"builder {name!r} is not available: {why}")
-    build, spec, packet = _start_attempt(forge, reference, name, previous_failure, advice)
+    build, spec, packet = _start_attempt(forge, reference, name, previous_failure, advice, performance)
     crashpoint("build.started")
     sandbox = make_build_sandbox(forge.workspace.root, prefix=f"build-{build.id}")
     keep = keep_sandbox  # a sandbox outlives its build only when asked to, or while a person fills it in
@@ -168,7 +171,12 @@ def resume_build(forge: Forge, reference: str, *, source: Path | None = None) ->
 
 
 def _start_attempt(
-    forge: Forge, reference: str, builder: str, previous_failure: dict[str, Any] | None, advice: str | None
+    forge: Forge,
+    reference: str,
+    builder: str,
+    previous_failure: dict[str, Any] | None,
+    advice: str | None,
+    performance: dict[str, Any] | None = None,
 ) -> tuple[Build, AnySpec, BuildPacket]:
     with forge.ledger.transaction() as session:
         proposal = get_proposal(session, reference)
@@ -192,7 +200,9 @@ def _start_attempt(
         _abandon_running(session, proposal.id)
         previous = latest_build(session, proposal.id)
         attempt = (previous.attempt + 1) if previous else 1
-        packet = make_packet(proposal, spec, attempt, previous_failure=previous_failure, advice=advice)
+        packet = make_packet(
+            proposal, spec, attempt, previous_failure=previous_failure, advice=advice, performance=performance
+        )
         packet_sha = forge.put_artifact(session, canonical_json(packet.to_json()), "BUILD_PACKET")
         build = Build(
             id=new_id("b"),
