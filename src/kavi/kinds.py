@@ -76,6 +76,9 @@ class Kind:
     serves_as_tool: bool = False
     # Folders under install_dir that hold proposal inputs (frozen in the ledger), never code a lock vouches for.
     inputs_dirs: tuple[str, ...] = ()
+    # The job queue whose workers can verify one (`kavi verify-skill --queue`, `kavi forge --queue`): "gates" for
+    # CPU gates, "gpu" where a gate needs a GPU (those workers take one such job per GPU at a time).
+    verify_queue: str = "gates"
 
     @property
     def has_unmeasurable_gates(self) -> bool:
@@ -184,6 +187,7 @@ KINDS: dict[str, Kind] = {
             gate_context=_kernel_context,
             gates_in_order=True,
             inputs_dirs=("references",),
+            verify_queue="gpu",
         ),
     )
 }

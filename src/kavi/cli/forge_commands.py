@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kavi.cli.app import JsonOption, WorkspaceOption, app
 from kavi.cli.output import aligned_rows, console, emit_json, escape, styled
+from kavi.cli.worker_commands import QueueOption, enqueue_command
+from kavi.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -144,6 +147,7 @@ def forge(
     max_cost_usd: Annotated[float | None, typer.Option(help="Stop when the builds have cost this much.")] = None,
     max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes.")] = None,
     advise: Annotated[bool, typer.Option(help="Ask the openai builder's model for advice between attempts.")] = False,
+    queue: QueueOption = False,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -151,6 +155,15 @@ def forge(
     from kavi.cli.progress import gate_progress
     from kavi.stages.common import Forge
     from kavi.stages.forge import Budget, forge_skill
+
+    if queue:
+        if advise:
+            raise UsageError("--advise reads this machine's builder settings: run it without --queue")
+        budget = {"max_attempts": max_attempts, "max_cost_usd": max_cost_usd, "max_minutes": max_minutes}
+        source = {"source": str(Path(replay_from).resolve())} if replay_from else {}
+        queued: dict[str, Any] = {"builder": builder or ("replay" if replay_from else None), **budget, **source}
+        enqueue_command(workspace, "forge", proposal_id, queued, json_output)
+        return
 
     out = console()
     with (
