@@ -96,6 +96,7 @@ def test_two_workers_verify_twenty_queued_proposals_and_survive_a_kill(
             300,
             "every job to succeed",
         )
+        assert survivor.process.poll() is None, "the surviving worker is still running"
         for job in interrupted:
             lines = _lines(forge, job)
             result = [line for line in lines if line.kind == "result"]

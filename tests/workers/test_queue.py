@@ -1,0 +1,128 @@
+"""The queue's edges: SQLite refuses it with a hint; what a worker takes on a machine without a GPU or without
+bubblewrap; the artifact folder as a hash-checked cache of the database; `kavi wait` on a refused job."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from kavi.artifacts import ArtifactStore, sha256_bytes
+from kavi.errors import IntegrityError, NotFoundError, UsageError
+from kavi.ledger.jobs import job_state, progress_since
+from kavi.stages.common import Forge
+from kavi.workers.host import Host
+from kavi.workers.runner import plan_worker
+from kavi.workspace import Workspace
+from tests.support import run_cli
+from tests.workers.conftest import Workers, propose_and_build, shared_ledger_workspace
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("verify-skill", "word_count", "--queue"),
+        ("build-skill", "word_count", "--queue"),
+        ("forge", "word_count", "--queue"),
+        ("wait", "1"),
+        ("worker", "--queues", "gates"),
+    ],
+)
+def test_a_sqlite_ledger_has_no_queue_and_says_what_to_do(workspace: Workspace, command: tuple[str, ...]) -> None:
+    result = run_cli(*command, "--json") if command[0] != "worker" else run_cli(*command)
+    assert result.code == 2
+    said = result.stdout + result.stderr
+    assert "needs a shared PostgreSQL ledger" in said
+    assert "[ledger] url" in said
+
+
+def _host(*, gpus: tuple[str, ...] = (), full_isolation: bool = True) -> Host:
+    return Host("w", "here", 1, gpus, full_isolation, "bubblewrap 0.8" if full_isolation else "bwrap is not on PATH")
+
+
+def test_a_worker_without_a_gpu_says_so_and_leaves_the_gpu_queue_to_others() -> None:
+    plan = plan_worker(["gates", "gpu"], _host())
+    assert plan.queues == ("gates",)
+    assert plan.gpu_children == ()
+    assert any("no GPU here" in note for note in plan.notes)
+    with pytest.raises(UsageError, match="would take no jobs"):
+        plan_worker(["gpu"], _host())
+
+
+def test_a_gpu_worker_runs_one_child_per_gpu() -> None:
+    plan = plan_worker(["builds", "gpu"], _host(gpus=("0", "1")))
+    assert plan.queues == ("builds",)
+    assert plan.gpu_children == ("0", "1")
+
+
+def test_unknown_queues_are_refused_with_the_known_ones() -> None:
+    with pytest.raises(UsageError) as refused:
+        plan_worker(["gate"], _host())
+    assert "builds, gates, gpu" in str(refused.value.hint)
+
+
+def test_a_worker_without_bubblewrap_says_it_leaves_isolated_jobs() -> None:
+    plan = plan_worker(["gates"], _host(full_isolation=False))
+    assert any("no full isolation here" in note for note in plan.notes)
+
+
+def test_the_artifact_folder_is_a_cache_checked_by_hash(tmp_path: Path) -> None:
+    data = b"candidate bytes"
+    digest = sha256_bytes(data)
+    held = {digest: data, "0" * 64: b"not what the name says"}
+    store = ArtifactStore(tmp_path / "cache", fetch=held.get)
+    assert store.get(digest) == data
+    assert store.path_of(digest).read_bytes() == data  # kept, so the next read is local
+    with pytest.raises(IntegrityError, match="does not match its hash"):
+        store.get("0" * 64)
+    assert not store.path_of("0" * 64).exists()
+    with pytest.raises(NotFoundError):
+        store.get("1" * 64)
+
+
+def test_a_worker_on_another_machine_reads_a_proposal_by_hash(tmp_path: Path, postgres_url: str) -> None:
+    """Nothing shared but the database: the second workspace's folder never held the spec."""
+    here = shared_ledger_workspace(tmp_path / "here", postgres_url)
+    there = shared_ledger_workspace(tmp_path / "there", postgres_url)
+    proposal = propose_and_build(here, 1)
+    with Forge.opened(there) as forge:
+        shown = run_cli("show", proposal, "--workspace", str(there.root), "--json")
+        assert shown.code == 0, shown.stdout
+        assert not list(there.artifacts_dir.rglob("*.tmp"))
+        with forge.ledger.reading() as session:
+            from kavi.stages.common import get_proposal
+
+            spec = forge.spec_of(get_proposal(session, proposal))
+        assert spec.name == "word_count_1"
+    assert forge.store.path_of(sha256_bytes(spec.canonical_json())).is_file()
+
+
+@pytest.mark.slow
+def test_a_worker_without_bubblewrap_refuses_a_job_that_requires_full_isolation(
+    tmp_path: Path, postgres_url: str, workers: Workers
+) -> None:
+    requester = shared_ledger_workspace(tmp_path / "requester", postgres_url, require_isolation=True)
+    proposal = propose_and_build(requester, 1)
+    queued = run_cli("verify-skill", proposal, "--queue", "--workspace", str(requester.root), "--json")
+    assert queued.code == 0, queued.stdout
+    job = queued.json()["job_id"]
+    no_tools = tmp_path / "empty-path"
+    no_tools.mkdir()
+    bare = workers.start("bare", shared_ledger_workspace(tmp_path / "bare", postgres_url), env={"PATH": str(no_tools)})
+    with Forge.opened(requester) as forge:
+        deadline = time.monotonic() + 60
+        while not any(line.kind == "refused" for line in progress_since(forge.ledger.engine, job, 0)):
+            assert time.monotonic() < deadline, bare.log.read_text()
+            time.sleep(0.2)
+        bare.stop()
+        state = job_state(forge.ledger.engine, job)
+        assert state is not None and state.status == "todo"  # back in the queue for a worker that can
+        assert not run_cli("show", proposal, "--workspace", str(requester.root), "--json").json()["verifications"]
+        workers.start("isolated", shared_ledger_workspace(tmp_path / "isolated", postgres_url))
+        waited = run_cli("wait", str(job), "--timeout", "120", "--workspace", str(requester.root), "--json")
+    assert waited.code == 0, waited.stdout
+    answer = json.loads(waited.stdout)
+    assert answer["result"]["status"] == "PASSED"
+    assert answer["result"]["isolation"] == "full"
