@@ -8,16 +8,18 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlmodel import col, select
 
 from kavi.artifacts import ArtifactStore, sha256_bytes
 from kavi.errors import IntegrityError, NotFoundError, UsageError
 from kavi.ledger.jobs import job_state, progress_since
+from kavi.ledger.models import Event
 from kavi.stages.common import Forge
 from kavi.workers.host import Host
 from kavi.workers.runner import plan_worker
 from kavi.workspace import Workspace
-from tests.support import run_cli
-from tests.workers.conftest import Workers, propose_and_build, shared_ledger_workspace
+from tests.support import WORD_COUNT_ARGS, run_cli
+from tests.workers.conftest import Workers, propose_and_build, shared_ledger_workspace, word_count_recording
 
 
 @pytest.mark.parametrize(
@@ -126,3 +128,50 @@ def test_a_worker_without_bubblewrap_refuses_a_job_that_requires_full_isolation(
     answer = json.loads(waited.stdout)
     assert answer["result"]["status"] == "PASSED"
     assert answer["result"]["isolation"] == "full"
+
+
+@pytest.mark.slow
+def test_build_verify_and_forge_through_the_queue(tmp_path: Path, postgres_url: str, workers: Workers) -> None:
+    requester = shared_ledger_workspace(tmp_path / "requester", postgres_url)
+    at = ("--workspace", str(requester.root))
+    workers.start("cpu", shared_ledger_workspace(tmp_path / "cpu", postgres_url), queues="builds,gates")
+
+    def queued(*command: str) -> int:
+        answer = run_cli(*command, "--queue", *at, "--json")
+        assert answer.code == 0, answer.stdout + answer.stderr
+        job: int = answer.json()["job_id"]
+        return job
+
+    def propose(number: int) -> tuple[str, Path]:
+        name, recording = word_count_recording(number, tmp_path / "recordings")
+        args = list(WORD_COUNT_ARGS)
+        args[args.index("word_count")] = name
+        proposed = run_cli("propose-skill", *args, *at, "--json")
+        assert proposed.code == 0, proposed.stdout
+        return proposed.json()["proposal_id"], recording
+
+    built_here, recording = propose(1)
+    build = run_cli("wait", str(queued("build-skill", built_here, "--replay-from", str(recording))), *at, "--json")
+    assert build.code == 0, build.stdout
+    assert build.json()["result"]["status"] == "SUCCEEDED"
+    verify = run_cli("wait", str(queued("verify-skill", built_here)), *at)
+    assert verify.code == 0, verify.stdout
+    assert "examples pass" in verify.stdout  # each gate as the worker reported it
+    assert "PASSED" in verify.stdout
+
+    forged_here, recording = propose(2)
+    forged = run_cli("wait", str(queued("forge", forged_here, "--replay-from", str(recording))), *at, "--json")
+    assert forged.code == 0, forged.stdout
+    assert forged.json()["result"]["status"] == "VERIFIED"
+
+    never_built, _ = propose(3)
+    refused = run_cli("wait", str(queued("verify-skill", never_built)), *at, "--json")
+    assert refused.code == 1
+    assert refused.json()["status"] == "failed"
+    assert "build it first" in refused.json()["error"]
+
+    with Forge.opened(requester) as forge, forge.ledger.reading() as session:
+        events = list(session.exec(select(Event).where(col(Event.proposal_id).in_([built_here, forged_here]))))
+    written_by_worker = [e for e in events if not e.kind.endswith(".requested") and e.kind != "proposal.proposed"]
+    assert written_by_worker
+    assert {json.loads(e.payload).get("worker", {}).get("name") for e in written_by_worker} == {"cpu"}
