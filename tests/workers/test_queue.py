@@ -175,3 +175,45 @@ def test_build_verify_and_forge_through_the_queue(tmp_path: Path, postgres_url: 
     written_by_worker = [e for e in events if not e.kind.endswith(".requested") and e.kind != "proposal.proposed"]
     assert written_by_worker
     assert {json.loads(e.payload).get("worker", {}).get("name") for e in written_by_worker} == {"cpu"}
+
+
+def _children(pid: int) -> list[tuple[list[str], dict[str, str]]]:
+    """The command lines and environments of a process's children (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) != pid:
+                continue
+            argv = (stat.parent / "cmdline").read_bytes().decode().split("\0")
+            env = dict(
+                item.split("=", 1)
+                for item in (stat.parent / "environ").read_bytes().decode().split("\0")
+                if "=" in item
+            )
+        except (OSError, IndexError, ValueError):
+            continue
+        found.append((argv, env))
+    return found
+
+
+@pytest.mark.slow
+def test_a_gpu_worker_starts_one_worker_per_visible_gpu(tmp_path: Path, postgres_url: str, workers: Workers) -> None:
+    """No GPU here: CUDA_VISIBLE_DEVICES says which GPUs a scheduler gave this worker, and that is what it
+    reads. Each child worker sees only its own GPU and runs one job at a time."""
+    machine = shared_ledger_workspace(tmp_path / "gpu-machine", postgres_url)
+    parent = workers.start("gpus", machine, queues="gpu", env={"CUDA_VISIBLE_DEVICES": "0,1"})
+    with Forge.opened(machine) as forge:
+        deadline = time.monotonic() + 60
+        while True:
+            with forge.ledger.engine.connect() as conn:
+                if conn.exec_driver_sql("SELECT to_regclass('procrastinate_workers') IS NOT NULL").scalar():
+                    running = conn.exec_driver_sql("SELECT count(*) FROM procrastinate_workers").scalar()
+                    if running == 2:
+                        break
+            assert time.monotonic() < deadline, parent.log.read_text()
+            time.sleep(0.2)
+    children = sorted(_children(parent.process.pid), key=lambda child: child[1].get("CUDA_VISIBLE_DEVICES", ""))
+    assert [env.get("CUDA_VISIBLE_DEVICES") for _, env in children] == ["0", "1"]
+    assert [argv[argv.index("--name") + 1] for argv, _ in children] == ["gpus/gpu0", "gpus/gpu1"]
+    assert all(argv[argv.index("--queues") + 1] == "gpu" for argv, _ in children)

@@ -81,7 +81,7 @@ def run_worker(
 ) -> None:
     """Run until stopped (SIGINT/SIGTERM finish the current job first)."""
     ensure_queue_schema(ledger)
-    children = _start_gpu_children(plan.gpu_children, workspace_root, heartbeat_s, stalled_after_s)
+    children = _start_gpu_children(plan.gpu_children, workspace_root, host.name, heartbeat_s, stalled_after_s)
     try:
         if plan.queues:
             say(f"{host.name} takes {', '.join(plan.queues)} from the ledger's queue")
@@ -97,12 +97,14 @@ def run_worker(
 
 
 def _start_gpu_children(
-    gpus: Sequence[str], workspace_root: Path, heartbeat_s: float, stalled_after_s: float
+    gpus: Sequence[str], workspace_root: Path, name: str, heartbeat_s: float, stalled_after_s: float
 ) -> list[subprocess.Popen[bytes]]:
+    """One worker process per GPU, that GPU its only visible one, named after this worker and its GPU."""
     children = []
     for gpu in gpus:
         env = {**os.environ, ENV_GPUS: gpu, ENV_GPU_CHILD: "1"}
-        argv = [sys.executable, "-m", "kavi", "worker", "--queues", "gpu", "--workspace", str(workspace_root)]
+        argv = [sys.executable, "-m", "kavi", "worker", "--queues", "gpu", "--name", f"{name}/gpu{gpu}"]
+        argv += ["--workspace", str(workspace_root)]
         argv += ["--heartbeat", str(heartbeat_s), "--stalled-after", str(stalled_after_s)]
         children.append(subprocess.Popen(argv, env=env))
     return children
