@@ -101,6 +101,7 @@ def test_two_workers_verify_twenty_queued_proposals_and_survive_a_kill(
             lines = _lines(forge, job)
             result = [line for line in lines if line.kind == "result"]
             assert [line.worker for line in result] == ["w2"], "the interrupted job completed on the other worker"
+            assert [line.worker for line in lines if line.kind == "stalled"] == ["w2"]  # w2's sweep gave it back
             assert json.loads(result[0].message)["status"] == "PASSED"
 
         with forge.ledger.reading() as session:

@@ -78,3 +78,13 @@ def progress_since(engine: Engine, job_id: int, after: int) -> list[ProgressLine
             {"job": job_id, "after": after},
         ).all()
     return [ProgressLine(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows]
+
+
+def stalled_count(engine: Engine, job_id: int) -> int:
+    """How many times a sweeper put ``job_id`` back in the queue because its worker stopped."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT count(*) FROM job_progress WHERE job_id = :job AND kind = 'stalled'"), {"job": job_id}
+            ).scalar_one()
+        )

@@ -24,6 +24,7 @@ from pathlib import Path
 import procrastinate
 
 from kavi.errors import UsageError
+from kavi.ledger.jobs import add_progress, stalled_count
 from kavi.ledger.store import Ledger
 from kavi.workers.host import ENV_GPUS, Host
 from kavi.workers.queue import QUEUES, conninfo, ensure_queue_schema
@@ -31,6 +32,7 @@ from kavi.workers.tasks import WorkerState, queue_app
 
 HEARTBEAT_S = 10.0  # procrastinate's default
 STALLED_AFTER_S = 30.0  # three missed heartbeats
+STALLED_MAX = 3  # a job whose worker stopped this many times is failed: it may be what kills them
 ENV_GPU_CHILD = "KAVI_WORKER_GPU_CHILD"  # set in a per-GPU child: it takes the gpu queue on its one GPU
 
 logger = logging.getLogger("kavi.worker")
@@ -120,7 +122,7 @@ async def _work(
 ) -> None:
     app = queue_app(procrastinate.PsycopgConnector(conninfo=conninfo(ledger)))
     async with app.open_async():
-        sweeper = asyncio.create_task(_sweep_stalled(app, heartbeat_s, stalled_after_s))
+        sweeper = asyncio.create_task(_sweep_stalled(app, ledger, host.name, heartbeat_s, stalled_after_s))
         try:
             await app.run_worker_async(
                 queues=list(queues),
@@ -139,17 +141,29 @@ async def _work(
                 await sweeper
 
 
-async def _sweep_stalled(app: procrastinate.App, interval_s: float, stalled_after_s: float) -> None:
-    """Put back in the queue every job whose worker stopped sending heartbeats. Several workers may sweep at
-    once: the queue's own retry refuses a job that is no longer running, which is then skipped."""
+async def _sweep_stalled(
+    app: procrastinate.App, ledger: Ledger, name: str, interval_s: float, stalled_after_s: float
+) -> None:
+    """Put back in the queue every job whose worker stopped sending heartbeats; fail one whose workers stopped
+    :data:`STALLED_MAX` times. Several workers may sweep at once: procrastinate changes only a job that is still
+    running, and a sweeper that lost the race skips it."""
     manager = app.job_manager
     while True:
         await asyncio.sleep(interval_s)
         try:
             for job in await manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after_s):
+                assert job.id is not None
+                stalls = 1 + stalled_count(ledger.engine, job.id)
                 with contextlib.suppress(procrastinate.exceptions.ProcrastinateException):
-                    await manager.retry_job(job)
-                    logger.warning("job %s: its worker stopped (no heartbeat); back in the queue", job.id)
+                    if stalls >= STALLED_MAX:
+                        await manager.finish_job(job, procrastinate.jobs.Status.FAILED, delete_job=False)
+                        why = f"its worker stopped {stalls} times (no heartbeat for {stalled_after_s:g} s): failed"
+                        add_progress(ledger.engine, job.id, name, "error", why)
+                    else:
+                        await manager.retry_job(job)
+                        why = f"its worker stopped (no heartbeat for {stalled_after_s:g} s): back in the queue"
+                        add_progress(ledger.engine, job.id, name, "stalled", why)
+                    logger.warning("job %s: %s", job.id, why)
             await manager.prune_stalled_workers(seconds_since_heartbeat=stalled_after_s)
         except procrastinate.exceptions.ProcrastinateException as exc:
             logger.warning("could not sweep stalled jobs: %s", exc)
