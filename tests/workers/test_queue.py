@@ -122,6 +122,10 @@ def test_a_worker_without_bubblewrap_refuses_a_job_that_requires_full_isolation(
         state = job_state(forge.ledger.engine, job)
         assert state is not None and state.status == "todo"  # back in the queue for a worker that can
         assert not run_cli("show", proposal, "--workspace", str(requester.root), "--json").json()["verifications"]
+        waiting = run_cli("wait", str(job), "--timeout", "1", "--workspace", str(requester.root))
+        assert waiting.code == 2
+        assert f"Job {job} waits on the gates queue for a worker" in waiting.stdout
+        assert "still todo after 1 s" in waiting.stderr
         workers.start("isolated", shared_ledger_workspace(tmp_path / "isolated", postgres_url))
         waited = run_cli("wait", str(job), "--timeout", "120", "--workspace", str(requester.root), "--json")
     assert waited.code == 0, waited.stdout

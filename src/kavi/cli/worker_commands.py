@@ -105,8 +105,12 @@ def wait(
         if not json_output and line.kind != "result":  # the result is summed up below
             out.print(f"[dim]{escape(line.worker)}[/dim] {escape(line.kind)}: {escape(line.message)}")
 
+    def queued(state: Any) -> None:
+        if not json_output:
+            out.print(f"Job {job} waits on the {state.queue} queue for a worker (`kavi worker --queues {state.queue}`)")
+
     with Forge.opened(workspace) as forge:
-        followed = follow(forge.ledger, job, show, timeout_s=timeout)
+        followed = follow(forge.ledger, job, show, on_queued=queued, timeout_s=timeout)
     state = followed.state
     if json_output:
         emit_json(

@@ -136,18 +136,23 @@ def follow(
     job_id: int,
     on_line: Callable[[ProgressLine], None],
     *,
+    on_queued: Callable[[JobState], None] = lambda _state: None,
     timeout_s: float | None = None,
     poll_s: float = 0.25,
 ) -> Followed:
-    """Report each progress line of ``job_id`` as its worker writes it, until the job is done."""
+    """Report each progress line of ``job_id`` as its worker writes it, until the job is done; ``on_queued``
+    hears once that the job is still waiting for a worker."""
     require_queue(ledger)
     ensure_queue_schema(ledger)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    seen, result, error = 0, None, None
+    seen, result, error, told = 0, None, None, False
     while True:
         state = job_state(ledger.engine, job_id)
         if state is None:
             raise NotFoundError(f"no job {job_id} in this ledger's queue", hint="the id is what --queue printed")
+        if state.status == "todo" and not told:
+            on_queued(state)
+            told = True
         for line in progress_since(ledger.engine, job_id, seen):
             seen = line.seq
             if line.kind == "result":
