@@ -16,7 +16,7 @@ from kavi.ledger.jobs import job_state, progress_since
 from kavi.ledger.models import Event
 from kavi.stages.common import Forge
 from kavi.workers.host import Host
-from kavi.workers.runner import plan_worker
+from kavi.workers.runner import check_timing, plan_worker
 from kavi.workspace import Workspace
 from tests.support import WORD_COUNT_ARGS, run_cli
 from tests.workers.conftest import Workers, propose_and_build, shared_ledger_workspace, word_count_recording
@@ -63,6 +63,13 @@ def test_unknown_queues_are_refused_with_the_known_ones() -> None:
     with pytest.raises(UsageError) as refused:
         plan_worker(["gate"], _host())
     assert "builds, gates, gpu" in str(refused.value.hint)
+
+
+@pytest.mark.parametrize(("heartbeat", "stalled_after"), [(10, 15), (0, 30), (1, 1)])
+def test_a_live_worker_can_never_look_stalled(heartbeat: float, stalled_after: float) -> None:
+    with pytest.raises(UsageError, match="at least twice"):
+        check_timing(heartbeat, stalled_after)
+    check_timing(10, 30)
 
 
 def test_a_worker_without_bubblewrap_says_it_leaves_isolated_jobs() -> None:

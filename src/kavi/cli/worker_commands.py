@@ -66,8 +66,9 @@ def worker(
     from kavi.stages.common import Forge
     from kavi.workers.host import this_host
     from kavi.workers.queue import require_queue
-    from kavi.workers.runner import plan_worker, run_worker
+    from kavi.workers.runner import check_timing, plan_worker, run_worker
 
+    check_timing(heartbeat, stalled_after)
     host = this_host(name)
     plan = plan_worker([part.strip() for part in queues.split(",") if part.strip()], host)
     out = console(stderr=True)

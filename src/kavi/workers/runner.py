@@ -71,6 +71,15 @@ def plan_worker(requested: Sequence[str], host: Host) -> WorkerPlan:
     return WorkerPlan(tuple(queues), gpu_children, tuple(notes))
 
 
+def check_timing(heartbeat_s: float, stalled_after_s: float) -> None:
+    """A live worker must never look stalled: it beats at least twice within the stall limit."""
+    if heartbeat_s <= 0 or stalled_after_s < 2 * heartbeat_s:
+        raise UsageError(
+            f"--stalled-after {stalled_after_s:g} must be at least twice --heartbeat {heartbeat_s:g}, both positive",
+            hint="otherwise a live worker's job would be handed to another; the defaults are 10 and 30",
+        )
+
+
 def run_worker(
     workspace_root: Path,
     ledger: Ledger,
