@@ -4,6 +4,10 @@ bubblewrap; the artifact folder as a hash-checked cache of the database; `kavi w
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -228,3 +232,21 @@ def test_a_gpu_worker_starts_one_worker_per_visible_gpu(tmp_path: Path, postgres
     assert [env.get("CUDA_VISIBLE_DEVICES") for _, env in children] == ["0", "1"]
     assert [argv[argv.index("--name") + 1] for argv, _ in children] == ["gpus/gpu0", "gpus/gpu1"]
     assert all(argv[argv.index("--queues") + 1] == "gpu" for argv, _ in children)
+
+
+@pytest.mark.parametrize("point", ["queue.deferred", "ledger.event"])
+def test_a_request_and_its_job_commit_together_or_not_at_all(tmp_path: Path, postgres_url: str, point: str) -> None:
+    """Killed (SIGKILL) after the job was deferred or after the request event was written, but before the
+    commit: neither the job nor the event exists."""
+    requester = shared_ledger_workspace(tmp_path / "requester", postgres_url)
+    proposal = propose_and_build(requester, 1)
+    argv = [sys.executable, "-m", "kavi", "verify-skill", proposal, "--queue", "--workspace", str(requester.root)]
+    crashed = subprocess.run(argv, env={**os.environ, "KAVI_CRASH_AT": f"{point}:1"}, capture_output=True, check=False)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    with Forge.opened(requester) as forge:
+        with forge.ledger.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM procrastinate_jobs").scalar() == 0
+        with forge.ledger.reading() as session:
+            assert not list(session.exec(select(Event).where(Event.kind == "verification.requested")))
+    queued = run_cli("verify-skill", proposal, "--queue", "--workspace", str(requester.root), "--json")
+    assert queued.code == 0  # the next request goes through: the killed one left no lock behind

@@ -19,6 +19,7 @@ import procrastinate
 from procrastinate.schema import SchemaManager
 from procrastinate.types import JSONValue
 
+from kavi.crash import crashpoint
 from kavi.errors import NotFoundError, UsageError
 from kavi.kinds import kind_of
 from kavi.ledger.jobs import JobState, ProgressLine, apply_queue_schema, job_state, progress_since, queue_schema_present
@@ -104,6 +105,7 @@ def enqueue(forge: Forge, stage_name: str, reference: str, options: dict[str, An
         }
         connection = session.connection().connection.driver_connection
         job_id = app.tasks[TASK_PREFIX + stage.task].configure(queue=queue, connection=connection).defer(**arguments)
+        crashpoint("queue.deferred")
         append_event(
             session,
             stage.requested_event,
