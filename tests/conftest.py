@@ -21,8 +21,9 @@ OPERATION_TEMPORARIES = ("kavi-build-", "kavi-verify-", "kavi-run-", "kavi-claud
 
 
 # Test files whose tests xdist may hand to different workers one by one (the rest go a whole file at a time,
-# so a module's expensive fixtures are made once): the crash harness, one long test per scenario.
-SPREAD_BY_TEST = ("tests/integrity/test_integrity_crash.py",)
+# so a module's expensive fixtures are made once), and which go first: the crash harness, one long test per
+# scenario; the queue's two workers verifying twenty proposals.
+SPREAD_BY_TEST = ("tests/integrity/test_integrity_crash.py", "tests/workers/test_spread.py")
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: absent when xdist is not loaded

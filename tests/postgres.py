@@ -128,6 +128,9 @@ def start_server() -> PostgresServer:
     if uid is not None:
         for path in (root, root / "sock"):
             os.chown(path, uid, -1)
+        # The server's account must pass through the folder that holds ours (the session's private TMPDIR
+        # is 0700): traverse only, nothing listed or readable.
+        os.chmod(root.parent, root.parent.stat().st_mode | 0o001)
     data = root / "data"
     init = subprocess.run(
         [

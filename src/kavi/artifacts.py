@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from kavi.crash import crashpoint
@@ -38,8 +39,12 @@ def write_atomic(path: Path, data: bytes, *, temp_dir: Path | None = None) -> No
 
 
 class ArtifactStore:
-    def __init__(self, root: Path) -> None:
+    """``fetch``, when given, is the store the ledger names (its database): an artifact missing from the folder
+    is fetched from it by hash, checked, and kept in the folder, which is then a cache."""
+
+    def __init__(self, root: Path, fetch: Callable[[str], bytes | None] | None = None) -> None:
         self.root = root
+        self.fetch = fetch
 
     def path_of(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
@@ -57,7 +62,18 @@ class ArtifactStore:
         try:
             data = self.path_of(sha256).read_bytes()
         except FileNotFoundError:
-            raise NotFoundError(f"artifact {sha256[:12]} is missing from the store") from None
+            return self._fetched(sha256)
         if sha256_bytes(data) != sha256:
             raise IntegrityError(f"artifact {sha256[:12]} was modified on disk", hint="run `kavi audit`")
+        return data
+
+    def _fetched(self, sha256: str) -> bytes:
+        data = self.fetch(sha256) if self.fetch is not None else None
+        if data is None:
+            raise NotFoundError(f"artifact {sha256[:12]} is missing from the store")
+        if sha256_bytes(data) != sha256:
+            raise IntegrityError(
+                f"artifact {sha256[:12]} in the ledger's database does not match its hash", hint="run `kavi audit`"
+            )
+        write_atomic(self.path_of(sha256), data)
         return data

@@ -86,6 +86,9 @@ class Kind:
     composable: bool = False
     # Its speed is measured against a baseline, so `kavi forge --optimize` can search for a faster candidate.
     speed_optimizable: bool = False
+    # The job queue whose workers can verify one (`kavi verify-skill --queue`, `kavi forge --queue`): "gates" for
+    # CPU gates, "gpu" where a gate needs a GPU (those workers take one such job per GPU at a time).
+    verify_queue: str = "gates"
 
     @property
     def has_unmeasurable_gates(self) -> bool:
@@ -218,6 +221,7 @@ KINDS: dict[str, Kind] = {
             gates_in_order=True,
             inputs_dirs=("references",),
             speed_optimizable=True,
+            verify_queue="gpu",
         ),
         Kind(
             key="chain",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kavi.cli.app import JsonOption, WorkspaceOption, app
 from kavi.cli.output import aligned_rows, console, emit_json, escape, styled
+from kavi.cli.worker_commands import QueueOption, enqueue_command
+from kavi.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -176,6 +179,7 @@ def forge(
     target_speedup: Annotated[
         float | None, typer.Option(help="With --optimize: stop once every size's speedup lower bound reaches this.")
     ] = None,
+    queue: QueueOption = False,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -189,9 +193,18 @@ def forge(
     from kavi.stages.forge import Budget, Forged, forge_skill
 
     if target_speedup is not None and not optimize:
-        from kavi.errors import UsageError
-
         raise UsageError("--target-speedup needs --optimize")
+
+    if queue:
+        if optimize:
+            raise UsageError("--optimize measures on this machine's GPU: run it without --queue")
+        if advise:
+            raise UsageError("--advise reads this machine's builder settings: run it without --queue")
+        budget = {"max_attempts": max_attempts, "max_cost_usd": max_cost_usd, "max_minutes": max_minutes}
+        source = {"source": str(Path(replay_from).resolve())} if replay_from else {}
+        queued: dict[str, Any] = {"builder": builder or ("replay" if replay_from else None), **budget, **source}
+        enqueue_command(workspace, "forge", proposal_id, queued, json_output)
+        return
 
     out = console()
     with (

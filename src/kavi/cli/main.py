@@ -13,6 +13,7 @@ from kavi.cli import (
     run_command,
     serve_commands,
     skill_commands,
+    worker_commands,
     workspace_commands,
 )
 from kavi.cli.app import app
@@ -29,5 +30,6 @@ __all__ = [
     "run_command",
     "serve_commands",
     "skill_commands",
+    "worker_commands",
     "workspace_commands",
 ]

@@ -11,6 +11,7 @@ import typer
 from kavi.cli.app import JsonOption, WorkspaceOption, app
 from kavi.cli.output import console, emit_json, escape, gate_table, styled
 from kavi.cli.running import load_json_argument
+from kavi.cli.worker_commands import QueueOption, enqueue_command
 from kavi.errors import UsageError
 
 
@@ -93,6 +94,7 @@ def build_skill_command(
     from_dir: Annotated[Path | None, typer.Option("--from", help="With --resume: a folder holding the files.")] = None,
     replay_from: Annotated[Path | None, typer.Option(help="For --builder replay: the recording folder.")] = None,
     keep_sandbox: Annotated[bool, typer.Option(help="Keep the build sandbox for inspection.")] = False,
+    queue: QueueOption = False,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -103,6 +105,14 @@ def build_skill_command(
 
     if from_dir is not None and not resume:
         raise UsageError("--from only goes with --resume")
+    if queue:
+        if resume or keep_sandbox:
+            raise UsageError("--queue builds on a worker: --resume and --keep-sandbox need this machine")
+        queued: dict[str, Any] = {"builder": builder or ("replay" if replay_from else None)}
+        if replay_from:  # a path the worker reads: the same recording must be there (kavi's demo recordings are)
+            queued["source"] = str(replay_from.resolve())
+        enqueue_command(workspace, "build", proposal_id, queued, json_output)
+        return
     with Forge.opened(workspace) as forge:
         if resume:
             built = resume_build(forge, proposal_id, source=from_dir)
@@ -142,6 +152,7 @@ def _print_build(built: Any) -> None:
 @app.command("verify-skill")
 def verify_skill_command(
     proposal_id: Annotated[str, typer.Argument(help="Proposal id (or a unique prefix, or the skill name).")],
+    queue: QueueOption = False,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -149,6 +160,10 @@ def verify_skill_command(
     from kavi.cli.progress import gate_progress
     from kavi.stages.common import Forge
     from kavi.stages.verify import verify_skill
+
+    if queue:
+        enqueue_command(workspace, "verify", proposal_id, {}, json_output)
+        return
 
     with (
         Forge.opened(workspace) as forge,

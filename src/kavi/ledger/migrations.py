@@ -196,10 +196,32 @@ def m007_execution_tree(conn: Connection, dialect: str) -> None:
         conn.execute(text(statement))
 
 
+def m010_artifact_blobs_and_job_progress(conn: Connection, dialect: str) -> None:
+    """The artifacts' bytes in the ledger's own database (content-addressed, so a worker on a machine with no
+    shared file system fetches a candidate by hash; the workspace's artifact folder stays a cache checked by
+    hash), and what a queued job has told about itself so far (``kavi wait`` follows it)."""
+    blob = "BYTEA" if dialect == "postgresql" else "BLOB"
+    for statement in (
+        f"""CREATE TABLE artifact_blobs (
+            sha256 TEXT PRIMARY KEY REFERENCES artifacts(sha256),
+            data {blob} NOT NULL)""",
+        f"""CREATE TABLE job_progress (
+            id {_serial(dialect)},
+            job_id BIGINT NOT NULL,
+            at TEXT NOT NULL,
+            worker TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL)""",
+        "CREATE INDEX ix_job_progress_job_id ON job_progress(job_id, id)",
+    ):
+        conn.execute(text(statement))
+
+
 MIGRATIONS: tuple[tuple[str, MigrationFn], ...] = (
     ("m001_initial", m001_initial),
     ("m002_revocation_reason_and_run_input_digest", m002_revocation_reason_and_run_input_digest),
     ("m003_isolation_layers", m003_isolation_layers),
     ("m004_proposal_hidden_examples", m004_proposal_hidden_examples),
     ("m007_execution_tree", m007_execution_tree),
+    ("m010_artifact_blobs_and_job_progress", m010_artifact_blobs_and_job_progress),
 )

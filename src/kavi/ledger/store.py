@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from kavi.crash import crashpoint
 from kavi.errors import LedgerError
+from kavi.ledger.backends import Backend, backend_named
 from kavi.ledger.chain import GENESIS, canonical_payload, event_hash
 from kavi.ledger.ids import utc_now
 from kavi.ledger.migrations import MIGRATIONS
@@ -24,10 +26,15 @@ from kavi.ledger.models import Artifact, Event
 
 BUSY_TIMEOUT_MS = 30_000
 
+# Who is writing, when it is not the person at this terminal: a queue worker sets its identity (name, host,
+# job) for the job it runs, and every event appended in that context records it under "worker".
+EVENT_ORIGIN: ContextVar[dict[str, Any] | None] = ContextVar("kavi_event_origin", default=None)
+
 
 class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.backend: Backend = backend_named(engine.dialect.name)
 
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> Ledger:
@@ -80,6 +87,8 @@ class Ledger:
         """One stage transition: everything inside commits together or not at all."""
         with Session(self.engine, expire_on_commit=False) as session:
             try:
+                if self.backend.write_lock_sql:
+                    session.execute(text(self.backend.write_lock_sql))
                 yield session
                 session.commit()
             except SQLAlchemyError as exc:
@@ -109,7 +118,8 @@ def append_event(
     prev_hash = last.hash if last else GENESIS
     next_id = (last.id or 0) + 1 if last else 1
     ts = utc_now()
-    body = canonical_payload(payload)
+    origin = EVENT_ORIGIN.get()
+    body = canonical_payload(payload if origin is None else {**payload, "worker": origin})
     digest = event_hash(
         prev_hash=prev_hash,
         event_id=next_id,
@@ -162,6 +172,8 @@ def _make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, the driver kavi installs
     try:
         return create_engine(url, pool_pre_ping=True)
     except (SQLAlchemyError, ImportError) as exc:

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from kavi.artifacts import ArtifactStore
 from kavi.errors import IntegrityError, NotFoundError, TransitionError, UsageError, WorkspaceError
 from kavi.kinds import FrozenSpec, load_any_spec
+from kavi.ledger.blobs import fetch_blob, put_blob
 from kavi.ledger.ids import utc_now
 from kavi.ledger.models import Build, Promotion, Proposal, ProposalStatus, VersionStatus
 from kavi.ledger.store import Ledger, append_event, record_artifact
@@ -44,12 +45,14 @@ class Forge:
                 hint="run `kavi init` first: it adopts the lock's TRUSTED versions into a new ledger",
             )
         ws.state_dir.mkdir(parents=True, exist_ok=True)
-        return cls(ws, Ledger.open(ws.ledger_url), ArtifactStore(ws.artifacts_dir))
+        ledger = Ledger.open(ws.ledger_url)
+        return cls(ws, ledger, _store_for(ws, ledger))
 
     @classmethod
     def open_existing(cls, workspace: Workspace) -> Forge:
         """Open a ledger that exists (read-only commands): never creates one."""
-        return cls(workspace, Ledger.open(workspace.ledger_url, create=False), ArtifactStore(workspace.artifacts_dir))
+        ledger = Ledger.open(workspace.ledger_url, create=False)
+        return cls(workspace, ledger, _store_for(workspace, ledger))
 
     @classmethod
     @contextmanager
@@ -67,6 +70,8 @@ class Forge:
         """Store bytes and record them in the ledger in the caller's transaction."""
         digest = self.store.put(data)
         record_artifact(session, digest, kind, len(data))
+        if self.ledger.backend.keeps_artifact_bytes:
+            put_blob(session, digest, data)
         return digest
 
     def spec_of(self, proposal: Proposal) -> AnySpec:
@@ -78,6 +83,13 @@ class Forge:
                 hint="run `kavi audit`",
             )
         return spec
+
+
+def _store_for(workspace: Workspace, ledger: Ledger) -> ArtifactStore:
+    """The workspace's artifact folder; where the ledger keeps the bytes, a cache in front of its database."""
+    if not ledger.backend.keeps_artifact_bytes:
+        return ArtifactStore(workspace.artifacts_dir)
+    return ArtifactStore(workspace.artifacts_dir, fetch=lambda sha256: fetch_blob(ledger.engine, sha256))
 
 
 MIN_PREFIX = 4  # "p_" or "b_" and two characters of the id: shorter matches too much to mean anything
