@@ -104,9 +104,6 @@ def _ledger_checks(workspace: Workspace) -> list[Check]:
             checks.append(Check("schema", OK, f"{_count(len(applied), 'migration')}, latest {known[-1]}"))
     else:
         checks.append(Check("schema", FAIL, f"migrations applied: {applied}", "run any kavi command to migrate"))
-    if path is None:
-        checks.append(Check("audit", WARN, "the audit reads SQLite ledgers only", "audit a SQLite copy"))
-        return checks
     from kavi.integrity.audit import audit_workspace
 
     report = audit_workspace(workspace, quick=True)

@@ -21,14 +21,13 @@ from typing import Any
 
 from kavi.errors import (
     IntegrityError,
-    KaviError,
     SideEffectViolation,
     SkillExecutionError,
     SkillInputError,
     TransitionError,
 )
 from kavi.integrity.lockdata import LOCK_FILE, load_lock, locked_entry
-from kavi.ledger import fast
+from kavi.ledger import fast, queries
 from kavi.runtime.child import child_argv, read_report
 from kavi.runtime.loader import check_bytes
 from kavi.sandbox.executor import base_environment, policies_for_spec, recording_layers, run_isolated, weakest_layers
@@ -74,7 +73,7 @@ class TrustedBytes:
 def load_trusted(workspace: Workspace, conn: Any, name: str, version: int | None) -> TrustedBytes:
     """Read the bytes to run once and check them against the ledger before anything imports them."""
     row, is_latest = fast.trusted_version(conn, name, version)
-    promotion = dict(row)
+    promotion = row
     artifacts = workspace.artifacts_dir
     spec_json = _read_artifact(artifacts, promotion["spec_sha256"], "the frozen spec")
     if is_latest:
@@ -128,16 +127,10 @@ def run_skill(
     in_process: bool = False,
     require_isolation: bool | None = None,
 ) -> RunResult:
-    ledger_path = workspace.ledger_path
-    if ledger_path is None:
-        raise KaviError(
-            "run-skill reads SQLite ledgers directly; this workspace's ledger is a server URL",
-            hint="use a SQLite ledger for running skills, or the Python API",
-        )
-    if not ledger_path.is_file() and (workspace.root / LOCK_FILE).is_file():
+    if workspace.runs_from_lock():
         trusted = load_trusted_from_lock(workspace, name, version)
         return _execute(workspace, None, trusted, payload, in_process, require_isolation)
-    conn = fast.connect(ledger_path)
+    conn = fast.connect(workspace.ledger_url)
     try:
         trusted = load_trusted(workspace, conn, name, version)
         return _execute(workspace, conn, trusted, payload, in_process, require_isolation)
@@ -355,9 +348,7 @@ def _record(
             conn,
             [
                 (
-                    "INSERT INTO executions (id, promotion_id, name, version, skill_sha256, input_json,"
-                    " input_sha256, input_size, output_json, error, duration_s, isolation, created_at, layers)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    queries.INSERT_EXECUTION,
                     (
                         execution_id,
                         promotion["id"],
