@@ -111,6 +111,12 @@ class Workspace:
             self._raw = raw
         return self._raw
 
+    def with_ledger(self, url: str) -> Workspace:
+        """This workspace (its files, artifact store and settings) seen through another ledger: the audit of a
+        copy made by `kavi ledger migrate` before kavi.toml points at it."""
+        settings = self.raw_settings()
+        return Workspace(self.root, _raw={**settings, "ledger": {**settings.get("ledger", {}), "url": url}})
+
     @property
     def state_dir(self) -> Path:
         return self.root / STATE_DIR

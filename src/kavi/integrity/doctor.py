@@ -71,6 +71,7 @@ def run_doctor(explicit: Path | str | None = None) -> list[Check]:
 
 
 def _ledger_checks(workspace: Workspace) -> list[Check]:
+    from kavi.ledger.connection import backend_of, safe_url
     from kavi.ledger.migrations import MIGRATIONS
     from kavi.ledger.store import Ledger
 
@@ -93,7 +94,8 @@ def _ledger_checks(workspace: Workspace) -> list[Check]:
     except KaviError as exc:
         return [Check("ledger", FAIL, exc.message, "check [ledger] url in kavi.toml")]
     known = [name for name, _ in MIGRATIONS]
-    checks = []
+    url = workspace.ledger_url
+    checks = [Check("ledger", OK, f"{backend_of(url)} at {safe_url(url)}")]
     if applied[: len(known)] == sorted(known) or set(known) <= set(applied):
         unknown = sorted(set(applied) - set(known))
         if unknown:

@@ -74,3 +74,18 @@ INSERT_EXECUTION = (
     " input_size, output_json, error, duration_s, isolation, created_at, layers)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+# --- copying a ledger (table and column names come from the schema, never from a user) ---------------------
+
+COUNT_ALL = "SELECT COUNT(*) FROM {table}"
+ROWS_IN_INSERTION_ORDER = "SELECT * FROM {table} ORDER BY rowid"  # SQLite: the order the rows were written
+INSERT_ROW = "INSERT INTO {table} ({columns}) VALUES ({marks})"
+SERIAL_COLUMNS = (
+    "SELECT table_name, column_name FROM information_schema.columns"
+    " WHERE table_schema = current_schema() AND column_default LIKE 'nextval(%'"
+)
+# After rows arrive with their ids, a serial column's sequence must continue after the largest one.
+RESET_SERIAL = (
+    "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), MAX({column})) FROM {table}"
+    " HAVING MAX({column}) IS NOT NULL"
+)
