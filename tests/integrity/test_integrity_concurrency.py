@@ -22,7 +22,7 @@ from tests.support import BOTH_BACKENDS, ledger_rows
 pytestmark = pytest.mark.slow
 
 WORKERS = 8
-OPS = {"sqlite": 200, "postgres": 60}
+OPS = {"sqlite": 200, "postgres": 40}
 LEDGER_TROUBLE = ("database is locked", "lock timeout", "deadlock detected", "duplicate key", "UNIQUE constraint")
 WORKER = Path(__file__).with_name("concurrency_worker.py")
 

@@ -194,6 +194,7 @@ class PostgresConnection(LedgerConnection):
         import psycopg
 
         self._errors = psycopg.Error
+        self._undefined_table = psycopg.errors.UndefinedTable
         try:
             # autocommit: kavi's own BEGIN/COMMIT delimit transactions, as with SQLite's isolation_level=None
             self.raw = psycopg.connect(
@@ -216,6 +217,10 @@ class PostgresConnection(LedgerConnection):
     def execute(self, sql: str, params: Params = ()) -> Any:
         try:
             return self.raw.execute(self._sql(sql) if params else sql, params or None)
+        except self._undefined_table as exc:
+            raise LedgerError(
+                f"the database has no kavi ledger yet ({str(exc).strip()})", hint="run `kavi init` to create it"
+            ) from exc
         except self._errors as exc:
             raise LedgerError(f"the ledger refused a statement: {str(exc).strip()}") from exc
 
