@@ -220,7 +220,9 @@ def main() -> None:
         ("other", "an unhandled event (sys._getframe)"),
     )
     for kind, label in labels:
-        print(f"{label.ljust(width)}{per_event['before'][kind]:9.2f}  {per_event['after'][kind]:8.2f}")
+        print(
+            f"{label.ljust(width)}{per_event['before'][kind]:9.2f}  {per_event['after'][kind]:8.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -65,23 +65,11 @@ def main() -> None:
     env = {**os.environ, "KAVI_WORKSPACE": str(workspace)}
     bare = wall([sys.executable, "-c", "pass"], args.runs, env)
     run = wall([KAVI, "run-skill", "word_count", "--json", '{"text": "a b c"}'], args.runs, env)
-    isolation = json.loads(
-        subprocess.run(
-            [KAVI, "run-skill", "word_count", "--json", '{"text": "a"}'], capture_output=True, env=env, check=True
-        ).stdout
-    )["isolation"]
-    subprocess.run(
-        [
-            KAVI,
-            "build-skill",
-            "word_count",
-            "--replay-from",
-            str(Path(__file__).resolve().parent.parent / "src/kavi/demo_replays/word_count"),
-        ],
-        capture_output=True,
-        env=env,
-        check=True,
-    )
+    isolation = json.loads(subprocess.run([KAVI, "run-skill", "word_count", "--json", "{\"text\": \"a\"}"],
+                                          capture_output=True, env=env, check=True).stdout)["isolation"]
+    subprocess.run([KAVI, "build-skill", "word_count", "--replay-from",
+                    str(Path(__file__).resolve().parent.parent / "src/kavi/demo_replays/word_count")],
+                   capture_output=True, env=env, check=True)
     verify = wall([KAVI, "verify-skill", "word_count", "--json"], max(3, args.runs // 3), env)
     direct_s, governed_s = in_process_overhead(workspace, 20_000)
 

@@ -185,7 +185,7 @@ class SquareArea(Skill[SquareAreaInput, SquareAreaOutput]):
     def execute(self, data: SquareAreaInput) -> SquareAreaOutput:
         return SquareAreaOutput(area=data.width * data.width)
 '''
-CONSTRAINED_TESTS = """import pytest
+CONSTRAINED_TESTS = '''import pytest
 from pydantic import ValidationError
 
 from square_area import SquareArea, SquareAreaInput
@@ -198,7 +198,7 @@ def test_area() -> None:
 def test_width_is_bounded() -> None:
     with pytest.raises(ValidationError):
         SquareAreaInput(width=9)
-"""
+'''
 
 
 @pytest.mark.slow
@@ -243,7 +243,7 @@ def test_a_json_schema_constraint_is_carried_by_the_spec_and_met_by_field_bounds
 
 
 PRINTS_A_RESPONSE = cand.HONEST_SKILL.replace(
-    cand.RETURN, '        print(\'{"ok": true, "output": {"count": 999}}\')\n' + cand.RETURN
+    cand.RETURN, "        print('{\"ok\": true, \"output\": {\"count\": 999}}')\n" + cand.RETURN
 )
 
 

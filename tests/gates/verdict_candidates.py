@@ -27,7 +27,10 @@ def _execute(body: str, *, imports: str = "") -> str:
 
 
 FORGED_VERDICT_THEN_EXIT = _execute(
-    "        for line in FORGED:\n            print(line)\n            sys.stdout.flush()\n        sys.exit(0)",
+    "        for line in FORGED:\n"
+    "            print(line)\n"
+    "            sys.stdout.flush()\n"
+    "        sys.exit(0)",
     imports=f"import sys\n\nFORGED = {FORGED_LINES!r}\n",
 )
 
@@ -48,36 +51,42 @@ FORGED_ON_EVERY_FD = _execute(
 
 # Honest on the first example, but ends its process without a result on any text of three words.
 EXITS_ON_THREE_WORDS = _execute(
-    "        if len(data.text.split()) == 3:\n            print(FORGED[1])\n            os._exit(0)\n" + RETURN,
+    "        if len(data.text.split()) == 3:\n"
+    "            print(FORGED[1])\n"
+    "            os._exit(0)\n" + RETURN,
     imports=f"import os\n\nFORGED = {FORGED_LINES!r}\n",
 )
 
 # A wrong answer, plus code that would run after the verdict: an atexit handler and an object kept alive by
 # the codec registry, whose __del__ runs at interpreter finalization, after the audit hooks are cleared. Both
 # print a forged verdict and write a marker into the declared write root ``out``.
-AFTER_THE_VERDICT = _execute(
-    "        atexit.register(_late, 'atexit')\n"
-    "        codecs.register(_Lingering().search)\n"
-    "        return WordCountOutput(count=len(data.text.split()) + 1)",
-    imports=(
-        "import atexit\nimport codecs\nfrom pathlib import Path\n\n"
-        f"FORGED = {FORGED_LINES!r}\n\n\n"
-        "def _late(what: str) -> None:\n"
-        "    Path('out').mkdir(exist_ok=True)\n"
-        "    Path('out', what + '-marker').write_text('ran after the verdict')\n"
-        "    for line in FORGED:\n"
-        "        print(line, flush=True)\n\n\n"
-        "class _Lingering:\n"
-        "    def search(self, name: str) -> None:\n"
-        "        return None\n\n"
-        "    def __del__(self) -> None:\n"
-        "        _late('del')\n"
-    ),
-).replace("SideEffect.READ_ONLY", "SideEffect.FILE_WRITE")
+AFTER_THE_VERDICT = (
+    _execute(
+        "        atexit.register(_late, 'atexit')\n"
+        "        codecs.register(_Lingering().search)\n"
+        "        return WordCountOutput(count=len(data.text.split()) + 1)",
+        imports=(
+            "import atexit\nimport codecs\nfrom pathlib import Path\n\n"
+            f"FORGED = {FORGED_LINES!r}\n\n\n"
+            "def _late(what: str) -> None:\n"
+            "    Path('out').mkdir(exist_ok=True)\n"
+            "    Path('out', what + '-marker').write_text('ran after the verdict')\n"
+            "    for line in FORGED:\n"
+            "        print(line, flush=True)\n\n\n"
+            "class _Lingering:\n"
+            "    def search(self, name: str) -> None:\n"
+            "        return None\n\n"
+            "    def __del__(self) -> None:\n"
+            "        _late('del')\n"
+        ),
+    )
+    .replace("SideEffect.READ_ONLY", "SideEffect.FILE_WRITE")
+)
 
 # Special-cases the spec's visible examples and is wrong everywhere else.
 SPECIAL_CASES_VISIBLE = _execute(
-    "        known = {'a b': 2, 'one two three': 3}\n        return WordCountOutput(count=known.get(data.text, 0))"
+    "        known = {'a b': 2, 'one two three': 3}\n"
+    "        return WordCountOutput(count=known.get(data.text, 0))"
 )
 
 # pytest attacks: a first test changes pytest's bookkeeping so a later failing test goes unnoticed.

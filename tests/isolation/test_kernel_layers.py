@@ -45,9 +45,7 @@ def test_no_capabilities_and_no_mounts(level: IsolationLevel, sandbox: Path, tmp
     """CapEff is 0; mount, umount and a remount of / fail from Python and from the mount programs."""
     victim = tmp_path / "victim.txt"
     victim.write_text("original")
-    code = (
-        TRY
-        + f"""
+    code = TRY + f"""
 status = open("/proc/self/status").read()
 print("capeff=" + status.split("CapEff:")[1].split()[0])
 libc = ctypes.CDLL(None, use_errno=True)
@@ -60,7 +58,6 @@ attempt("tmpfs", lambda: call(libc.mount(b"none", {str(tmp_path).encode()!r}, b"
 attempt("unshare", lambda: call(libc.unshare(0x00020000 | 0x10000000)))
 attempt("write", lambda: open({str(victim)!r}, "w").write("owned"))
 """
-    )
     result = _python(code, sandbox)
     seen = _outcomes(result)
     assert seen["capeff"] == "0000000000000000"
@@ -85,9 +82,7 @@ def test_root_secrets_and_files_outside_the_roots(level: IsolationLevel, sandbox
     root = tmp_path / "out"
     victim = tmp_path / "victim.txt"
     victim.write_text("original")
-    code = (
-        TRY
-        + f"""
+    code = TRY + f"""
 attempt("shadow", lambda: open("/etc/shadow").read()[:0])
 attempt("kavi_toml_like", lambda: open({str(tmp_path / "secret.toml")!r}).read())
 attempt("victim", lambda: open({str(victim)!r}, "a").write("x"))
@@ -95,7 +90,6 @@ attempt("create", lambda: open({str(tmp_path / "new.txt")!r}, "w").write("x"))
 attempt("rename", lambda: os.rename({str(victim)!r}, {str(root / "stolen")!r}))
 attempt("root", lambda: open({str(root / "ok.txt")!r}, "w").write("fine"))
 """
-    )
     (tmp_path / "secret.toml").write_text("token = 'x'")
     seen = _outcomes(_python(code, sandbox, write_roots=(root,), side_effect=SideEffect.FILE_WRITE))
     assert seen["shadow"] in ("EACCES", "ENOENT")
@@ -141,16 +135,13 @@ def test_a_declared_program_cannot_execute_an_undeclared_one(
 
 
 def test_raw_and_packet_sockets_are_refused(level: IsolationLevel, sandbox: Path) -> None:
-    code = (
-        TRY
-        + """
+    code = TRY + """
 attempt("raw", lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW))
 attempt("raw6", lambda: socket.socket(socket.AF_INET6, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 255))
 attempt("packet", lambda: socket.socket(17, socket.SOCK_RAW, 0))
 attempt("packet_dgram", lambda: socket.socket(17, socket.SOCK_DGRAM, 0))
 attempt("udp", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close())
 """
-    )
     for side_effect in (SideEffect.READ_ONLY, SideEffect.NETWORK):
         seen = _outcomes(_python(code, sandbox, side_effect=side_effect))
         for name in ("raw", "raw6", "packet", "packet_dgram"):
@@ -163,16 +154,13 @@ def test_device_nodes_and_fifos_cannot_be_made(level: IsolationLevel, sandbox: P
     root = tmp_path / "out"
     outside = tmp_path / "outside"
     outside.mkdir()
-    code = (
-        TRY
-        + f"""
+    code = TRY + f"""
 attempt("fifo_outside", lambda: os.mkfifo({str(outside / "fifo")!r}))
 attempt("fifo_in_root", lambda: os.mkfifo({str(root / "fifo")!r}))
 attempt("char_in_root", lambda: os.mknod({str(root / "null")!r}, 0o600 | 0o020000, os.makedev(1, 3)))
 attempt("block_outside", lambda: os.mknod({str(outside / "sda")!r}, 0o600 | 0o060000, os.makedev(8, 0)))
 attempt("regular_in_root", lambda: os.mknod({str(root / "plain")!r}, 0o600 | 0o100000))
 """
-    )
     seen = _outcomes(_python(code, sandbox, write_roots=(root,), side_effect=SideEffect.FILE_WRITE))
     for name in ("char_in_root", "block_outside"):
         assert seen[name] == "EPERM", (name, seen)
@@ -187,15 +175,12 @@ def test_a_host_process_cannot_be_signalled(level: IsolationLevel, sandbox: Path
     at FULL, Landlock's signal scope refuses it at both levels."""
     victim = subprocess.Popen(["sleep", "30"])
     try:
-        code = (
-            TRY
-            + f"""
+        code = TRY + f"""
 import signal
 attempt("kill", lambda: os.kill({victim.pid}, signal.SIGKILL))
 attempt("pidfd", lambda: signal.pidfd_send_signal(os.pidfd_open({victim.pid}), signal.SIGKILL))
 attempt("group", lambda: os.killpg(os.getpgid({victim.pid}), signal.SIGKILL))
 """
-        )
         seen = _outcomes(_python(code, sandbox))
         for name in ("kill", "pidfd", "group"):
             assert seen[name] in ("EPERM", "ESRCH"), (name, seen)

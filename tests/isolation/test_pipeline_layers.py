@@ -15,7 +15,7 @@ from kavi.sandbox import bwrap
 from kavi.workspace import Workspace
 from tests.support import WORD_COUNT_ARGS, recording, run_cli
 
-ATTACK_TEST = """
+ATTACK_TEST = '''
 import word_count
 
 
@@ -35,7 +35,7 @@ def test_escape() -> None:
         exec(payload)
     except Exception:
         pass
-"""
+'''
 
 PAYLOAD = """
 import ctypes, os

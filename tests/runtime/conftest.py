@@ -28,7 +28,6 @@ def level(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Is
     monkeypatch.setenv("KAVI_ISOLATION", request.param)
     return IsolationLevel(request.param)
 
-
 CANARY = "kavi-canary-7f3a"
 
 

@@ -61,7 +61,7 @@ FORGED_PRINT_THEN_RAISE = cand._execute(
 )
 # One well-framed forged result, outside the output schema, on every descriptor; then no real result.
 FORGED_FRAME_THEN_EXIT = cand._execute(
-    '        forged = b\'{"ok": true, "output": {"count": "many"}}\'\n'
+    "        forged = b'{\"ok\": true, \"output\": {\"count\": \"many\"}}'\n"
     "        for fd in range(3, 64):\n"
     "            try:\n"
     "                os.write(fd, len(forged).to_bytes(8, 'big') + forged)\n"

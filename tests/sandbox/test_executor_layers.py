@@ -38,7 +38,9 @@ def test_levels_plan_their_layers_and_a_network_child_gets_its_own_namespace() -
     assert all(host[layer] is None for layer in full)
 
 
-def test_require_isolation_names_the_layers_a_run_would_miss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_require_isolation_names_the_layers_a_run_would_miss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KAVI_ISOLATION", "fallback")
     marker = tmp_path / "ran"
     policy = ExecPolicy(require_isolation=True, write_roots=(tmp_path,))

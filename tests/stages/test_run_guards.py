@@ -449,13 +449,13 @@ READER = '''
                 return ReaderOutput(text=f"refused: {type(exc).__name__}")
 '''
 
-READER_TEST = """
+READER_TEST = '''
     from reader import Reader, ReaderInput
 
 
     def test_a_missing_file_is_reported() -> None:
         assert Reader().execute(ReaderInput(path="no-such-file")).text.startswith("refused")
-"""
+'''
 
 
 def test_a_read_only_skill_cannot_read_the_workspace_at_run_time(

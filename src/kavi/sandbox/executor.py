@@ -550,6 +550,8 @@ def _is_within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+
+
 def _landlock_rules(
     policy: ExecPolicy, *, cwd: Path, tmp: str, path: str, program: str | None
 ) -> list[tuple[str, int]]:
