@@ -1,6 +1,8 @@
-"""Ledger benchmark: 10k proposals and 100k chained events, then list-proposals and a full audit.
+"""Ledger benchmark: 10k proposals and 100k chained events, then list-proposals and a full audit, on SQLite
+and on Postgres side by side (the SQLite ledger is copied with `kavi ledger migrate`'s copy, also timed).
 
 Run: uv run python benchmarks/ledger.py [--proposals N] [--events-per-proposal K] [--keep DIR]
+     [--postgres-url postgresql://...  (an empty database; default: a throwaway local server)] [--sqlite-only]
 Rows are inserted with raw SQL, but every event carries a real chained hash (the audit recomputes them all),
 and every proposal's frozen spec is a real artifact in the store (the audit re-hashes them all).
 """
@@ -12,6 +14,7 @@ import hashlib
 import json
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,6 +23,7 @@ from typing import Any
 
 from kavi.integrity.audit import audit_workspace
 from kavi.ledger.chain import GENESIS, canonical_payload, event_hash
+from kavi.ledger.copy import copy_ledger
 from kavi.stages.common import Forge
 from kavi.stages.queries import list_proposals
 from kavi.workspace import Workspace, init_workspace
@@ -89,12 +93,40 @@ def timed(call: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return statistics.median(samples), result
 
 
+def measure(workspace: Workspace, repeat: int) -> dict[str, float]:
+    """The timed operations on one workspace's ledger (whichever backend kavi.toml, or the view, names)."""
+    forge = Forge.open(workspace)
+    try:
+        t_list, listed = timed(lambda: list_proposals(forge), repeat)
+        t_page, _ = timed(lambda: list_proposals(forge, limit=50), repeat)
+    finally:
+        forge.close()
+    t_audit, report = timed(lambda: audit_workspace(workspace), repeat)
+    t_quick, _ = timed(lambda: audit_workspace(workspace, quick=True), repeat)
+    assert report.ok, [f.line() for f in report.findings[:5]]
+    return {"list": t_list, "page": t_page, "audit": t_audit, "quick": t_quick, "listed": len(listed)}
+
+
+def postgres_database(given: str | None) -> tuple[str, Callable[[], None]]:
+    """An empty database: in the server ``given`` names (it must be empty), or in a throwaway cluster started
+    the way the tests start theirs (tests/postgres.py: Debian's postgresql, a unix socket)."""
+    if given:
+        return given, lambda: None
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.postgres import start_server
+
+    server = start_server()
+    return server.create_database(), server.stop
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--proposals", type=int, default=10_000)
     parser.add_argument("--events-per-proposal", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="build the ledger here and keep it")
+    parser.add_argument("--postgres-url", help="an empty Postgres database (default: start a throwaway server)")
+    parser.add_argument("--sqlite-only", action="store_true", help="skip the Postgres column")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="kavi-bench-")) / "ws"
     workspace, _ = init_workspace(root)
@@ -102,26 +134,35 @@ def main() -> None:
     started = time.perf_counter()
     events = populate(workspace, args.proposals, args.events_per_proposal)
     setup = time.perf_counter() - started
-    forge = Forge.open(workspace)
-    try:
-        t_list, listed = timed(lambda: list_proposals(forge), args.repeat)
-        t_page, _ = timed(lambda: list_proposals(forge, limit=50), args.repeat)
-    finally:
-        forge.close()
-    t_audit, report = timed(lambda: audit_workspace(workspace), args.repeat)
-    t_quick, _ = timed(lambda: audit_workspace(workspace, quick=True), args.repeat)
-    assert report.ok, [f.line() for f in report.findings[:5]]
-    assert len(listed) == args.proposals
+    results = {"sqlite": measure(workspace, args.repeat)}
+    copy_s = float("nan")
+    if not args.sqlite_only:
+        url, stop = postgres_database(args.postgres_url)
+        try:
+            started = time.perf_counter()
+            copy_ledger(workspace.ledger_url, url)
+            copy_s = time.perf_counter() - started
+            results["postgres"] = measure(workspace.with_ledger(url), args.repeat)
+        finally:
+            stop()
+    for column in results.values():
+        assert column["listed"] == args.proposals
     rows = [
-        ("setup (raw inserts, chained hashes)", setup, ""),
-        (f"list_proposals (all {len(listed)})", t_list, "target <= 0.100 s"),
-        ("list_proposals (limit 50, as status)", t_page, ""),
-        (f"audit, full ({events} events, {args.proposals} artifacts)", t_audit, "target <= 2.0 s"),
-        ("audit --quick", t_quick, ""),
+        (f"list_proposals (all {args.proposals})", "list", "target <= 0.100 s"),
+        ("list_proposals (limit 50, as status)", "page", ""),
+        (f"audit, full ({events} events, {args.proposals} artifacts)", "audit", "target <= 2.0 s"),
+        ("audit --quick", "quick", ""),
     ]
-    print(f"{'operation':<58} {'seconds':>9}  note")
-    for label, seconds, note in rows:
-        print(f"{label:<58} {seconds:>9.3f}  {note}")
+    backends = list(results)
+    print(f"{'operation':<56} " + " ".join(f"{name:>9}" for name in backends) + "  note")
+    print(f"{'setup (raw inserts into SQLite, chained hashes)':<56} {setup:>9.3f}")
+    if "postgres" in results:
+        print(f"{'kavi ledger migrate: copy SQLite -> Postgres':<56} {'':>9} {copy_s:>9.3f}")
+    for label, key, note in rows:
+        print(f"{label:<56} " + " ".join(f"{results[name][key]:>9.3f}" for name in backends) + f"  {note}")
+    if "postgres" in results:
+        ratio = results["postgres"]["audit"] / results["sqlite"]["audit"]
+        print(f"{'audit, full: postgres / sqlite':<56} {'':>9} {ratio:>8.2f}x")
 
 
 if __name__ == "__main__":

@@ -82,8 +82,25 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    ws, _ = init_workspace(tmp_path / "ws")
+def ledger_backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` unless a test asks for both backends with ``tests.support.BOTH_BACKENDS`` (indirect
+    parametrization): then the ``workspace`` and ``trusted`` fixtures put their ledger on a real Postgres."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def server_ledger_url(ledger_backend: str, request: pytest.FixtureRequest) -> str | None:
+    """A fresh Postgres database for this test's workspace, or None on SQLite."""
+    if ledger_backend == "sqlite":
+        return None
+    server = request.getfixturevalue("postgres_server")
+    url: str = server.create_database()
+    return url
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server_ledger_url: str | None) -> Workspace:
+    ws, _ = init_workspace(tmp_path / "ws", ledger_url=server_ledger_url)
     Forge.open(ws).close()  # as `kavi init` does: the ledger exists from the start
     monkeypatch.setenv("KAVI_WORKSPACE", str(ws.root))
     return ws

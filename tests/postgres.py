@@ -126,6 +126,10 @@ def start_server() -> PostgresServer:
     root = Path(tempfile.mkdtemp(prefix="kavi-pg-"))
     (root / "sock").mkdir()
     if uid is not None:
+        # the test session's own temporary folder is 0700 (mkdtemp): the server's account must pass through it
+        base = Path(tempfile.gettempdir())
+        if base.stat().st_uid == os.geteuid():
+            base.chmod(base.stat().st_mode | 0o011)
         for path in (root, root / "sock"):
             os.chown(path, uid, -1)
         # The server's account must pass through the folder that holds ours (the session's private TMPDIR

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from kavi.demo import recording_of
 from kavi.workspace import Workspace
-from tests.support import WORD_COUNT_ARGS, recording, run_cli
+from tests.support import BOTH_BACKENDS, WORD_COUNT_ARGS, ledger_rows, recording, run_cli
 
 
 def _propose(*extra: str) -> str:
@@ -20,10 +19,10 @@ def _propose(*extra: str) -> str:
 
 
 def _event_count(workspace: Workspace) -> int:
-    with sqlite3.connect(workspace.root / ".kavi" / "ledger.db") as conn:
-        return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+    return int(ledger_rows(workspace, "SELECT count(*) FROM events")[0][0])
 
 
+@BOTH_BACKENDS
 def test_manual_build_then_verify_promote_and_run(workspace: Workspace) -> None:
     proposal = _propose()
     waiting = run_cli("build-skill", proposal, "--builder", "manual", "--json").json()
@@ -61,6 +60,9 @@ def test_manual_build_then_verify_promote_and_run(workspace: Workspace) -> None:
     assert all(
         gate["isolation"] for gate in shown["verifications"][0]["gates"] if gate["gate"] in ("pytest", "examples")
     )
+    assert run_cli("audit").code == 0 and run_cli("verify-lock").code == 0
+    assert run_cli("attest", "word_count", "--out", str(workspace.root / "prov.json")).code == 0
+    assert run_cli("verify-attestation", str(workspace.root / "prov.json")).code == 0
 
 
 def test_every_command_prints_exactly_one_json_object(workspace: Workspace) -> None:
@@ -148,6 +150,7 @@ def test_outside_a_workspace_the_error_names_kavi_init(tmp_path: Path, monkeypat
     assert result.code == 1 and "kavi init" in result.stderr
 
 
+@BOTH_BACKENDS
 def test_tampered_skill_is_refused_and_nothing_of_it_runs(workspace: Workspace) -> None:
     proposal = _propose()
     run_cli("build-skill", proposal, "--builder", "replay", "--replay-from", str(recording_of("word_count")))
@@ -160,12 +163,12 @@ def test_tampered_skill_is_refused_and_nothing_of_it_runs(workspace: Workspace) 
     assert result.code == 1
     assert "does not match its TRUSTED hash" in result.json()["error"]
     assert not marker.exists()
-    with sqlite3.connect(workspace.root / ".kavi" / "ledger.db") as conn:
-        kinds = [row[0] for row in conn.execute("SELECT kind FROM events")]
-        assert "run.refused" in kinds
-        assert conn.execute("SELECT count(*) FROM executions").fetchone()[0] == 0
+    kinds = [row[0] for row in ledger_rows(workspace, "SELECT kind FROM events")]
+    assert "run.refused" in kinds
+    assert ledger_rows(workspace, "SELECT count(*) FROM executions")[0][0] == 0
 
 
+@BOTH_BACKENDS
 def test_versions_revoke_and_run_by_version(workspace: Workspace, tmp_path: Path) -> None:
     proposal = _propose()
     rec = recording("word_count", tmp_path)
@@ -208,8 +211,7 @@ def test_skill_errors_and_bad_input_are_recorded(workspace: Workspace) -> None:
     assert bad.code == 2 and "input does not match" in bad.json()["error"]
     not_json = run_cli("run-skill", "word_count", "--json", "{oops")
     assert not_json.code == 2 and "not valid JSON" in not_json.json()["error"]
-    with sqlite3.connect(workspace.root / ".kavi" / "ledger.db") as conn:
-        errors = [row[0] for row in conn.execute("SELECT error FROM executions")]
+    errors = [row[0] for row in ledger_rows(workspace, "SELECT error FROM executions")]
     assert len(errors) == 1 and "input does not match" in errors[0]
 
 

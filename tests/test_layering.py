@@ -132,3 +132,34 @@ def test_no_import_circles_in_kavi() -> None:
 def test_the_cycle_finder_finds_a_circle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module an import statement of ``path`` names (top-level name and dotted), anywhere in its body."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+DATABASE_DRIVERS = ("sqlite3", "psycopg", "psycopg2")
+
+
+def test_only_the_ledger_package_talks_to_a_database_driver() -> None:
+    """Raw SQL has one owner: kavi.ledger (its named queries and its one connection helper). Everything else
+    asks it, on either backend; a module that imports sqlite3 or psycopg itself would bypass both."""
+    offenders = {
+        _module_name(path): sorted(name for name in _imported_modules(path) if name.split(".")[0] in DATABASE_DRIVERS)
+        for path in SOURCE.rglob("*.py")
+        if not _module_name(path).startswith("kavi.ledger")
+    }
+    assert {module: names for module, names in offenders.items() if names} == {}
+    assert "sqlite3" in _imported_modules(SOURCE / "ledger" / "connection.py")  # the check sees real imports
+
+
+def test_the_run_path_on_sqlite_does_not_import_psycopg() -> None:
+    loaded = _imported_by(["kavi.stages.run", "kavi.cli.running", "kavi.ledger.fast"])
+    assert "psycopg" not in {name.split(".")[0] for name in loaded}

@@ -89,9 +89,7 @@ def load_skill(name: str, *, workspace: Path | str | None = None, version: int |
     traceback holds no frame of the hook); it is not an isolation boundary.
     """
     ws = find_workspace(workspace)
-    if ws.ledger_path is None:
-        raise TransitionError("load_skill reads SQLite ledgers directly; this workspace's ledger is a server URL")
-    conn = fast.connect(ws.ledger_path)
+    conn = fast.connect(ws.ledger_url)
     try:
         trusted = load_trusted(ws, conn, name, version)
         promotion = trusted.promotion

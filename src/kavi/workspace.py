@@ -7,6 +7,7 @@ name one explicitly. The workspace layout is fixed: ``skills/`` and ``kernels/``
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ CONFIG_FILE = "kavi.toml"
 LOCK_FILE = "kavi.lock"
 STATE_DIR = ".kavi"
 ENV_WORKSPACE = "KAVI_WORKSPACE"
+DEFAULT_LEDGER_LINE = 'url = ".kavi/ledger.db"'
 
 DEFAULT_CONFIG = """\
 # kavi workspace settings. Every key is optional; these are the defaults.
@@ -109,6 +111,12 @@ class Workspace:
             self._raw = raw
         return self._raw
 
+    def with_ledger(self, url: str) -> Workspace:
+        """This workspace (its files, artifact store and settings) seen through another ledger: the audit of a
+        copy made by `kavi ledger migrate` before kavi.toml points at it."""
+        settings = self.raw_settings()
+        return Workspace(self.root, _raw={**settings, "ledger": {**settings.get("ledger", {}), "url": url}})
+
     @property
     def state_dir(self) -> Path:
         return self.root / STATE_DIR
@@ -185,15 +193,31 @@ def _checked(workspace: Workspace) -> Workspace:
     return workspace
 
 
-def init_workspace(root: Path) -> tuple[Workspace, bool]:
-    """Create the layout (idempotent). Returns the workspace and whether kavi.toml was new."""
+def init_workspace(root: Path, *, ledger_url: str | None = None) -> tuple[Workspace, bool]:
+    """Create the layout (idempotent). Returns the workspace and whether kavi.toml was new.
+
+    ``ledger_url`` goes into a new kavi.toml's ``[ledger] url`` (a server ledger such as
+    ``postgresql://kavi@db/team``); an existing kavi.toml that names another ledger is refused, not rewritten.
+    """
+    if ledger_url is not None:
+        from kavi.ledger.connection import backend_of
+
+        backend_of(ledger_url if "://" in ledger_url else f"sqlite:///{ledger_url}")  # refuses other schemes
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)
     config_path = root / CONFIG_FILE
     created = not config_path.exists()
     if created:
-        config_path.write_text(DEFAULT_CONFIG, encoding="utf-8")
+        text = DEFAULT_CONFIG
+        if ledger_url is not None:
+            text = text.replace(DEFAULT_LEDGER_LINE, f"url = {json.dumps(ledger_url)}", 1)
+        config_path.write_text(text, encoding="utf-8")
     workspace = Workspace(root)
+    if ledger_url is not None and not created and workspace.raw_setting("ledger", "url", None) != ledger_url:
+        raise ConfigError(
+            f"{config_path} already names another ledger",
+            hint="edit [ledger] url there, or copy the ledger with `kavi ledger migrate --to URL`",
+        )
     _ = workspace.config  # validate now, so a broken kavi.toml is reported by `init`
     for folder in (workspace.skills_dir, workspace.kernels_dir, workspace.artifacts_dir, workspace.cache_dir):
         folder.mkdir(parents=True, exist_ok=True)

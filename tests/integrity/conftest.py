@@ -18,6 +18,7 @@ from kavi.stages.promote import promote_skill
 from kavi.stages.propose import propose_skill
 from kavi.stages.verify import verify_skill
 from kavi.workspace import Workspace, init_workspace
+from tests.support import move_ledger_to
 
 WORD_COUNT = {
     "name": "word_count",
@@ -65,9 +66,14 @@ def trusted_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def trusted(trusted_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    """A private copy of the template workspace, named by KAVI_WORKSPACE."""
+def trusted(
+    trusted_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server_ledger_url: str | None
+) -> Workspace:
+    """A private copy of the template workspace, named by KAVI_WORKSPACE; on the Postgres backend its ledger
+    is copied into a fresh database (`kavi ledger migrate`'s copy) and kavi.toml points there."""
     root = tmp_path / "ws"
     shutil.copytree(trusted_template, root, symlinks=True)
+    if server_ledger_url is not None:
+        move_ledger_to(root, server_ledger_url)
     monkeypatch.setenv("KAVI_WORKSPACE", str(root))
     return Workspace(root)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 import stat
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from kavi.integrity.attest import make_statement, verify_attestation
 from kavi.workspace import Workspace
-from tests.support import run_cli
+from tests.support import BOTH_BACKENDS, ledger_rows, run_cli
 
 
 @pytest.fixture
@@ -41,6 +40,7 @@ def test_keygen_writes_a_private_key_only_its_owner_can_read_and_never_overwrite
     assert again.code == 2 and "already exists" in again.stderr
 
 
+@BOTH_BACKENDS
 def test_the_statement_is_in_toto_v1_with_slsa_provenance(trusted: Workspace) -> None:
     statement = make_statement(trusted, "word_count")
     assert statement["_type"] == "https://in-toto.io/Statement/v1"
@@ -55,6 +55,7 @@ def test_the_statement_is_in_toto_v1_with_slsa_provenance(trusted: Workspace) ->
     assert older["subject"] != statement["subject"]
 
 
+@BOTH_BACKENDS
 def test_a_signed_attestation_round_trips(trusted: Workspace, tmp_path: Path, keys: tuple[Path, Path]) -> None:
     private, public = keys
     envelope_path = _attest(tmp_path, "--sign", str(private))
@@ -65,11 +66,13 @@ def test_a_signed_attestation_round_trips(trusted: Workspace, tmp_path: Path, ke
     assert result.json()["signature_ok"] is True and result.json()["ledger_checked"] is True
 
 
+@BOTH_BACKENDS
 def test_an_unsigned_attestation_verifies_and_an_older_version_too(trusted: Workspace, tmp_path: Path) -> None:
     path = _attest(tmp_path, "--version", "1")
     assert run_cli("verify-attestation", str(path)).code == 0
 
 
+@BOTH_BACKENDS
 @pytest.mark.parametrize("subject", ["word_count.py", "test_word_count.py"])
 @pytest.mark.parametrize("position", [0, 57, -1])
 def test_any_changed_byte_of_a_subject_fails_verification(
@@ -86,6 +89,7 @@ def test_any_changed_byte_of_a_subject_fails_verification(
     assert any(subject in problem for problem in result.json()["problems"]), result.json()["problems"]
 
 
+@BOTH_BACKENDS
 def test_a_wrong_key_or_a_changed_payload_fails(trusted: Workspace, tmp_path: Path, keys: tuple[Path, Path]) -> None:
     private, public = keys
     path = _attest(tmp_path, "--sign", str(private))
@@ -104,6 +108,7 @@ def test_a_wrong_key_or_a_changed_payload_fails(trusted: Workspace, tmp_path: Pa
     assert unsigned_check.code == 1 and "--key" in unsigned_check.json()["problems"][0]
 
 
+@BOTH_BACKENDS
 def test_a_forged_unsigned_statement_is_checked_against_the_ledger(trusted: Workspace, tmp_path: Path) -> None:
     path = _attest(tmp_path)
     statement = json.loads(path.read_text())
@@ -113,19 +118,20 @@ def test_a_forged_unsigned_statement_is_checked_against_the_ledger(trusted: Work
     assert not result.ok and any("predicate" in p for p in result.problems)
 
 
+@BOTH_BACKENDS
 def test_a_modified_gate_report_in_the_store_fails(trusted: Workspace, tmp_path: Path) -> None:
     path = _attest(tmp_path)
-    conn = sqlite3.connect(trusted.root / ".kavi" / "ledger.db")
-    digest = conn.execute(
+    digest = ledger_rows(
+        trusted,
         "SELECT g.report_sha256 FROM verification_gates g JOIN promotions p ON p.verification_id = g.verification_id"
-        " WHERE p.version = 2 AND g.report_sha256 IS NOT NULL LIMIT 1"
-    ).fetchone()[0]
-    conn.close()
+        " WHERE p.version = 2 AND g.report_sha256 IS NOT NULL LIMIT 1",
+    )[0][0]
     (trusted.artifacts_dir / digest[:2] / digest).write_bytes(b"rewritten")
     result = verify_attestation(trusted, path, None)
     assert not result.ok and any(digest[:12] in p for p in result.problems), result.problems
 
 
+@BOTH_BACKENDS
 def test_attesting_tampered_installed_bytes_is_refused(trusted: Workspace) -> None:
     (trusted.skills_dir / "word_count.py").write_text("x = 1\n")
     result = run_cli("attest", "word_count")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,20 +11,15 @@ import pytest
 
 from kavi.integrity.audit import audit_workspace
 from kavi.workspace import Workspace
-from tests.support import run_cli
+from tests.support import BOTH_BACKENDS, ledger_rows, run_cli, tamper_ledger
+
+# every check of the audit, on SQLite and on Postgres
+pytestmark = BOTH_BACKENDS
 
 
 def _sql(workspace: Workspace, *statements: str) -> None:
-    """Tamper as an attacker with write access to the file would: triggers dropped first."""
-    conn = sqlite3.connect(workspace.root / ".kavi" / "ledger.db")
-    try:
-        conn.execute("DROP TRIGGER IF EXISTS events_append_only_update")
-        conn.execute("DROP TRIGGER IF EXISTS events_append_only_delete")
-        for statement in statements:
-            conn.execute(statement)
-        conn.commit()
-    finally:
-        conn.close()
+    """Tamper as an attacker with write access to the database would: triggers dropped first."""
+    tamper_ledger(workspace, *statements)
 
 
 def _findings(workspace: Workspace, *, quick: bool = False) -> list[tuple[str, str, str]]:
@@ -42,14 +36,6 @@ def test_an_honest_workspace_audits_clean_with_exit_0(trusted: Workspace) -> Non
     assert run_cli("audit", "--quick").code == 0
     human = run_cli("audit")
     assert human.code == 0 and "clean" in human.stdout
-
-
-def _promotion(workspace: Workspace, version: int) -> dict[str, str]:
-    conn = sqlite3.connect(workspace.root / ".kavi" / "ledger.db")
-    conn.row_factory = sqlite3.Row
-    row = dict(conn.execute("SELECT * FROM promotions WHERE version = ?", (version,)).fetchone())
-    conn.close()
-    return row
 
 
 TAMPERS: dict[str, tuple[Callable[[Workspace], None], str, str]] = {
@@ -125,9 +111,7 @@ TAMPERS: dict[str, tuple[Callable[[Workspace], None], str, str]] = {
 
 
 def _artifact(workspace: Workspace, kind: str) -> Path:
-    conn = sqlite3.connect(workspace.root / ".kavi" / "ledger.db")
-    digest = conn.execute("SELECT sha256 FROM artifacts WHERE kind = ? LIMIT 1", (kind,)).fetchone()[0]
-    conn.close()
+    digest = ledger_rows(workspace, "SELECT sha256 FROM artifacts WHERE kind = ? LIMIT 1", (kind,))[0][0]
     return workspace.artifacts_dir / digest[:2] / digest
 
 
@@ -170,9 +154,9 @@ def test_the_chain_walk_matches_the_ledger_hash_function(trusted: Workspace) -> 
     """The audit's inlined hashing must agree with kavi.ledger.chain (else every event would be flagged)."""
     from kavi.ledger.chain import event_hash
 
-    conn = sqlite3.connect(trusted.root / ".kavi" / "ledger.db")
-    rows = conn.execute("SELECT id, ts, kind, proposal_id, build_id, payload, prev_hash, hash FROM events").fetchall()
-    conn.close()
+    rows = ledger_rows(
+        trusted, "SELECT id, ts, kind, proposal_id, build_id, payload, prev_hash, hash FROM events ORDER BY id"
+    )
     for row in rows:
         assert (
             event_hash(

@@ -14,9 +14,9 @@ import hashlib
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +24,17 @@ from pathlib import Path
 import pytest
 
 from kavi.demo import recording_of
+from kavi.errors import LedgerError
 from kavi.integrity.audit import audit_workspace
 from kavi.integrity.lockfile import verify_lock
+from kavi.ledger.connection import connect
 from kavi.stages.build import build_skill
 from kavi.stages.common import Forge
 from kavi.stages.promote import promote_skill
 from kavi.stages.propose import propose_skill
 from kavi.stages.verify import verify_skill
 from kavi.workspace import Workspace, init_workspace
+from tests.support import move_ledger_to
 
 WORD_COUNT = {
     "name": "word_count",
@@ -130,19 +133,44 @@ def _with_recording(scenario: Scenario, recordings: dict[str, Path]) -> tuple[st
     return (*scenario.args, "--replay-from", str(source))
 
 
-def _points(scenario: Scenario, states: dict[str, Path], work: Path, home: Path, args: tuple[str, ...]) -> list[str]:
+# A fresh, empty database for one copy of a saved state (the Postgres runs), or None (SQLite).
+NewDatabase = Callable[[], str] | None
+
+
+def _copy_state(state: Path, root: Path, new_database: NewDatabase) -> None:
+    """A saved state, as a workspace of its own; on Postgres its ledger moves into a fresh database."""
+    shutil.copytree(state, root, symlinks=True)
+    if new_database is not None:
+        move_ledger_to(root, new_database())
+
+
+def _points(
+    scenario: Scenario,
+    states: dict[str, Path],
+    work: Path,
+    home: Path,
+    args: tuple[str, ...],
+    new_database: NewDatabase = None,
+) -> list[str]:
     """Every crash point this command passes, as label:n, in each of two clean traced runs.
 
     A point only one trace reaches is left out: content-addressed writes skip an artifact that already
     exists, and whether a gate report (which carries its run time) is new can differ from run to run."""
-    traces = [_trace(scenario, states, work / f"trace{attempt}", home, args) for attempt in (1, 2)]
+    traces = [_trace(scenario, states, work / f"trace{attempt}", home, args, new_database) for attempt in (1, 2)]
     return [point for point in traces[0] if point in set(traces[1])]
 
 
-def _trace(scenario: Scenario, states: dict[str, Path], work: Path, home: Path, args: tuple[str, ...]) -> list[str]:
+def _trace(
+    scenario: Scenario,
+    states: dict[str, Path],
+    work: Path,
+    home: Path,
+    args: tuple[str, ...],
+    new_database: NewDatabase,
+) -> list[str]:
     work.mkdir(exist_ok=True)
     root = work / f"trace-{scenario.name.replace(' ', '_')}"
-    shutil.copytree(states[scenario.state], root, symlinks=True)
+    _copy_state(states[scenario.state], root, new_database)
     log = work / f"{root.name}.log"
     done = _kavi(root, home, args, KAVI_CRASH_LOG=str(log))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -155,26 +183,30 @@ def _trace(scenario: Scenario, states: dict[str, Path], work: Path, home: Path, 
 
 
 def _trusted_ever(root: Path) -> set[str]:
-    conn = sqlite3.connect(root / ".kavi" / "ledger.db")
-    try:
-        return {d for row in conn.execute("SELECT skill_sha256, test_sha256 FROM promotions") for d in row}
-    finally:
-        conn.close()
+    with connect(Workspace(root).ledger_url) as conn:
+        return {d for row in conn.execute("SELECT skill_sha256, test_sha256 FROM promotions").fetchall() for d in row}
 
 
 def _crash_and_recover(
-    scenario: Scenario, state: Path, point: str, work: Path, home: Path, args: tuple[str, ...]
+    scenario: Scenario,
+    state: Path,
+    point: str,
+    work: Path,
+    home: Path,
+    args: tuple[str, ...],
+    new_database: NewDatabase = None,
 ) -> str:
     """Returns '' when every requirement holds, else what broke."""
     root = work / f"{scenario.name.replace(' ', '_')}-{point.replace(':', '_')}"
-    shutil.copytree(state, root, symlinks=True)
+    _copy_state(state, root, new_database)
     crashed = _kavi(root, home, args, KAVI_CRASH_AT=point)
     if crashed.returncode != -signal.SIGKILL:
         return f"{point}: expected SIGKILL, got {crashed.returncode}: {crashed.stderr[-300:]}"
     workspace = Workspace(root)
     try:
-        sqlite3.connect(root / ".kavi" / "ledger.db").execute("SELECT COUNT(*) FROM events").fetchone()
-    except sqlite3.Error as exc:
+        with connect(workspace.ledger_url) as conn:
+            conn.execute("SELECT COUNT(*) FROM events").fetchone()
+    except LedgerError as exc:
         return f"{point}: the ledger does not open: {exc}"
     vouched = _trusted_ever(root)
     for path in workspace.skills_dir.iterdir():
@@ -231,10 +263,25 @@ def prepared(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Prepar
     return Prepared({name: root / "states" / name for name in names}, {"v1": recording_of("word_count"), "v2": v2})
 
 
-# one test per scenario: tests/conftest.py lets xdist hand each to any worker
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name.replace(" ", "-") for s in SCENARIOS])
+# The scenario that also runs with the ledger on Postgres (each is costly: every crash point is a kill and a
+# re-run): a promotion, which commits, installs and rewrites the lock from the ledger; and there, the points
+# where the backend is what is tested: inside the ledger transaction, right after its commit, and after
+# settle read it (a kill between two file writes is the same on both backends).
+POSTGRES_SCENARIOS = ("promote v2",)
+LEDGER_POINTS = ("ledger.event", "promote.commit", "promote.committed", "revoke.commit", "revoke.committed")
+POSTGRES_POINTS = (*LEDGER_POINTS, "settle.synced")
+RUNS = [
+    *((scenario, "sqlite") for scenario in SCENARIOS),
+    *((scenario, "postgres") for scenario in SCENARIOS if scenario.name in POSTGRES_SCENARIOS),
+]
+
+
+# one test per scenario and backend: tests/conftest.py lets xdist hand each to any worker
+@pytest.mark.parametrize(
+    ("scenario", "backend"), RUNS, ids=[f"{s.name.replace(' ', '-')}-{backend}" for s, backend in RUNS]
+)
 def test_kill_9_at_every_crash_point_leaves_a_recoverable_workspace(
-    scenario: Scenario, prepared: Prepared, tmp_path: Path
+    scenario: Scenario, backend: str, prepared: Prepared, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
@@ -242,12 +289,18 @@ def test_kill_9_at_every_crash_point_leaves_a_recoverable_workspace(
     work = tmp_path / "work"
     work.mkdir()
     args = _with_recording(scenario, prepared.recordings)
-    points = _points(scenario, prepared.states, work, home, args)
+    new_database = request.getfixturevalue("postgres_server").create_database if backend == "postgres" else None
+    points = _points(scenario, prepared.states, work, home, args, new_database)
     labels = {point.split(":")[0] for point in points}
     assert len(points) >= 3, points
     assert set(scenario.must_reach) <= labels, (scenario.must_reach, sorted(labels))
+    if backend == "postgres":
+        points = [point for point in points if point.split(":")[0] in POSTGRES_POINTS]
+        assert {point.split(":")[0] for point in points} & set(LEDGER_POINTS), points
     with ThreadPoolExecutor(max_workers=2) as pool:
         state = prepared.states[scenario.state]
-        outcomes = pool.map(lambda point: _crash_and_recover(scenario, state, point, work, home, args), points)
+        outcomes = pool.map(
+            lambda point: _crash_and_recover(scenario, state, point, work, home, args, new_database), points
+        )
         failures = [failure for failure in outcomes if failure]
     assert failures == [], failures[:10]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kavi.workspace import Workspace
-from tests.support import run_cli
+from tests.support import BOTH_BACKENDS, run_cli
 
 
 def _checks(*args: str) -> tuple[int, dict[str, dict[str, str]]]:
@@ -14,16 +14,19 @@ def _checks(*args: str) -> tuple[int, dict[str, dict[str, str]]]:
     return result.code, {c["name"]: c for c in data["checks"]}
 
 
-def test_a_healthy_workspace_passes_with_optional_things_as_warnings(trusted: Workspace) -> None:
+@BOTH_BACKENDS
+def test_a_healthy_workspace_passes_with_optional_things_as_warnings(trusted: Workspace, ledger_backend: str) -> None:
     code, checks = _checks()
     assert code == 0
-    for name in ("workspace", "schema", "audit", "lock", "ruff", "mypy", "pytest", "builder manual"):
+    assert checks["ledger"]["detail"].startswith("sqlite" if ledger_backend == "sqlite" else "postgresql")
+    for name in ("workspace", "ledger", "schema", "audit", "lock", "ruff", "mypy", "pytest", "builder manual"):
         assert checks[name]["status"] == "ok", checks[name]
     assert {"isolation", "claude", "torch", "triton", "builder replay"} <= set(checks)
     assert all(c["status"] in ("ok", "warn") for c in checks.values())
     assert all(c["fix"] for c in checks.values() if c["status"] != "ok")
 
 
+@BOTH_BACKENDS
 def test_a_tampered_install_or_lock_fails_doctor_and_names_the_fix(trusted: Workspace) -> None:
     (trusted.skills_dir / "word_count.py").write_text("x = 1\n")
     code, checks = _checks()

@@ -14,7 +14,7 @@ import pytest
 
 from kavi.integrity.lockfile import verify_lock
 from kavi.workspace import Workspace
-from tests.support import run_cli
+from tests.support import BOTH_BACKENDS, run_cli
 
 
 def _lock(workspace: Workspace) -> dict:  # type: ignore[type-arg]
@@ -30,6 +30,7 @@ def _clone(workspace: Workspace, target: Path) -> Workspace:
     return Workspace(target)
 
 
+@BOTH_BACKENDS
 def test_the_lock_lists_every_trusted_version_with_hashes_spec_and_chain_head(trusted: Workspace) -> None:
     lock = _lock(trusted)
     entries = {(e["name"], e["version"]): e for e in lock["skill"]}
@@ -45,6 +46,7 @@ def test_the_lock_lists_every_trusted_version_with_hashes_spec_and_chain_head(tr
     assert verify_lock(trusted).ok
 
 
+@BOTH_BACKENDS
 def test_revoke_and_reject_rewrite_the_lock(trusted: Workspace) -> None:
     before = _lock(trusted)
     assert run_cli("revoke", "word_count", "--version", "2").code == 0
@@ -93,6 +95,7 @@ def test_verify_lock_on_a_fresh_clone_catches_file_and_lock_tampering(
     assert not (clone.root / ".kavi" / "ledger.db").exists()
 
 
+@BOTH_BACKENDS
 @pytest.mark.parametrize(
     ("old", "new"),
     [('approver = "alice"', 'approver = "mallory"'), ("version = 2", "version = 3"), ("READ_ONLY", "NETWORK")],
@@ -132,11 +135,13 @@ def test_a_tampered_inline_spec_is_refused_before_running(trusted: Workspace, tm
     assert refused.code == 1 and "frozen spec" in refused.json()["error"]
 
 
+@BOTH_BACKENDS
 def test_the_run_with_a_ledger_is_still_recorded(trusted: Workspace) -> None:
     ran = run_cli("run-skill", "word_count", "--json", '{"text": "a"}')
     assert ran.json()["recorded"] is True and ran.json()["execution_id"].startswith("x_")
 
 
+@BOTH_BACKENDS
 def test_a_lost_lock_is_rewritten_by_verify_lock_write(trusted: Workspace) -> None:
     (trusted.root / "kavi.lock").unlink()
     (trusted.skills_dir / "word_count.py").unlink()

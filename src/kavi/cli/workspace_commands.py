@@ -14,6 +14,15 @@ from kavi.cli.output import console, emit_json, gate_table, styled
 @app.command()
 def init(
     path: Annotated[Path, typer.Argument(help="The folder to make a workspace.")] = Path(),
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            help="A server ledger for a new workspace, e.g. `postgresql://kavi@db.example/team` (default: a "
+            "SQLite file in .kavi/). The database must exist; kavi creates its tables.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Make a folder a workspace: kavi.toml, skills/, kernels/ and .kavi/ (ledger, artifacts).
@@ -24,7 +33,7 @@ def init(
     from kavi.stages.common import Forge
     from kavi.workspace import init_workspace
 
-    workspace, created = init_workspace(path)
+    workspace, created = init_workspace(path, ledger_url=ledger)
     adopted = adopt_lock(workspace) if workspace.runs_from_lock() else None
     if adopted is None:
         Forge.open(workspace).close()  # creates and migrates the ledger now, not on first use

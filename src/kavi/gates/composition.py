@@ -51,9 +51,9 @@ class CompositionGate:
         if context.workspace_root is None:
             return GateResult(self.name, GateStatus.ERROR, "a chain is judged against a workspace's ledger; none given")
         workspace = find_workspace(context.workspace_root)
-        if workspace.ledger_path is None or not workspace.ledger_path.is_file():
+        if not workspace.has_ledger():
             return GateResult(self.name, GateStatus.SKIPPED, "no ledger here to find the chain's members in")
-        conn = fast.connect(workspace.ledger_path)
+        conn = fast.connect(workspace.ledger_url)
         try:
             members = resolve_members(workspace, conn, spec)
         except KaviError as exc:

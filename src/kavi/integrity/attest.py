@@ -14,7 +14,6 @@ import base64
 import hashlib
 import json
 import os
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from typing import Any
 from kavi.errors import IntegrityError, KaviError, NotFoundError, TransitionError, UsageError
 from kavi.integrity.audit import open_ledger
 from kavi.layout import installed_paths
+from kavi.ledger import queries
+from kavi.ledger.connection import LedgerConnection
 from kavi.workspace import Workspace
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -45,28 +46,19 @@ def _canonical(value: Any) -> bytes:
 
 def make_statement(workspace: Workspace, name: str, version: int | None = None) -> dict[str, Any]:
     """The provenance of ``name`` (latest TRUSTED version, or ``version``); refuses tampered installed files."""
-    conn = open_ledger(workspace)
-    try:
-        conn.row_factory = sqlite3.Row
+    with open_ledger(workspace) as conn, conn.snapshot():
         promotion, installed = _promotion(conn, name, version)
         subjects = _subjects(workspace, promotion, installed)
-        statement = {
+        return {
             "_type": STATEMENT_TYPE,
             "subject": subjects,
             "predicateType": PREDICATE_TYPE,
             "predicate": _predicate(conn, promotion),
         }
-    finally:
-        conn.close()
-    return statement
 
 
-def _promotion(conn: sqlite3.Connection, name: str, version: int | None) -> tuple[sqlite3.Row, bool]:
-    rows = conn.execute(
-        "SELECT t.*, p.kind FROM promotions t JOIN proposals p ON p.id = t.proposal_id"
-        " WHERE t.name = ? AND t.status = 'TRUSTED' ORDER BY t.version DESC",
-        (name,),
-    ).fetchall()
+def _promotion(conn: LedgerConnection, name: str, version: int | None) -> tuple[dict[str, Any], bool]:
+    rows = conn.mappings(queries.TRUSTED_PROMOTIONS_WITH_KIND_OF, (name,))
     if not rows:
         raise NotFoundError(f"{name} has no TRUSTED version to attest", hint="`kavi list-skills`")
     if version is None:
@@ -77,7 +69,7 @@ def _promotion(conn: sqlite3.Connection, name: str, version: int | None) -> tupl
     raise TransitionError(f"{name} v{version} is not a TRUSTED version", hint="`kavi list-skills --all`")
 
 
-def _subjects(workspace: Workspace, promotion: sqlite3.Row, installed: bool) -> list[dict[str, Any]]:
+def _subjects(workspace: Workspace, promotion: dict[str, Any], installed: bool) -> list[dict[str, Any]]:
     subjects = []
     name = promotion["name"]
     for relative, digest in zip(
@@ -95,11 +87,9 @@ def _subjects(workspace: Workspace, promotion: sqlite3.Row, installed: bool) -> 
     return subjects
 
 
-def trace_digest(conn: sqlite3.Connection, build_id: str) -> tuple[str, int, str | None]:
+def trace_digest(conn: LedgerConnection, build_id: str) -> tuple[str, int, str | None]:
     """sha256 over the chain hashes of the build's trace events, their count, and the model if one is named."""
-    rows = conn.execute(
-        "SELECT hash, payload FROM events WHERE build_id = ? AND kind LIKE 'trace.%' ORDER BY id", (build_id,)
-    ).fetchall()
+    rows = conn.execute(queries.TRACE_EVENTS_OF_BUILD, (build_id,)).fetchall()
     model = None
     for row in rows:
         data = json.loads(row[1])
@@ -108,18 +98,23 @@ def trace_digest(conn: sqlite3.Connection, build_id: str) -> tuple[str, int, str
     return _sha("\n".join(row[0] for row in rows).encode()), len(rows), model
 
 
-def _gate_digest(row: sqlite3.Row) -> str:
+def _gate_digest(row: dict[str, Any]) -> str:
     if row["report_sha256"]:
         return str(row["report_sha256"])
     return _sha(_canonical({"gate": row["gate"], "status": row["status"], "summary": row["summary"]}))
 
 
-def _predicate(conn: sqlite3.Connection, promotion: sqlite3.Row) -> dict[str, Any]:
-    build = conn.execute("SELECT * FROM builds WHERE id = ?", (promotion["build_id"],)).fetchone()
-    verification = conn.execute("SELECT * FROM verifications WHERE id = ?", (promotion["verification_id"],)).fetchone()
-    gates = conn.execute(
-        "SELECT * FROM verification_gates WHERE verification_id = ? ORDER BY gate", (promotion["verification_id"],)
-    ).fetchall()
+def _predicate(conn: LedgerConnection, promotion: dict[str, Any]) -> dict[str, Any]:
+    build = conn.mapping(queries.BUILD_BY_ID, (promotion["build_id"],))
+    verification = conn.mapping(queries.VERIFICATION_BY_ID, (promotion["verification_id"],))
+    if build is None or verification is None:
+        raise IntegrityError(
+            f"promotion {promotion['id']} names a build or verification the ledger lacks", hint="run `kavi audit`"
+        )
+    # by gate name, in Python: the order must not depend on the server's collation
+    gates = sorted(
+        conn.mappings(queries.GATES_OF_VERIFICATION, (promotion["verification_id"],)), key=lambda g: str(g["gate"])
+    )
     trace, trace_events, model = trace_digest(conn, build["id"])
     builder: dict[str, Any] = {"name": "builder", "uri": f"urn:kavi:builder:{build['builder']}"}
     if model:
@@ -324,8 +319,7 @@ def _check_statement(workspace: Workspace | None, statement: Any, check: Attesta
     if workspace is None:
         check.problems.append("no workspace to check the digests against")
         return
-    ledger = workspace.ledger_path
-    if ledger is None or not ledger.is_file():
+    if not workspace.has_ledger():
         _check_subjects_on_disk(workspace, subjects, check)
         return
     check.ledger_checked = True
@@ -363,14 +357,9 @@ def _check_subjects_on_disk(
 
 
 def _installed_version(workspace: Workspace, name: str | None) -> int | None:
-    conn = open_ledger(workspace)
-    try:
-        row = conn.execute(
-            "SELECT MAX(version) FROM promotions WHERE name = ? AND status = 'TRUSTED'", (name,)
-        ).fetchone()
-        return int(row[0]) if row and row[0] is not None else None
-    finally:
-        conn.close()
+    with open_ledger(workspace) as conn:
+        latest = conn.scalar(queries.LATEST_TRUSTED_VERSION_OF, (name,))
+        return int(latest) if latest is not None else None
 
 
 def _compare_dependencies(

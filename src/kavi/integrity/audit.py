@@ -1,7 +1,8 @@
 """`kavi audit`: recompute everything the ledger vouches for and name each disagreement.
 
-The audit reads the SQLite ledger with plain ``sqlite3`` (hydrating ORM objects costs ten times more than
-hashing) inside one read transaction, so it sees one consistent snapshot while other kavi processes write.
+The audit reads the ledger (SQLite or Postgres) below the ORM, with the named statements of
+:mod:`kavi.ledger.queries` (hydrating ORM objects costs ten times more than hashing), inside one snapshot
+transaction, so it sees one consistent state while other kavi processes write.
 It checks, in order: the hash chain; every artifact against its content hash; every proposal, promotion,
 build, verification and execution row against the events that created it; the files installed in
 ``skills/``; and ``kavi.lock`` when there is one. A finding names the exact row, event or file.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
@@ -21,8 +21,9 @@ from typing import Any
 from kavi.errors import KaviError
 from kavi.integrity.lockdata import LOCK_FILE
 from kavi.layout import installed_files, installed_paths
-from kavi.ledger import fast
+from kavi.ledger import queries
 from kavi.ledger.chain import GENESIS
+from kavi.ledger.connection import LedgerConnection, connect
 from kavi.workspace import Workspace
 
 MAX_FINDINGS_PER_CHECK = 50
@@ -72,24 +73,15 @@ class AuditReport:
         }
 
 
-def open_ledger(workspace: Workspace) -> sqlite3.Connection:
-    """The workspace's SQLite ledger, opened with the stdlib driver."""
-    path = workspace.ledger_path
-    if path is None:
-        raise KaviError(
-            "the audit reads SQLite ledgers directly; this workspace's ledger is a server URL",
-            hint="audit a SQLite copy of it",
-        )
-    return fast.connect(path)
+def open_ledger(workspace: Workspace) -> LedgerConnection:
+    """The workspace's ledger, below the ORM (either backend)."""
+    return connect(workspace.ledger_url)
 
 
 def audit_workspace(workspace: Workspace, *, quick: bool = False) -> AuditReport:
     """Audit the workspace; ``quick`` checks only the chain head, the counts and the installed files."""
     started = time.perf_counter()
-    conn = open_ledger(workspace)
-    try:
-        conn.row_factory = None
-        conn.execute("BEGIN")  # one snapshot for every check
+    with open_ledger(workspace) as conn, conn.snapshot():  # one snapshot for every check
         report = AuditReport(str(workspace.root), quick, GENESIS)
         report.counts = _counts(conn)
         if quick:
@@ -111,23 +103,17 @@ def audit_workspace(workspace: Workspace, *, quick: bool = False) -> AuditReport
                         report.add("lock", where, message)
                 except KaviError as exc:
                     report.add("lock", LOCK_FILE, f"cannot derive the lock from the ledger: {exc.message}")
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
     report.duration_s = round(time.perf_counter() - started, 4)
     return report
 
 
-def _counts(conn: sqlite3.Connection) -> dict[str, int]:
-    tables = ("events", "proposals", "builds", "verifications", "promotions", "executions", "artifacts")
-    return {table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in tables}  # noqa: S608
+def _counts(conn: LedgerConnection) -> dict[str, int]:
+    return {table: int(conn.scalar(sql)) for table, sql in queries.COUNT_ROWS.items()}
 
 
-def _check_head(conn: sqlite3.Connection, report: AuditReport) -> None:
+def _check_head(conn: LedgerConnection, report: AuditReport) -> None:
     """Quick mode: the head event hashes right, links to its predecessor, and ids have no gap."""
-    rows = conn.execute(
-        "SELECT id, ts, kind, proposal_id, build_id, payload, prev_hash, hash FROM events ORDER BY id DESC LIMIT 2"
-    ).fetchall()
+    rows = conn.execute(queries.LAST_TWO_EVENTS).fetchall()
     if not rows:
         return
     head = rows[0]
@@ -164,7 +150,7 @@ class _Seen:
     nodes_finished: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
 
 
-def _check_chain(conn: sqlite3.Connection, report: AuditReport) -> _Seen:
+def _check_chain(conn: LedgerConnection, report: AuditReport) -> _Seen:
     """Walk every event once: recompute its hash, check its link, and note what it says about rows."""
     # The body is what kavi.ledger.chain.event_hash feeds json.dumps, spelled out with the same C string
     # escaper: a 6-item list with no spaces. Half the cost of calling json.dumps per event.
@@ -173,9 +159,7 @@ def _check_chain(conn: sqlite3.Connection, report: AuditReport) -> _Seen:
     loads = json.loads
     seen = _Seen()
     previous, expected_id = GENESIS, 1
-    cursor = conn.execute(
-        "SELECT id, ts, kind, proposal_id, build_id, payload, prev_hash, hash FROM events ORDER BY id"
-    )
+    cursor = conn.execute(queries.ALL_EVENTS)
     for event_id, ts, kind, proposal_id, build_id, payload, prev_hash, digest in cursor:
         if event_id != expected_id:
             report.add("chain", f"event #{event_id}", f"expected event #{expected_id} here: events were removed")
@@ -235,10 +219,10 @@ def _note(
         seen.nodes_finished[str(data.get("execution_id"))] = (event_id, data)
 
 
-def _check_artifacts(conn: sqlite3.Connection, root: Path, report: AuditReport) -> None:
+def _check_artifacts(conn: LedgerConnection, root: Path, report: AuditReport) -> None:
     sha256 = hashlib.sha256
     base = str(root)
-    for digest, kind, size in conn.execute("SELECT sha256, kind, size FROM artifacts"):
+    for digest, kind, size in conn.execute(queries.ARTIFACT_ROWS):
         try:
             with open(f"{base}/{digest[:2]}/{digest}", "rb") as handle:
                 data = handle.read()
@@ -251,9 +235,9 @@ def _check_artifacts(conn: sqlite3.Connection, root: Path, report: AuditReport) 
             report.add("artifact", f"artifacts row {digest[:12]} ({kind})", f"size {size} recorded, {len(data)} found")
 
 
-def _check_rows(conn: sqlite3.Connection, seen: _Seen, report: AuditReport) -> None:
+def _check_rows(conn: LedgerConnection, seen: _Seen, report: AuditReport) -> None:
     """Each row must say what the event that wrote it said."""
-    for pid, status, spec in conn.execute("SELECT id, status, spec_sha256 FROM proposals"):
+    for pid, status, spec in conn.execute(queries.PROPOSAL_ROWS).fetchall():
         where = f"proposals row {pid}"
         if pid not in seen.proposal_status:
             report.add("proposal", where, "no proposal.proposed event records it")
@@ -264,12 +248,12 @@ def _check_rows(conn: sqlite3.Connection, seen: _Seen, report: AuditReport) -> N
         spec_event, spec_sha = seen.proposal_spec.get(pid, (0, ""))
         if spec_sha != spec:
             report.add("proposal", where, f"spec_sha256 {spec[:12]} differs from event #{spec_event} ({spec_sha[:12]})")
-    for extra in sorted(set(seen.proposal_status) - {r[0] for r in conn.execute("SELECT id FROM proposals")}):
+    for extra in sorted(set(seen.proposal_status) - {r[0] for r in conn.execute(queries.PROPOSAL_IDS).fetchall()}):
         report.add("proposal", f"proposal {extra}", "events record it but the proposals row is missing")
     _check_promotions(conn, seen, report)
     _check_builds(conn, seen, report)
     _check_verifications(conn, seen, report)
-    for xid, parent in conn.execute("SELECT id, parent_id FROM executions"):
+    for xid, parent in conn.execute(queries.EXECUTION_PARENTS).fetchall():
         if xid not in seen.executions:
             report.add("execution", f"executions row {xid}", "no run event records it")
         elif seen.run_parents.get(xid) != parent:
@@ -280,11 +264,9 @@ def _check_rows(conn: sqlite3.Connection, seen: _Seen, report: AuditReport) -> N
     _check_execution_nodes(conn, seen, report)
 
 
-def _check_execution_nodes(conn: sqlite3.Connection, seen: _Seen, report: AuditReport) -> None:
+def _check_execution_nodes(conn: LedgerConnection, seen: _Seen, report: AuditReport) -> None:
     """Each execution node says what its execution.started (and execution.finished) events said."""
-    for nid, kind, name, parent, status in conn.execute(
-        "SELECT id, kind, name, parent_id, status FROM execution_nodes"
-    ):
+    for nid, kind, name, parent, status in conn.execute(queries.EXECUTION_NODE_ROWS).fetchall():
         where = f"execution_nodes row {nid}"
         if nid not in seen.nodes_started:
             report.add("execution", where, "no execution.started event records it")
@@ -298,11 +280,9 @@ def _check_execution_nodes(conn: sqlite3.Connection, seen: _Seen, report: AuditR
             report.add("execution", where, f"status {status} but event #{finished_id} says {finished.get('status')}")
 
 
-def _check_promotions(conn: sqlite3.Connection, seen: _Seen, report: AuditReport) -> None:
+def _check_promotions(conn: LedgerConnection, seen: _Seen, report: AuditReport) -> None:
     fields = ("name", "version", "approver", "candidate_sha256", "skill_sha256", "verification_id")
-    rows = conn.execute(
-        "SELECT id, status, name, version, approver, candidate_sha256, skill_sha256, verification_id FROM promotions"
-    ).fetchall()
+    rows = conn.execute(queries.PROMOTION_ROWS).fetchall()
     ids = set()
     for row in rows:
         tid, status = row[0], row[1]
@@ -323,8 +303,8 @@ def _check_promotions(conn: sqlite3.Connection, seen: _Seen, report: AuditReport
         report.add("promotion", f"promotion {missing}", "a promotion.trusted event records it but the row is missing")
 
 
-def _check_builds(conn: sqlite3.Connection, seen: _Seen, report: AuditReport) -> None:
-    for bid, status, candidate in conn.execute("SELECT id, status, candidate_sha256 FROM builds"):
+def _check_builds(conn: LedgerConnection, seen: _Seen, report: AuditReport) -> None:
+    for bid, status, candidate in conn.execute(queries.BUILD_ROWS).fetchall():
         where = f"builds row {bid}"
         if bid not in seen.builds_started:
             report.add("build", where, "no build.started event records it")
@@ -341,8 +321,8 @@ def _check_builds(conn: sqlite3.Connection, seen: _Seen, report: AuditReport) ->
             report.add("build", where, f"status {status} but no build.finished event records the outcome")
 
 
-def _check_verifications(conn: sqlite3.Connection, seen: _Seen, report: AuditReport) -> None:
-    for vid, status, candidate in conn.execute("SELECT id, status, candidate_sha256 FROM verifications"):
+def _check_verifications(conn: LedgerConnection, seen: _Seen, report: AuditReport) -> None:
+    for vid, status, candidate in conn.execute(queries.VERIFICATION_ROWS).fetchall():
         where = f"verifications row {vid}"
         if vid not in seen.verifications:
             report.add("verification", where, "no verification.finished event records it")
@@ -352,19 +332,16 @@ def _check_verifications(conn: sqlite3.Connection, seen: _Seen, report: AuditRep
             report.add("verification", where, f"status or candidate differ from event #{event_id}")
 
 
-def installed_expectations(conn: sqlite3.Connection) -> dict[str, tuple[int, str, str, str]]:
+def installed_expectations(conn: LedgerConnection) -> dict[str, tuple[int, str, str, str]]:
     """For each name with a TRUSTED version: (latest version, kind, code sha256, test sha256)."""
     wanted: dict[str, tuple[int, str, str, str]] = {}
-    rows = conn.execute(
-        "SELECT t.name, t.version, p.kind, t.skill_sha256, t.test_sha256 FROM promotions t"
-        " JOIN proposals p ON p.id = t.proposal_id WHERE t.status = 'TRUSTED' ORDER BY t.version"
-    )
+    rows = conn.execute(queries.INSTALLED_EXPECTATIONS).fetchall()
     for name, version, kind, skill, test in rows:
         wanted[name] = (version, kind, skill, test)
     return wanted
 
 
-def _check_installed(conn: sqlite3.Connection, workspace: Workspace, report: AuditReport) -> None:
+def _check_installed(conn: LedgerConnection, workspace: Workspace, report: AuditReport) -> None:
     """skills/ and kernels/ hold exactly the latest TRUSTED version of each name, byte for byte, and nothing
     else."""
     vouched: set[str] = set()

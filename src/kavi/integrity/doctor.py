@@ -71,6 +71,7 @@ def run_doctor(explicit: Path | str | None = None) -> list[Check]:
 
 
 def _ledger_checks(workspace: Workspace) -> list[Check]:
+    from kavi.ledger.connection import backend_of, safe_url
     from kavi.ledger.migrations import MIGRATIONS
     from kavi.ledger.store import Ledger
 
@@ -93,7 +94,8 @@ def _ledger_checks(workspace: Workspace) -> list[Check]:
     except KaviError as exc:
         return [Check("ledger", FAIL, exc.message, "check [ledger] url in kavi.toml")]
     known = [name for name, _ in MIGRATIONS]
-    checks = []
+    url = workspace.ledger_url
+    checks = [Check("ledger", OK, f"{backend_of(url)} at {safe_url(url)}")]
     if applied[: len(known)] == sorted(known) or set(known) <= set(applied):
         unknown = sorted(set(applied) - set(known))
         if unknown:
@@ -104,9 +106,6 @@ def _ledger_checks(workspace: Workspace) -> list[Check]:
             checks.append(Check("schema", OK, f"{_count(len(applied), 'migration')}, latest {known[-1]}"))
     else:
         checks.append(Check("schema", FAIL, f"migrations applied: {applied}", "run any kavi command to migrate"))
-    if path is None:
-        checks.append(Check("audit", WARN, "the audit reads SQLite ledgers only", "audit a SQLite copy"))
-        return checks
     from kavi.integrity.audit import audit_workspace
 
     report = audit_workspace(workspace, quick=True)

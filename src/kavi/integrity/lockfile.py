@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,9 @@ from kavi.artifacts import write_atomic
 from kavi.errors import IntegrityError, KaviError
 from kavi.integrity.lockdata import ENTRY_KEYS, LOCK_FILE, LOCK_VERSION, load_lock
 from kavi.layout import installed_files, installed_paths
-from kavi.ledger import fast
+from kavi.ledger import queries
 from kavi.ledger.chain import GENESIS
+from kavi.ledger.connection import LedgerConnection, connect
 from kavi.spec import validate_name
 from kavi.workspace import Workspace
 
@@ -41,14 +41,10 @@ Problem = tuple[str, str]
 # --- deriving the lock from the ledger ----------------------------------------------------------------------
 
 
-def lock_entries(conn: sqlite3.Connection, artifacts_dir: Path) -> list[dict[str, Any]]:
+def lock_entries(conn: LedgerConnection, artifacts_dir: Path) -> list[dict[str, Any]]:
     """Every TRUSTED version as a lock entry, ordered by name and version."""
-    rows = conn.execute(
-        "SELECT p.id, p.proposal_id, p.name, p.version, p.candidate_sha256, p.skill_sha256, p.test_sha256,"
-        " p.spec_sha256, p.side_effect, p.approver, p.promoted_at, r.kind"
-        " FROM promotions p JOIN proposals r ON r.id = p.proposal_id"
-        " WHERE p.status = 'TRUSTED' ORDER BY p.name, p.version"
-    ).fetchall()
+    # ordered here, not by the server's collation: the lock must be the same bytes on every backend
+    rows = sorted(conn.execute(queries.LOCK_ROWS).fetchall(), key=lambda row: (row[2], row[3]))
     latest: dict[str, int] = {}
     for row in rows:
         latest[row[2]] = max(latest.get(row[2], 0), row[3])
@@ -90,12 +86,9 @@ def _artifact_text(root: Path, digest: str) -> str:
     return data.decode("utf-8")
 
 
-def _promotion_head(conn: sqlite3.Connection, proposal_id: str, promotion_id: str) -> str:
+def _promotion_head(conn: LedgerConnection, proposal_id: str, promotion_id: str) -> str:
     """The chain head right after the promotion committed: the hash of its last event (proposal.trusted)."""
-    for digest, payload in conn.execute(
-        "SELECT hash, payload FROM events WHERE proposal_id = ? AND kind = 'proposal.trusted' ORDER BY id DESC",
-        (proposal_id,),
-    ):
+    for digest, payload in conn.execute(queries.PROMOTION_HEAD_EVENTS, (proposal_id,)).fetchall():
         data = json.loads(payload)
         if data.get("promotion_id") == promotion_id:
             # a version adopted from a clone's lock keeps the head of the ledger that promoted it
@@ -103,18 +96,18 @@ def _promotion_head(conn: sqlite3.Connection, proposal_id: str, promotion_id: st
     return GENESIS
 
 
-def _adoption(conn: sqlite3.Connection) -> dict[str, Any]:
+def _adoption(conn: LedgerConnection) -> dict[str, Any]:
     """What `kavi init` recorded when this ledger began by adopting a clone's lock ({} otherwise)."""
-    row = conn.execute("SELECT payload FROM events WHERE kind = 'lock.adopted' ORDER BY id LIMIT 1").fetchone()
+    row = conn.execute(queries.LOCK_ADOPTION_EVENT).fetchone()
     return dict(json.loads(row[0])) if row else {}
 
 
-def ledger_head(conn: sqlite3.Connection) -> tuple[str, int]:
-    row = conn.execute("SELECT hash, id FROM events ORDER BY id DESC LIMIT 1").fetchone()
-    return (str(row[0]), int(row[1])) if row else (GENESIS, 0)
+def ledger_head(conn: LedgerConnection) -> tuple[str, int]:
+    row = conn.execute(queries.LAST_EVENT).fetchone()
+    return (str(row[1]), int(row[0])) if row else (GENESIS, 0)
 
 
-def render_lock(conn: sqlite3.Connection, artifacts_dir: Path) -> bytes:
+def render_lock(conn: LedgerConnection, artifacts_dir: Path) -> bytes:
     head, count = ledger_head(conn)
     document = {
         "lock_version": LOCK_VERSION,
@@ -127,17 +120,8 @@ def render_lock(conn: sqlite3.Connection, artifacts_dir: Path) -> bytes:
 
 def write_lock(workspace: Workspace) -> Path:
     """Rewrite kavi.lock atomically from one snapshot of the ledger."""
-    path = workspace.ledger_path
-    if path is None:
-        raise KaviError("kavi.lock is written from SQLite ledgers only", hint="use a SQLite ledger")
-    conn = fast.connect(path)
-    try:
-        conn.row_factory = None
-        conn.execute("BEGIN")
+    with connect(workspace.ledger_url) as conn, conn.snapshot():
         data = render_lock(conn, workspace.artifacts_dir)
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
     target = workspace.root / LOCK_FILE
     write_atomic(target, data, temp_dir=workspace.state_dir / INSTALL_TMP)
     return target
@@ -195,7 +179,7 @@ def check_lock_files(root: Path, lock: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def compare_lock_with_ledger(lock: dict[str, Any], conn: sqlite3.Connection, artifacts_dir: Path) -> list[Problem]:
+def compare_lock_with_ledger(lock: dict[str, Any], conn: LedgerConnection, artifacts_dir: Path) -> list[Problem]:
     """Every lock entry must equal the one the ledger derives, and the lock's chain head must be in the chain."""
     problems: list[Problem] = []
     expected = {(e["name"], e["version"]): e for e in lock_entries(conn, artifacts_dir)}
@@ -220,7 +204,7 @@ def compare_lock_with_ledger(lock: dict[str, Any], conn: sqlite3.Connection, art
                 if found[key][name] != expected[key][name]:
                     problems.append((label, f"{name} differs from the ledger"))
     head = lock.get("ledger_head")
-    row = conn.execute("SELECT id FROM events WHERE hash = ?", (head,)).fetchone() if head != GENESIS else (0,)
+    row = conn.execute(queries.EVENT_ID_BY_HASH, (head,)).fetchone() if head != GENESIS else (0,)
     if row is None and adopted_lock:
         return problems  # the committed lock this ledger adopted, unchanged since
     if row is None:
@@ -261,15 +245,11 @@ def verify_lock(workspace: Workspace) -> LockReport:
     lock = load_lock(workspace.root)
     report = LockReport(str(workspace.root / LOCK_FILE), len(lock.get("skill", [])), False)
     report.problems += check_lock_files(workspace.root, lock)
-    ledger = workspace.ledger_path
-    if ledger is not None and ledger.is_file():
+    if workspace.has_ledger():
         report.ledger_checked = True
-        conn = fast.connect(ledger)
         try:
-            conn.row_factory = None
-            report.problems += compare_lock_with_ledger(lock, conn, workspace.artifacts_dir)
+            with connect(workspace.ledger_url) as conn, conn.snapshot():
+                report.problems += compare_lock_with_ledger(lock, conn, workspace.artifacts_dir)
         except KaviError as exc:
             report.problems.append((LOCK_FILE, f"cannot derive the lock from the ledger: {exc.message}"))
-        finally:
-            conn.close()
     return report

@@ -1,25 +1,19 @@
 """What differs between the ledger's database engines, in one table: a new engine is a new row here.
 
-SQLite is one person's ledger on one machine: ``BEGIN IMMEDIATE`` serialises writers and the workspace's artifact
-folder is the store. PostgreSQL is a team's ledger shared by machines that share nothing else: a
-transaction-scoped advisory lock serialises writers (the chain head cannot move under an append), the
-database keeps every artifact's bytes, and the job queue lives in the same database.
+SQLite is one person's ledger on one machine: the workspace's artifact folder is the store. PostgreSQL is a
+team's ledger shared by machines that share nothing else: the database keeps every artifact's bytes, and the
+job queue lives in the same database. How each serialises writers (``BEGIN IMMEDIATE``, a transaction-scoped
+advisory lock) is the connection layer's business: :mod:`kavi.ledger.connection`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Any fixed number works; all kavi writers take the same one. "kavi" in ASCII.
-WRITE_LOCK_KEY = 0x6B617669
-
 
 @dataclass(frozen=True)
 class Backend:
     dialect: str  # SQLAlchemy's dialect name
-    # A statement that each write transaction runs first, so writers queue instead of racing for the chain head
-    # (None: the engine serialises writers by itself).
-    write_lock_sql: str | None
     # The database holds each artifact's bytes: a machine with no shared folder fetches them by hash.
     keeps_artifact_bytes: bool
     # Jobs (`--queue`, `kavi worker`) can be queued in it, committing in the ledger's own transactions.
@@ -29,13 +23,8 @@ class Backend:
 BACKENDS: dict[str, Backend] = {
     backend.dialect: backend
     for backend in (
-        Backend("sqlite", write_lock_sql=None, keeps_artifact_bytes=False, hosts_queue=False),
-        Backend(
-            "postgresql",
-            write_lock_sql=f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})",
-            keeps_artifact_bytes=True,
-            hosts_queue=True,
-        ),
+        Backend("sqlite", keeps_artifact_bytes=False, hosts_queue=False),
+        Backend("postgresql", keeps_artifact_bytes=True, hosts_queue=True),
     )
 }
 

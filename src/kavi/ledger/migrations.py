@@ -217,11 +217,38 @@ def m010_artifact_blobs_and_job_progress(conn: Connection, dialect: str) -> None
         conn.execute(text(statement))
 
 
+def m009_postgres_append_only_events(conn: Connection, dialect: str) -> None:
+    """The events log is append-only on Postgres too: triggers refuse UPDATE, DELETE and TRUNCATE, as m001's
+    triggers do on SQLite (which has no TRUNCATE; nothing to add there). And Postgres's REAL is 4 bytes where
+    SQLite's is 8: durations and costs become DOUBLE PRECISION, so a value reads back as it was written on
+    both backends."""
+    if dialect != "postgresql":
+        return
+    statements = [
+        """CREATE FUNCTION kavi_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $body$
+           BEGIN RAISE EXCEPTION 'events are append-only'; END $body$""",
+        """CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+           FOR EACH ROW EXECUTE FUNCTION kavi_events_append_only()""",
+        """CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+           FOR EACH ROW EXECUTE FUNCTION kavi_events_append_only()""",
+        """CREATE TRIGGER events_append_only_truncate BEFORE TRUNCATE ON events
+           FOR EACH STATEMENT EXECUTE FUNCTION kavi_events_append_only()""",
+        "ALTER TABLE builds ALTER COLUMN cost_usd TYPE DOUBLE PRECISION, ALTER COLUMN duration_s TYPE DOUBLE PRECISION",
+        "ALTER TABLE verifications ALTER COLUMN duration_s TYPE DOUBLE PRECISION",
+        "ALTER TABLE verification_gates ALTER COLUMN duration_s TYPE DOUBLE PRECISION",
+        "ALTER TABLE executions ALTER COLUMN duration_s TYPE DOUBLE PRECISION",
+        "ALTER TABLE execution_nodes ALTER COLUMN duration_s TYPE DOUBLE PRECISION",
+    ]
+    for statement in statements:
+        conn.execute(text(statement))
+
+
 MIGRATIONS: tuple[tuple[str, MigrationFn], ...] = (
     ("m001_initial", m001_initial),
     ("m002_revocation_reason_and_run_input_digest", m002_revocation_reason_and_run_input_digest),
     ("m003_isolation_layers", m003_isolation_layers),
     ("m004_proposal_hidden_examples", m004_proposal_hidden_examples),
     ("m007_execution_tree", m007_execution_tree),
+    ("m009_postgres_append_only_events", m009_postgres_append_only_events),
     ("m010_artifact_blobs_and_job_progress", m010_artifact_blobs_and_job_progress),
 )

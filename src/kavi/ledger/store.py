@@ -1,7 +1,11 @@
 """Opening the ledger, migrating it, and the one way to write to it: a transaction that appends events.
 
 SQLite is opened in WAL mode with foreign keys on and a busy timeout, and every transaction starts with
-``BEGIN IMMEDIATE`` so two kavi processes serialise their writes instead of failing half-way.
+``BEGIN IMMEDIATE`` so two kavi processes serialise their writes instead of failing half-way. On Postgres
+every transaction starts by taking the transaction-scoped advisory lock
+:data:`kavi.ledger.connection.WRITE_LOCK_KEY` (``pg_advisory_xact_lock``), the same one the ORM-free writers
+of :mod:`kavi.ledger.connection` take: the same serialisation, released by the commit, the rollback or the
+death of the process's connection; the unique constraints on ``events`` stay as the backstop.
 """
 
 from __future__ import annotations
@@ -9,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -20,11 +23,19 @@ from kavi.crash import crashpoint
 from kavi.errors import LedgerError
 from kavi.ledger.backends import Backend, backend_named
 from kavi.ledger.chain import GENESIS, canonical_payload, event_hash
+from kavi.ledger.connection import (
+    BUSY_TIMEOUT_S,
+    WRITE_LOCK_KEY,
+    backend_of,
+    safe_url,
+    sqlalchemy_url,
+    sqlite_path,
+)
 from kavi.ledger.ids import utc_now
 from kavi.ledger.migrations import MIGRATIONS
 from kavi.ledger.models import Artifact, Event
 
-BUSY_TIMEOUT_MS = 30_000
+BUSY_TIMEOUT_MS = int(BUSY_TIMEOUT_S * 1000)
 
 # Who is writing, when it is not the person at this terminal: a queue worker sets its identity (name, host,
 # job) for the job it runs, and every event appended in that context records it under "worker".
@@ -40,14 +51,15 @@ class Ledger:
     def open(cls, url: str, *, create: bool = True) -> Ledger:
         """Open and migrate the ledger at ``url``; a missing SQLite file is created only when ``create``
         (read-only commands pass False, so looking at a fresh clone never hides its kavi.lock)."""
-        if not create and url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-            raise LedgerError(f"no ledger at {url.removeprefix('sqlite:///')} yet", hint="run `kavi init` to create it")
+        path = sqlite_path(url)
+        if not create and path is not None and not path.is_file():
+            raise LedgerError(f"no ledger at {path} yet", hint="run `kavi init` to create it")
         engine = _make_engine(url)
         ledger = cls(engine)
         try:
             ledger.migrate()
         except DBAPIError as exc:
-            raise LedgerError(f"cannot open the ledger at {_safe_url(url)}: {exc.orig}") from None
+            raise LedgerError(f"cannot open the ledger at {safe_url(url)}: {str(exc.orig).strip()}") from None
         return ledger
 
     def close(self) -> None:
@@ -87,8 +99,6 @@ class Ledger:
         """One stage transition: everything inside commits together or not at all."""
         with Session(self.engine, expire_on_commit=False) as session:
             try:
-                if self.backend.write_lock_sql:
-                    session.execute(text(self.backend.write_lock_sql))
                 yield session
                 session.commit()
             except SQLAlchemyError as exc:
@@ -153,8 +163,8 @@ def record_artifact(session: Session, sha256: str, kind: str, size: int) -> None
 
 
 def _make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
+    path = sqlite_path(url) if backend_of(url) == "sqlite" else None
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "isolation_level": None})
 
@@ -172,17 +182,15 @@ def _make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    if url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, the driver kavi installs
     try:
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(
+            sqlalchemy_url(url), pool_pre_ping=True, connect_args={"options": f"-c lock_timeout={BUSY_TIMEOUT_MS}"}
+        )
     except (SQLAlchemyError, ImportError) as exc:
-        raise LedgerError(f"cannot use ledger URL {_safe_url(url)}: {exc}") from None
+        raise LedgerError(f"cannot use ledger URL {safe_url(url)}: {exc}") from None
 
+    @event.listens_for(engine, "begin")
+    def _serialise_writers(conn: Any) -> None:
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
 
-def _safe_url(url: str) -> str:
-    """A URL without its password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+    return engine

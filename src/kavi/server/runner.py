@@ -84,10 +84,9 @@ RUNNERS: dict[str, type[ColdRunner] | type[WarmRunner]] = {"warm": WarmRunner, "
 def composite(workspace: Workspace, name: str) -> bool:
     """Whether the latest TRUSTED version of ``name`` is of a kind that runs other versions (a chain). Any
     doubt (no ledger, no TRUSTED version) answers False, and `run_skill` then gives its own refusal."""
-    ledger_path = workspace.ledger_path
-    if ledger_path is None or not ledger_path.is_file():
+    if not workspace.has_ledger():
         return False
-    conn = fast.connect(ledger_path)
+    conn = fast.connect(workspace.ledger_url)
     try:
         row, _ = fast.trusted_version(conn, name, None)
         spec = json.loads(ArtifactStore(workspace.artifacts_dir).get(row["spec_sha256"]))

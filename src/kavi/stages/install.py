@@ -19,7 +19,8 @@ from sqlmodel import col, select
 from kavi.artifacts import sha256_bytes, write_atomic
 from kavi.crash import crashpoint
 from kavi.integrity.lockfile import INSTALL_TMP, write_lock
-from kavi.ledger import fast
+from kavi.ledger import queries
+from kavi.ledger.connection import connect
 from kavi.ledger.models import Proposal
 from kavi.stages.common import Forge, trusted_versions
 from kavi.workspace import Workspace
@@ -45,17 +46,12 @@ def settle(forge: Forge, names: Iterable[str] | None = None) -> list[str]:
     between its commit and the install is completed by the next one (decision 20). Returns changed paths.
     """
     workspace = forge.workspace
-    if workspace.ledger_path is None:  # a server ledger: install as before, no lock (decision 18)
-        return [path for name in names or () for path in sync_installed(forge, name)]
     with install_lock(workspace):
         _remove_stale_temps(workspace.state_dir / INSTALL_TMP)
         _remove_stale_temps(workspace.skills_dir)  # left by kavi versions that kept temporaries in place
         if names is None:
-            conn = fast.connect(workspace.ledger_path)
-            try:
-                names = [row[0] for row in conn.execute("SELECT DISTINCT name FROM promotions ORDER BY name")]
-            finally:
-                conn.close()
+            with connect(workspace.ledger_url) as conn:
+                names = sorted(row[0] for row in conn.execute(queries.PROMOTED_NAMES))
         changed: list[str] = []
         for name in names:
             changed += sync_installed(forge, name)

@@ -29,7 +29,7 @@ from kavi.errors import (
     TransitionError,
 )
 from kavi.integrity.lockdata import LOCK_FILE, load_lock, locked_entry
-from kavi.ledger import fast
+from kavi.ledger import fast, queries
 from kavi.runtime.child import child_argv, read_report
 from kavi.runtime.loader import check_bytes
 from kavi.sandbox.executor import base_environment, policies_for_spec, recording_layers, run_isolated, weakest_layers
@@ -98,7 +98,7 @@ class TrustedBytes:
 def load_trusted(workspace: Workspace, conn: Any, name: str, version: int | None) -> TrustedBytes:
     """Read the bytes to run once and check them against the ledger before anything imports them."""
     row, is_latest = fast.trusted_version(conn, name, version)
-    promotion = dict(row)
+    promotion = row
     artifacts = workspace.artifacts_dir
     spec_json = _read_artifact(artifacts, promotion["spec_sha256"], "the frozen spec")
     if is_latest:
@@ -160,18 +160,12 @@ def run_skill(
     instead of raising (it is recorded either way). ``launch`` starts its child (default :func:`run_isolated`,
     a fresh isolated process; the server passes its warm zygote's, :meth:`kavi.sandbox.warm.Zygote.run`);
     everything else — the hash check, validation, recording — is the same whoever launches."""
-    ledger_path = workspace.ledger_path
-    if ledger_path is None:
-        raise KaviError(
-            "run-skill reads SQLite ledgers directly; this workspace's ledger is a server URL",
-            hint="use a SQLite ledger for running skills, or the Python API",
-        )
-    if not ledger_path.is_file() and (workspace.root / LOCK_FILE).is_file():
+    if workspace.runs_from_lock():
         if parent is not None:
             raise KaviError("a run under a parent execution needs a ledger", hint="run `kavi init` to adopt the lock")
         trusted = load_trusted_from_lock(workspace, name, version)
         return _execute(workspace, None, trusted, payload, in_process, require_isolation, Lineage(), launch)
-    conn = fast.connect(ledger_path)
+    conn = fast.connect(workspace.ledger_url)
     try:
         lineage = Lineage(parent, fast.root_of(conn, parent) if parent else None, raise_on_failure)
         trusted = load_trusted(workspace, conn, name, version)
@@ -447,9 +441,7 @@ def record_execution(
             [
                 *_input_artifact(recorded),
                 (
-                    "INSERT INTO executions (id, promotion_id, name, version, skill_sha256, input_json,"
-                    " input_sha256, input_size, output_json, error, duration_s, isolation, created_at, layers,"
-                    " parent_id, root_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    queries.INSERT_EXECUTION,
                     (
                         execution_id,
                         promotion["id"],

@@ -159,13 +159,12 @@ def run_chain(
 ) -> ChainRunResult:
     """Run a TRUSTED chain; raise (after recording) when a step fails or is blocked, naming the step.
     ``launch`` starts each step's child, as for :func:`kavi.stages.run.run_skill` (the server's warm zygote)."""
-    ledger_path = workspace.ledger_path
-    if ledger_path is None or not ledger_path.is_file():
+    if not workspace.has_ledger():
         raise KaviError(
-            "run-chain reads the workspace's SQLite ledger, and there is none here",
+            "run-chain reads the workspace's ledger, and there is none here",
             hint="run `kavi init`, then propose, verify and promote the chain",
         )
-    conn = fast.connect(ledger_path)
+    conn = fast.connect(workspace.ledger_url)
     try:
         promotion, spec = load_chain(workspace, conn, name, version)
         members = resolve_members(workspace, conn, spec)
