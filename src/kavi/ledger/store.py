@@ -2,7 +2,7 @@
 
 SQLite is opened in WAL mode with foreign keys on and a busy timeout, and every transaction starts with
 ``BEGIN IMMEDIATE`` so two kavi processes serialise their writes instead of failing half-way. On Postgres
-every transaction starts by taking the transaction-scoped advisory lock
+every write transaction starts by taking the transaction-scoped advisory lock
 :data:`kavi.ledger.connection.WRITE_LOCK_KEY` (``pg_advisory_xact_lock``), the same one the ORM-free writers
 of :mod:`kavi.ledger.connection` take: the same serialisation, released by the commit, the rollback or the
 death of the process's connection; the unique constraints on ``events`` stay as the backstop.
@@ -25,6 +25,7 @@ from kavi.ledger.backends import Backend, backend_named
 from kavi.ledger.chain import GENESIS, canonical_payload, event_hash
 from kavi.ledger.connection import (
     BUSY_TIMEOUT_S,
+    POSTGRES,
     WRITE_LOCK_KEY,
     backend_of,
     safe_url,
@@ -72,6 +73,8 @@ class Ledger:
         dialect = self.engine.dialect.name
         applied_now: list[str] = []
         with self.engine.connect() as conn:
+            if dialect == POSTGRES:  # two processes opening a new server ledger at once migrate it once
+                conn.execute(text(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"))
             conn.execute(
                 text("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
             )
@@ -99,6 +102,8 @@ class Ledger:
         """One stage transition: everything inside commits together or not at all."""
         with Session(self.engine, expire_on_commit=False) as session:
             try:
+                if self.backend.dialect == POSTGRES:  # readers need no lock: Postgres gives each a snapshot
+                    session.execute(text(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"))
                 yield session
                 session.commit()
             except SQLAlchemyError as exc:
@@ -188,9 +193,5 @@ def _make_engine(url: str) -> Engine:
         )
     except (SQLAlchemyError, ImportError) as exc:
         raise LedgerError(f"cannot use ledger URL {safe_url(url)}: {exc}") from None
-
-    @event.listens_for(engine, "begin")
-    def _serialise_writers(conn: Any) -> None:
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
 
     return engine
