@@ -83,13 +83,10 @@ def verify_lock_command(
         for where, message in report.problems:
             out.print(f"  {where}: {message}", markup=False)
         for result in report.regate:
-            gates = (
-                ", ".join(
-                    f"{g['gate']} {g['status']}" + (f" ({g['summary']})" if g["status"] == "skipped" else "")
-                    for g in result["gates"]
-                )
-                or f"not re-gated: {result.get('not_gated')}"
-            )
+            gates = ", ".join(
+                f"{g['gate']} {g['status']}" + (f" ({g['summary']})" if g["status"] == "skipped" else "")
+                for g in result["gates"]
+            ) or f"not re-gated: {result.get('not_gated')}"
             out.print(f"  regate {result['name']} v{result['version']}: {gates}", markup=False)
     if not report.ok:
         raise typer.Exit(1)

@@ -15,7 +15,9 @@ from kavi.runtime.guard import guarded_python_argv
 from kavi.sandbox.executor import ExecResult, policies_for_spec, run_isolated
 
 
-def run_python(context: GateContext, module: str, args: Sequence[str], env: dict[str, str] | None = None) -> ExecResult:
+def run_python(
+    context: GateContext, module: str, args: Sequence[str], env: dict[str, str] | None = None
+) -> ExecResult:
     """Run ``python -m module args`` on the candidate: cwd at the verify sandbox, its write roots anchored
     there, the hook installed before anything of the candidate is imported."""
     policy, effects = policies_for_spec(
@@ -90,3 +92,4 @@ def run_skill_child(
         request["inputs"] = payloads
     result = run_isolated(child_argv(), cwd=sandbox, policy=policy, stdin=json.dumps(request).encode("utf-8"))
     return result, read_report(result.stdout)
+

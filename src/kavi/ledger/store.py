@@ -34,7 +34,9 @@ class Ledger:
         """Open and migrate the ledger at ``url``; a missing SQLite file is created only when ``create``
         (read-only commands pass False, so looking at a fresh clone never hides its kavi.lock)."""
         if not create and url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-            raise LedgerError(f"no ledger at {url.removeprefix('sqlite:///')} yet", hint="run `kavi init` to create it")
+            raise LedgerError(
+                f"no ledger at {url.removeprefix('sqlite:///')} yet", hint="run `kavi init` to create it"
+            )
         engine = _make_engine(url)
         ledger = cls(engine)
         try:

@@ -520,15 +520,15 @@ def _interpreter_of(path: str) -> str | None:
             if head[:4] != b"\x7fELF" or head[4] != 2:  # 64-bit ELF only
                 return None
             endian = "<" if head[5] == 1 else ">"
-            (phoff,) = struct.unpack_from(endian + "Q", head, 0x20)
+            phoff, = struct.unpack_from(endian + "Q", head, 0x20)
             phentsize, phnum = struct.unpack_from(endian + "HH", head, 0x36)
             handle.seek(phoff)
             table = handle.read(phentsize * phnum)
             for index in range(phnum):
-                (p_type,) = struct.unpack_from(endian + "I", table, index * phentsize)
+                p_type, = struct.unpack_from(endian + "I", table, index * phentsize)
                 if p_type == 3:  # PT_INTERP
-                    (offset,) = struct.unpack_from(endian + "Q", table, index * phentsize + 8)
-                    (size,) = struct.unpack_from(endian + "Q", table, index * phentsize + 32)
+                    offset, = struct.unpack_from(endian + "Q", table, index * phentsize + 8)
+                    size, = struct.unpack_from(endian + "Q", table, index * phentsize + 32)
                     handle.seek(offset)
                     return handle.read(size).rstrip(b"\0").decode()
     except (OSError, struct.error, UnicodeDecodeError, IndexError):

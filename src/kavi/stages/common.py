@@ -40,7 +40,8 @@ class Forge:
         ws = workspace if isinstance(workspace, Workspace) else find_workspace(workspace)
         if ws.runs_from_lock() and not adopting:
             raise WorkspaceError(
-                f"this workspace has {ws.lock_path.name} but no ledger yet, so it only runs what the lock vouches for",
+                f"this workspace has {ws.lock_path.name} but no ledger yet, so it only runs what the lock vouches"
+                " for",
                 hint="run `kavi init` first: it adopts the lock's TRUSTED versions into a new ledger",
             )
         ws.state_dir.mkdir(parents=True, exist_ok=True)
