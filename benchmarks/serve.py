@@ -52,6 +52,9 @@ def start_server(workspace: Path, port: int, env: dict[str, str]) -> subprocess.
         except (httpx.TransportError, ValueError):
             time.sleep(0.2)
             continue
+        if runner.get("unavailable") == "starting":  # the zygote starts in the background
+            time.sleep(0.2)
+            continue
         if runner.get("unavailable"):
             raise SystemExit(f"the warm runner is unavailable here: {runner['unavailable']}")
         return server

@@ -93,7 +93,8 @@ def warm(zygote: Zygote, monkeypatch: pytest.MonkeyPatch) -> Zygote:
 
 
 def _trusted(workspace: Workspace, source: str, side_effect: str) -> TrustedBytes:
-    extra: dict[str, Any] = {"write_roots": ("out",)} if side_effect == "FILE_WRITE" else {}
+    declared = {"FILE_WRITE": {"write_roots": ("out",)}, "SUBPROCESS": {"executables": ("echo",)}}
+    extra: dict[str, Any] = declared.get(side_effect, {})
     spec = make_spec(
         name="probe",
         description="Probe the sandbox",
@@ -487,3 +488,15 @@ def test_a_file_write_skill_runs_warm_and_writes_only_its_root(warm: Zygote, wor
     refused = _call(warm, workspace, "open('elsewhere.txt', 'w').write('hi')", side_effect="FILE_WRITE")
     assert refused["phase"] == "side_effect", refused
     assert not (workspace.root / "elsewhere.txt").exists()
+
+
+def test_a_subprocess_skill_runs_its_declared_program_warm(warm: Zygote, workspace: Workspace) -> None:
+    body = """
+import subprocess
+found["echo"] = subprocess.run(["echo", "hi"], capture_output=True, text=True).stdout
+"""
+    assert _run(warm, workspace, body, side_effect="SUBPROCESS") == {"echo": "hi\n"}
+    refused = _call(
+        warm, workspace, "import subprocess\nsubprocess.run(['sh', '-c', 'true'])", side_effect="SUBPROCESS"
+    )
+    assert refused["ok"] is False, refused

@@ -88,11 +88,12 @@ class Zygote:
         try:
             self._start()
             self.unavailable = self._probe()
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # any failure to start means: every call runs cold, and says why
             self.unavailable = f"the zygote did not start: {exc}"
-        if self.unavailable is not None:
-            self._stop_process()
-        self._started.set()
+        finally:
+            if self.unavailable is not None:
+                self._stop_process()
+            self._started.set()
 
     def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
