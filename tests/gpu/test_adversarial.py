@@ -81,3 +81,64 @@ def test_a_pointer_cache_that_slipped_past_the_screen_is_still_caught(tmp_path):
     assert report.status == "fail"
     assert report.failed_check == "fresh-output"
     assert report.checks["tolerance"].startswith("fail")  # the stale answer for the next seed is wrong too
+
+
+# --- issue 15 §1: each check with the exploit it stops, shown failing only through that check ------
+
+
+def _vector_add_report(path: Path, **kwargs):
+    from kavi.gpu.correctness import check_kernel_correctness
+
+    return check_kernel_correctness(make_spec("vector_add", dtypes=("float32",)), path, **kwargs)
+
+
+def _failing_details(report, check: str) -> list[str]:
+    return [line for line in report.details if line.startswith(f"[{check}]")]
+
+
+@pytest.mark.slow
+def test_shortcuts_fail_only_on_the_structure_the_packet_never_shows():
+    """Without the row-scaled and strided cases (and the hidden size above every check size) these
+    candidates pass: every failing case is one of those."""
+    fixed = _vector_add_report(ADVERSARIAL / "fixed_point.py")
+    assert fixed.failed_check == "tolerance"
+    assert all("row_scales" in line for line in _failing_details(fixed, "tolerance"))
+    strides = _vector_add_report(ADVERSARIAL / "ignores_strides.py")
+    assert strides.failed_check == "tolerance"
+    assert all("strided" in line for line in _failing_details(strides, "tolerance"))
+    stops = _vector_add_report(ADVERSARIAL / "tile_stops.py")
+    assert stops.failed_check == "poison"
+    hidden = stops.facts["hidden_size"]
+    assert hidden > 4099  # larger than every check size
+    assert all(f"size {hidden}," in line for line in _failing_details(stops, "poison"))
+
+
+@pytest.mark.slow
+def test_a_poison_sniffer_is_right_under_the_patterns_and_caught_by_random_poison():
+    report = _vector_add_report(ADVERSARIAL / "sniffs_poison.py")
+    assert report.failed_check == "poison"
+    assert report.checks["tolerance"] == "pass"  # its first (pattern-poisoned) call is right
+
+
+@pytest.mark.slow
+def test_rotating_buffers_that_slipped_past_the_screen_are_caught_by_fresh_output():
+    report = _vector_add_report(ADVERSARIAL / "rotating_buffers.py")
+    assert report.failed_check == "fresh-output"
+    others = {name: verdict for name, verdict in report.checks.items() if name != "fresh-output"}
+    assert set(others.values()) == {"pass"}  # only the every-earlier-output comparison catches it
+
+
+@pytest.mark.slow
+def test_the_reference_is_never_on_the_candidates_import_path(tmp_path):
+    """Screen bypassed: the candidate is imported from a private copy with no reference beside it."""
+    import shutil
+
+    kernels = tmp_path / "kernels"
+    (kernels / "references").mkdir(parents=True)
+    shutil.copyfile(
+        ADVERSARIAL.parents[2] / "kernels" / "references" / "vector_add.py", kernels / "references" / "vector_add.py"
+    )
+    shutil.copyfile(ADVERSARIAL / "imports_reference.py", kernels / "vector_add.py")
+    report = _vector_add_report(kernels / "vector_add.py")
+    assert report.failed_check == "runs"
+    assert "references" in report.details[0] or "No module named" in report.render()

@@ -237,7 +237,13 @@ def list_skills_command(
         table.add_row(
             skill["name"],
             f"v{skill['version']}",
-            styled(skill["status"]) + (" [yellow](speed unmeasured)[/yellow]" if skill["unmeasured"] else ""),
+            styled(skill["status"])
+            + (" [yellow](speed unmeasured)[/yellow]" if skill["unmeasured"] else "")
+            + (
+                " [yellow](correct on CPU interpreter only)[/yellow]"
+                if skill.get("correctness_device") == "interpreter"
+                else ""
+            ),
             skill["side_effect"],
             skill["approver"],
             skill["skill_sha256"][:12],
@@ -294,6 +300,11 @@ def show(
             f"  v{version['version']} {styled(version['status'])} · approved by {version['approver']} "
             f"at {version['promoted_at']} sha256 {version['skill_sha256'][:12]}"
             + (" (speed unmeasured: promoted without a GPU)" if version["unmeasured"] else "")
+            + (
+                " (correctness checked only through Triton's CPU interpreter: re-checked on its first GPU run)"
+                if version.get("correctness_device") == "interpreter"
+                else ""
+            )
             + (f" tool {detail['tools'][version['id']][:12]}" if version["id"] in detail["tools"] else "")
         )
         if version.get("revoked_at"):

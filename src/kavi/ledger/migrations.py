@@ -162,9 +162,17 @@ def m004_proposal_hidden_examples(conn: Connection, dialect: str) -> None:
     conn.execute(text("ALTER TABLE proposals ADD COLUMN hidden_examples_sha256 TEXT REFERENCES artifacts(sha256)"))
 
 
+def m011_kernel_correctness_device(conn: Connection, dialect: str) -> None:
+    """Where a promoted kernel's correctness was checked: ``interpreter`` (only through Triton's CPU
+    interpreter, so its first GPU run re-checks it there), ``cuda``, or NULL (not a kernel, or a
+    promotion from before this migration)."""
+    conn.execute(text("ALTER TABLE promotions ADD COLUMN correctness_device TEXT"))
+
+
 MIGRATIONS: tuple[tuple[str, MigrationFn], ...] = (
     ("m001_initial", m001_initial),
     ("m002_revocation_reason_and_run_input_digest", m002_revocation_reason_and_run_input_digest),
     ("m003_isolation_layers", m003_isolation_layers),
     ("m004_proposal_hidden_examples", m004_proposal_hidden_examples),
+    ("m011_kernel_correctness_device", m011_kernel_correctness_device),
 )

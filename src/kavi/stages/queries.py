@@ -51,6 +51,7 @@ def list_skills(forge: Forge, *, include_revoked: bool = False) -> list[dict[str
         col(Promotion.proposal_id),
         col(Promotion.unmeasured),
         col(Verification.isolation),
+        col(Promotion.correctness_device),
     ).join(Verification, col(Verification.id) == col(Promotion.verification_id))
     if not include_revoked:
         query = query.where(col(Promotion.status) == VersionStatus.TRUSTED)
@@ -69,6 +70,7 @@ def list_skills(forge: Forge, *, include_revoked: bool = False) -> list[dict[str
             "proposal_id": r[7],
             "unmeasured": bool(r[8]),
             "verification_isolation": r[9],
+            "correctness_device": r[10],
         }
         for r in rows
     ]
