@@ -71,6 +71,8 @@ def test_dynamic_checks_reject(path, tmp_path):
     result = KernelCorrectnessGate().run(context)
     assert result.status is GateStatus.FAIL, result.report
     assert result.facts["failed_check"] == expected_check(path), result.report
+    if path.stem in EVIDENCE:
+        EVIDENCE[path.stem](result)
 
 
 @pytest.mark.slow
@@ -92,32 +94,38 @@ def _vector_add_report(path: Path, **kwargs):
     return check_kernel_correctness(make_spec("vector_add", dtypes=("float32",)), path, **kwargs)
 
 
-def _failing_details(report, check: str) -> list[str]:
-    return [line for line in report.details if line.startswith(f"[{check}]")]
+def _failing_details(report_text: str, check: str) -> list[str]:
+    return [line for line in report_text.splitlines() if line.startswith(f"[{check}]")]
 
 
-@pytest.mark.slow
-def test_shortcuts_fail_only_on_the_structure_the_packet_never_shows():
-    """Without the row-scaled and strided cases (and the hidden size above every check size) these
-    candidates pass: every failing case is one of those."""
-    fixed = _vector_add_report(ADVERSARIAL / "fixed_point.py")
-    assert fixed.failed_check == "tolerance"
-    assert all("row_scales" in line for line in _failing_details(fixed, "tolerance"))
-    strides = _vector_add_report(ADVERSARIAL / "ignores_strides.py")
-    assert strides.failed_check == "tolerance"
-    assert all("strided" in line for line in _failing_details(strides, "tolerance"))
-    stops = _vector_add_report(ADVERSARIAL / "tile_stops.py")
-    assert stops.failed_check == "poison"
-    hidden = stops.facts["hidden_size"]
+def _only_on(structure: str, check: str):
+    """Evidence that the candidate passes without ``structure``: every failing case has it."""
+
+    def verify(result) -> None:
+        lines = _failing_details(result.report, check)
+        assert lines and all(structure in line for line in lines), result.report
+
+    return verify
+
+
+def _tiles_stop_above_the_check_sizes(result) -> None:
+    hidden = result.facts["hidden_size"]
     assert hidden > 4099  # larger than every check size
-    assert all(f"size {hidden}," in line for line in _failing_details(stops, "poison"))
+    lines = _failing_details(result.report, "poison")
+    assert lines and all(f"size {hidden}," in line for line in lines), result.report
 
 
-@pytest.mark.slow
-def test_a_poison_sniffer_is_right_under_the_patterns_and_caught_by_random_poison():
-    report = _vector_add_report(ADVERSARIAL / "sniffs_poison.py")
-    assert report.failed_check == "poison"
-    assert report.checks["tolerance"] == "pass"  # its first (pattern-poisoned) call is right
+def _right_under_the_patterns(result) -> None:
+    assert result.facts["checks"]["tolerance"] == "pass"  # its first (pattern-poisoned) call is right
+
+
+# For the candidates of issue 15 §1: evidence that they would pass without the check that stops them.
+EVIDENCE = {
+    "fixed_point": _only_on("row_scales", "tolerance"),
+    "ignores_strides": _only_on("strided", "tolerance"),
+    "tile_stops": _tiles_stop_above_the_check_sizes,
+    "sniffs_poison": _right_under_the_patterns,
+}
 
 
 @pytest.mark.slow
@@ -126,6 +134,8 @@ def test_rotating_buffers_that_slipped_past_the_screen_are_caught_by_fresh_outpu
     assert report.failed_check == "fresh-output"
     others = {name: verdict for name, verdict in report.checks.items() if name != "fresh-output"}
     assert set(others.values()) == {"pass"}  # only the every-earlier-output comparison catches it
+    flagged = _failing_details(report.render(), "fresh-output")
+    assert "case 0 " in flagged[0] and "call 3:" in flagged[0]  # never the call right after its twin
 
 
 @pytest.mark.slow

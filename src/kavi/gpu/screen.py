@@ -824,5 +824,6 @@ def iter_checks() -> Iterator[str]:
         "file-access",
         "monkeypatch",
         "state",
+        "device-branch",
         "import",
     )
