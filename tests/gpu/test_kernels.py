@@ -168,6 +168,7 @@ def test_bench_protocol_dry_run_on_cpu_rechecks_timed_outputs():
     assert honest.measured and len(honest.rows) == 1
     row = honest.rows[0]
     assert row.samples == 100 and row.outputs_correct and row.clocks_agree
+    assert row.wall_clock_ok and row.fresh_inputs and row.trustworthy  # inside the parent's own clock
     assert row.speedup_low <= row.speedup <= row.speedup_high
     assert "dry run" in row.device
     cheat = run_benchmark(spec, ADVERSARIAL / "low_precision.py", sizes=(1000,), device="cpu")
@@ -272,3 +273,38 @@ def test_times_that_do_not_fit_the_parents_wall_clock_are_refused():
     assert not summarize_row("k", inflated, {}, "cpu", parent_clock=(99.0, 101.0)).wall_clock_ok
     outside = _raw_row([0.5] * 100, [1.0] * 100, wall=(200.0, 200.5))
     assert not summarize_row("k", outside, {}, "cpu", parent_clock=(99.0, 101.0)).wall_clock_ok
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not NO_CUDA, reason="checks the CPU-only record")
+def test_a_kernel_checked_only_through_the_interpreter_is_recorded_and_shown_as_such(tmp_path):
+    """Promotion records where correctness was checked (m011); `kavi list` and `kavi show` say it."""
+    import os
+    import subprocess
+    import sys
+
+    from kavi.demo import run_demo
+    from kavi.stages.common import Forge
+    from kavi.stages.queries import list_skills
+    from kavi.workspace import Workspace
+
+    report = run_demo(tmp_path / "ws", lambda *args: None, kernels=True)
+    kernel = next(skill for skill in report.skills if skill["name"] == "vector_add")
+    assert kernel["status"] == "TRUSTED"
+    forge = Forge.open(Workspace(tmp_path / "ws"))
+    try:
+        rows = {row["name"]: row for row in list_skills(forge)}
+    finally:
+        forge.close()
+    assert rows["vector_add"]["correctness_device"] == "interpreter"
+    assert all(row["correctness_device"] is None for name, row in rows.items() if name != "vector_add")
+    env = {**os.environ, "COLUMNS": "250"}
+
+    def kavi(*args: str) -> str:
+        argv = [sys.executable, "-m", "kavi", *args, "--workspace", str(tmp_path / "ws")]
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        return " ".join(done.stdout.split())
+
+    assert "CPU interpreter only" in kavi("list-skills")
+    assert "only through Triton's CPU interpreter" in kavi("show", "vector_add")

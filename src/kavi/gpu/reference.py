@@ -290,23 +290,18 @@ def apply_distribution(inputs: Any, seed: int, dist: str) -> tuple[Any, ...]:
 
 # Structure the packet never shows, added on top of a distribution (issue 15: analytical shortcuts).
 STRUCTURES = ("plain", "row_scales", "strided")
-ROW_SCALES = {"float32": (2.0**-8, 1.0, 2.0**8), "float16": (2.0**-4, 1.0, 2.0**4), "bfloat16": (2.0**-8, 1.0, 2.0**8)}
+# Small, unit, large, zero and tiny rows (an epsilon dropped or added shows on the zero and tiny ones;
+# fp16 goes far from unit scale both ways without leaving its range).
+ROW_SCALES = {
+    "float32": (2.0**-8, 1.0, 2.0**8, 0.0, 2.0**-40),
+    "float16": (2.0**-4, 1.0, 2.0**4, 0.0, 2.0**-12),
+    "bfloat16": (2.0**-8, 1.0, 2.0**8, 0.0, 2.0**-40),
+}
 VECTOR_ROW = 64  # a 1-D tensor's "rows" for row scaling and row-wise comparison
 
 
-def as_rows(tensor: Any) -> Any:
-    """A 2-D view: the last axis as rows (chunks of VECTOR_ROW for a 1-D tensor)."""
-    if tensor.dim() == 0:
-        return tensor.reshape(1, 1)
-    if tensor.dim() == 1:
-        length = tensor.shape[0]
-        width = VECTOR_ROW if length % VECTOR_ROW == 0 else length
-        return tensor.reshape(-1, width) if length else tensor.reshape(1, 0)
-    return tensor.reshape(-1, tensor.shape[-1])
-
-
 def row_scale_vector(rows: int, dtype: str) -> Any:
-    """Scales cycling small, unit, large: exact powers of two, so the dtype loses nothing."""
+    """Scales cycling small, unit, large, zero, tiny: powers of two (and zero), so scaling is exact."""
     import torch
 
     scales = ROW_SCALES[dtype]
