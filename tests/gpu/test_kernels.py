@@ -186,8 +186,143 @@ def test_bench_protocol_dry_run_on_cpu_rechecks_timed_outputs():
     assert honest.measured and len(honest.rows) == 1
     row = honest.rows[0]
     assert row.samples == 100 and row.outputs_correct and row.clocks_agree
+    assert row.wall_clock_ok and row.fresh_inputs and row.trustworthy  # inside the parent's own clock
     assert row.speedup_low <= row.speedup <= row.speedup_high
     assert "dry run" in row.device
     cheat = run_benchmark(spec, ADVERSARIAL / "low_precision.py", sizes=(1000,), device="cpu")
     assert not cheat.rows[0].outputs_correct
     assert any("[tolerance]" in note for note in cheat.rows[0].notes)
+
+
+# --- issue 15 §1: the speed protocol's checks, through the CPU dry run and from raw samples --------
+
+
+@pytest.mark.slow
+def test_a_forged_answer_file_is_refused_not_believed():
+    """The candidate overwrites the harness's answer at exit with made-up times: without the signed
+    channel the parent would report a 100x speedup; with it, the run is refused."""
+    from kavi.gpu.bench import run_benchmark, summarize_row
+
+    from .conftest import ADVERSARIAL
+
+    forged_source = (ADVERSARIAL / "forges_timing.py").read_text()
+    assert '"event_ms": [0.01] * 100' in forged_source
+    fake = {
+        "size": 1000,
+        "dtype": "float32",
+        "samples": {
+            "candidate": {"event_ms": [0.01] * 100, "host_ms": [0.02] * 100},
+            "torch": {"event_ms": [1.0] * 100, "host_ms": [1.1] * 100},
+        },
+        "recheck": {"ok": True, "problems": []},
+    }
+    believed = summarize_row("vector_add", fake, {"peak_flops_per_s": {}}, "forged")
+    assert believed.trustworthy and believed.speedup_low > 50  # what trusting the file would give
+    spec = make_spec("vector_add", dtypes=("float32",))
+    outcome = run_benchmark(spec, ADVERSARIAL / "forges_timing.py", sizes=(1000,), device="cpu")
+    assert not outcome.rows
+    assert "[timing-channel]" in (outcome.reason or "")
+
+
+@pytest.mark.slow
+def test_lazy_timed_calls_are_caught_by_the_secret_recheck():
+    """Work done only on each input set's last timed call passes a re-check of those calls alone; the
+    secretly drawn calls (and fresh inputs per call) catch it."""
+    from kavi.gpu.bench import run_benchmark
+
+    from .conftest import ADVERSARIAL
+
+    spec = make_spec("vector_add", dtypes=("float32",))
+    outcome = run_benchmark(spec, ADVERSARIAL / "lazy_timed_calls.py", sizes=(1000,), device="cpu")
+    row = outcome.rows[0]
+    assert row.fresh_inputs and not row.outputs_correct and not row.trustworthy
+    assert all("call 9" not in note for note in row.notes if note.startswith("call 9"))
+    last_calls = {97, 98, 99}
+    failed = [int(note.split()[1].rstrip(":")) for note in row.notes if note.startswith("call ")]
+    assert failed and not set(failed) & last_calls  # the last call per set alone would have passed
+
+
+def _raw_row(candidate_ms, torch_ms, *, torch_first=None, io_bytes=None, wall=None):
+    raw = {
+        "size": 1 << 24,
+        "dtype": "float32",
+        "samples": {
+            "candidate": {"event_ms": candidate_ms, "host_ms": [t + 0.01 for t in candidate_ms]},
+            "torch": {"event_ms": torch_ms, "host_ms": [t + 0.01 for t in torch_ms]},
+        },
+        "recheck": {"ok": True, "problems": []},
+        "io_bytes": io_bytes,
+    }
+    if torch_first is not None:
+        raw["samples"]["torch"]["first"] = torch_first
+    if wall is not None:
+        raw["wall_start"], raw["wall_end"] = wall
+    return raw
+
+
+def test_a_time_under_the_roofline_floor_is_a_rejection():
+    """An H100 reads at most 3.35 TB/s: 192 MiB in 0.01 ms is impossible, whatever the probe said."""
+    from kavi.gpu.bench import summarize_row
+
+    honest = summarize_row("k", _raw_row([0.09] * 100, [0.1] * 100, io_bytes=3 * 4 << 24), {}, "NVIDIA H100 80GB HBM3")
+    assert honest.floor_ms is not None and not honest.impossible
+    one_fake_call = [0.09] * 99 + [0.001]
+    cheat = summarize_row("k", _raw_row(one_fake_call, [0.1] * 100, io_bytes=3 * 4 << 24), {}, "NVIDIA H100 80GB HBM3")
+    assert cheat.impossible and not cheat.trustworthy  # one impossible call is enough
+
+
+def test_work_deferred_into_the_next_call_shows_as_an_order_effect():
+    from kavi.gpu.bench import summarize_row
+
+    first = [index % 2 == 1 for index in range(100)]
+    steady = summarize_row("k", _raw_row([0.5] * 100, [1.0] * 100, torch_first=first), {}, "cpu")
+    assert not steady.deferred_work
+    spilled = [1.0 if before else 2.0 for before in first]  # torch pays for the candidate's work
+    cheat = summarize_row("k", _raw_row([0.5] * 100, spilled, torch_first=first), {}, "cpu")
+    assert cheat.deferred_work and not cheat.trustworthy
+
+
+def test_times_that_do_not_fit_the_parents_wall_clock_are_refused():
+    from kavi.gpu.bench import summarize_row
+
+    raw = _raw_row([0.5] * 100, [1.0] * 100, wall=(100.0, 100.5))
+    assert summarize_row("k", raw, {}, "cpu", parent_clock=(99.0, 101.0)).wall_clock_ok
+    inflated = _raw_row([0.5] * 100, [100.0] * 100, wall=(100.0, 100.5))  # 10 s of torch in 0.5 s
+    assert not summarize_row("k", inflated, {}, "cpu", parent_clock=(99.0, 101.0)).wall_clock_ok
+    outside = _raw_row([0.5] * 100, [1.0] * 100, wall=(200.0, 200.5))
+    assert not summarize_row("k", outside, {}, "cpu", parent_clock=(99.0, 101.0)).wall_clock_ok
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not NO_CUDA, reason="checks the CPU-only record")
+def test_a_kernel_checked_only_through_the_interpreter_is_recorded_and_shown_as_such(tmp_path):
+    """Promotion records where correctness was checked (m011); `kavi list` and `kavi show` say it."""
+    import os
+    import subprocess
+    import sys
+
+    from kavi.demo import run_demo
+    from kavi.stages.common import Forge
+    from kavi.stages.queries import list_skills
+    from kavi.workspace import Workspace
+
+    report = run_demo(tmp_path / "ws", lambda *args: None, kernels=True)
+    kernel = next(skill for skill in report.skills if skill["name"] == "vector_add")
+    assert kernel["status"] == "TRUSTED"
+    forge = Forge.open(Workspace(tmp_path / "ws"))
+    try:
+        rows = {row["name"]: row for row in list_skills(forge)}
+    finally:
+        forge.close()
+    assert rows["vector_add"]["correctness_device"] == "interpreter"
+    assert all(row["correctness_device"] is None for name, row in rows.items() if name != "vector_add")
+    env = {**os.environ, "COLUMNS": "250"}
+
+    def kavi(*args: str) -> str:
+        argv = [sys.executable, "-m", "kavi", *args, "--workspace", str(tmp_path / "ws")]
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        return " ".join(done.stdout.split())
+
+    assert "CPU interpreter only" in kavi("list-skills")
+    assert "only through Triton's CPU interpreter" in kavi("show", "vector_add")

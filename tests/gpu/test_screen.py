@@ -246,3 +246,53 @@ COMPUTED = [
 @pytest.mark.parametrize(("body", "check"), [case[1:] for case in COMPUTED], ids=[case[0] for case in COMPUTED])
 def test_computed_names_and_escapes_are_refused(body, check):
     assert check in checks_of(HEADER + body)
+
+
+# Device and interpreter branches, tensors that outlive a call (issue 15 §1).
+DEVICE_AND_STATE = [
+    (
+        "is-cuda-branch",
+        "def run(x):\n    if x.is_cuda:\n        return torch.empty_like(x)\n    _k[(1,)](x)\n    return x\n",
+    ),
+    ("device-type-branch", "def run(x):\n    if x.device.type == 'cpu':\n        _k[(1,)](x)\n    return x\n"),
+    (
+        "tainted-flag",
+        "def run(x):\n    on_gpu = torch.cuda.is_available()\n    if on_gpu:\n        return x\n    return x\n",
+    ),
+    ("ifexp-call", "def run(x):\n    return torch.empty_like(x) if x.is_cuda else x\n"),
+    ("flag-into-kernel", "def run(x):\n    _k[(1,)](x, x.is_cuda)\n    return x\n"),
+    ("interpreter-name", "import triton.runtime.interpreter as i\ndef run(x):\n    return x\n"),
+    ("interpreter-string", "def run(x, name: str = 'TRITON_INTERPRET'):\n    return x\n"),
+]
+STATE = [
+    ("import-time-tensor", "_POOL = torch.empty(1 << 20)\ndef run(x):\n    return x\n"),
+    ("import-time-counter", "_FLIP = torch.empty(1, 2)\ndef run(x):\n    return x\n"),
+    ("t-underscore", "def run(x):\n    out = torch.empty_like(x)\n    out.t_()\n    return out\n"),
+    ("transpose-underscore", "def run(x):\n    x.transpose_(0, 1)\n    return x\n"),
+    ("allocating-default", "def run(x, pool=torch.empty(8)):\n    return x\n"),
+]
+
+
+@pytest.mark.parametrize("body", [case[1] for case in DEVICE_AND_STATE], ids=[case[0] for case in DEVICE_AND_STATE])
+def test_branches_on_the_device_or_the_interpreter_are_refused(body):
+    assert "device-branch" in checks_of(HEADER + body)
+
+
+@pytest.mark.parametrize("body", [case[1] for case in STATE], ids=[case[0] for case in STATE])
+def test_tensors_that_outlive_a_call_are_refused(body):
+    assert "state" in checks_of(HEADER + body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "def run(x):\n    out = torch.empty((4,), device=x.device, dtype=x.dtype)\n    _k[(1,)](out)\n    return out\n",
+        "def run(x):\n    n = x.shape[0]\n    if x.is_cuda:\n        block, warps = 128, (4 if n > 2 else 8)\n"
+        "    else:\n        block, warps = 32, 4\n    _k[(1,)](x, BLOCK=block, num_warps=warps)\n    return x\n",
+        "def run(x):\n    block = 128 if x.is_cuda else 32\n    _k[(1,)](x, BLOCK=block)\n    return x\n",
+        '"""Runs on a GPU or through Triton\'s CPU interpreter."""\ndef run(x):\n    return x\n',
+    ],
+    ids=["device-keyword", "launch-constants", "launch-constant-ifexp", "docstring"],
+)
+def test_launch_constants_chosen_by_device_are_allowed(body):
+    assert checks_of(HEADER + body) == set()

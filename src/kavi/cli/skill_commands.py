@@ -262,7 +262,12 @@ def list_skills_command(
             skill["name"],
             f"v{skill['version']}",
             ("[red]suspended[/red]" if skill.get("suspended") else styled(skill["status"]))
-            + (" [yellow](speed unmeasured)[/yellow]" if skill["unmeasured"] else ""),
+            + (" [yellow](speed unmeasured)[/yellow]" if skill["unmeasured"] else "")
+            + (
+                " [yellow](correct on CPU interpreter only)[/yellow]"
+                if skill.get("correctness_device") == "interpreter"
+                else ""
+            ),
             skill["side_effect"],
             skill["approver"],
             skill["skill_sha256"][:12],
@@ -325,6 +330,11 @@ def show(
             f"  v{version['version']} {styled(version['status'])} · approved by {version['approver']} "
             f"at {version['promoted_at']} sha256 {version['skill_sha256'][:12]}"
             + (" (speed unmeasured: promoted without a GPU)" if version["unmeasured"] else "")
+            + (
+                " (correctness checked only through Triton's CPU interpreter: re-checked on its first GPU run)"
+                if version.get("correctness_device") == "interpreter"
+                else ""
+            )
             + (f" tool {detail['tools'][version['id']][:12]}" if version["id"] in detail["tools"] else "")
         )
         if version.get("members"):

@@ -72,6 +72,17 @@ def _refuse_unscreened(gate: str, context: KernelGateContext) -> GateResult | No
     )
 
 
+# The correctness gate's summary carries this when no GPU checked the kernel: promotion records it.
+INTERPRETER_ONLY = "checked only through Triton's CPU interpreter"
+
+
+def correctness_device(summary: str, status: str) -> str | None:
+    """What a passed kernel-correctness gate's summary says about where it ran."""
+    if status != GateStatus.PASS:
+        return None
+    return "interpreter" if INTERPRETER_ONLY in summary else "cuda"
+
+
 class KernelScreenGate:
     """Static AST screen: a real kernel, no torch compute, no fallbacks, escapes or state."""
 
@@ -136,10 +147,13 @@ class KernelCorrectnessGate:
             "skipped": GateStatus.SKIPPED,
         }.get(report.status, GateStatus.ERROR)
         facts = {**report.facts, "checks": report.checks, "failed_check": report.failed_check}
+        summary = report.summary
+        if status is GateStatus.PASS and report.facts.get("interpreter"):
+            summary += f"; {INTERPRETER_ONLY} (its first GPU run re-checks it)"
         return GateResult(
             self.name,
             status,
-            report.summary,
+            summary,
             report=report.render(),
             isolation=report.facts.get("isolation"),
             facts=facts,
@@ -201,11 +215,25 @@ class KernelSpeedGate:
                 line += f", roofline {row.roofline_fraction:.0%}"
             lines.append(line)
             if row.impossible:
-                failures.append(f"{row.size} {row.dtype}: faster than the roofline floor allows (impossible)")
+                failures.append(
+                    f"{row.size} {row.dtype}: [roofline-floor] a call took {row.fastest_ms:.4g} ms, under the "
+                    f"roofline floor {row.floor_ms:.4g} ms (impossible: the work was not done)"
+                )
             elif not row.clocks_agree:
-                failures.append(f"{row.size} {row.dtype}: CUDA events disagree with the host clock")
+                failures.append(f"{row.size} {row.dtype}: [timing-channel] CUDA events disagree with the host clock")
+            elif not row.wall_clock_ok:
+                failures.append(
+                    f"{row.size} {row.dtype}: [timing-channel] the reported times do not fit the parent's wall clock"
+                )
+            elif row.deferred_work:
+                failures.append(
+                    f"{row.size} {row.dtype}: [deferred-work] torch runs markedly slower right after the "
+                    "candidate than before it: the candidate's work spills into the next call"
+                )
             elif not row.outputs_correct:
-                failures.append(f"{row.size} {row.dtype}: timed outputs are wrong: {'; '.join(row.notes)}")
+                failures.append(
+                    f"{row.size} {row.dtype}: [deferred-work] timed outputs are wrong: {'; '.join(row.notes)}"
+                )
             elif row.speedup_low < minimum:
                 failures.append(f"{row.size} {row.dtype}: CI lower bound {row.speedup_low:.3f} < {minimum}")
         facts = {

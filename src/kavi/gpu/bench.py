@@ -27,6 +27,10 @@ from kavi.gpu.stats import (
     MIN_SAMPLES,
     bootstrap_speedup,
     clocks_agree,
+    deferred_work,
+    device_peaks,
+    fits_wall_clock,
+    highest,
     is_impossible,
     median,
     roofline_floor_ms,
@@ -61,11 +65,22 @@ class BenchRow:
     samples: int
     device: str
     notes: tuple[str, ...] = ()
+    wall_clock_ok: bool = True
+    deferred_work: bool = False
+    fastest_ms: float | None = None
+    fresh_inputs: bool = False
 
     @property
     def trustworthy(self) -> bool:
-        """Real work, a timer that agrees with the host clock, correct outputs."""
-        return not self.impossible and self.clocks_agree and self.outputs_correct
+        """Real work, timers that agree with each other and the parent's clock, correct outputs, no
+        work pushed into the next call."""
+        return (
+            not self.impossible
+            and self.clocks_agree
+            and self.outputs_correct
+            and self.wall_clock_ok
+            and not self.deferred_work
+        )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -120,13 +135,12 @@ def run_benchmark(
         return BenchOutcome((), False, reason)
     if samples < MIN_SAMPLES:
         raise SpecError(f"the speed protocol needs at least {MIN_SAMPLES} samples, got {samples}")
-    from kavi.gpu.process import spawn_child
+    from kavi.gpu.process import private_copy, spawn_child
 
     source = kernel_file.read_text(encoding="utf-8")
     request = {
         "name": spec.name,
         "reference_source": spec.reference_source,
-        "kernel_path": str(kernel_file.resolve()),
         "sizes": [list(s) if isinstance(s, tuple) else s for s in (sizes or spec.bench_sizes)],
         "dtypes": list(dtypes or spec.dtypes),
         "samples": samples,
@@ -136,6 +150,7 @@ def run_benchmark(
         "device": device,
     }
     with tempfile.TemporaryDirectory(prefix="kavi-bench-") as scratch:
+        request["kernel_path"] = str(private_copy(kernel_file, Path(scratch)))
         outcome = spawn_child(
             "bench",
             request,
@@ -144,24 +159,35 @@ def run_benchmark(
             timeout_s=timeout_s,
             interpret=device == "cpu",
             require_isolation=require_isolation,
-            readable=(kernel_file.resolve().parent,),
         )
         if outcome.failure is not None:
             return BenchOutcome((), True, f"the benchmark process {outcome.failure}")
         answer = json.loads(outcome.out_path.read_text(encoding="utf-8"))
     if "error" in answer:
         return BenchOutcome((), False, f"no GPU: {answer['error']}")
+    clock = (outcome.started, outcome.ended)
     rows = tuple(
-        summarize_row(spec.name, raw, answer["machine"], answer["device"], confidence=confidence)
+        summarize_row(spec.name, raw, answer["machine"], answer["device"], parent_clock=clock, confidence=confidence)
         for raw in answer["rows"]
     )
     return BenchOutcome(rows, True)
 
 
 def summarize_row(
-    kernel: str, raw: dict[str, Any], machine: dict[str, Any], device: str, *, confidence: float = 0.95
+    kernel: str,
+    raw: dict[str, Any],
+    machine: dict[str, Any],
+    device: str,
+    *,
+    parent_clock: tuple[float, float] | None = None,
+    confidence: float = 0.95,
 ) -> BenchRow:
-    """Raw samples from the child -> one BenchRow (medians, interval, roofline, clock check)."""
+    """Raw samples from the child -> one BenchRow. Every statistic is computed here, in the parent,
+    from the raw per-call times: medians, the interval, the roofline floor (the higher of the
+    spec-sheet and the measured peaks; the inputs' and output's bytes when the reference declares
+    neither flops nor bytes), the clock checks against the parent's own wall clock, and the
+    order check (is the baseline slower right after the candidate?). ``confidence`` is the interval's level
+    (`forge --optimize` corrects it for the number of candidates it measured)."""
     samples = raw["samples"]
     candidate = samples["candidate"]["event_ms"]
     eager = samples["torch"]["event_ms"]
@@ -169,13 +195,28 @@ def summarize_row(
     compiled = samples.get("torch.compile", {}).get("event_ms")
     compiled_ms = median(compiled) if compiled else None
     dtype = raw["dtype"]
+    table_bandwidth, table_flops = device_peaks(device)
+    bytes_moved = raw.get("bytes_moved")
+    if not bytes_moved and not raw.get("flops"):
+        bytes_moved = raw.get("io_bytes")
     floor = roofline_floor_ms(
         raw.get("flops"),
-        raw.get("bytes_moved"),
-        machine.get("peak_flops_per_s", {}).get(dtype),
-        machine.get("bandwidth_bytes_per_s"),
+        bytes_moved,
+        highest(machine.get("peak_flops_per_s", {}).get(dtype), table_flops.get(dtype)),
+        highest(machine.get("bandwidth_bytes_per_s"), table_bandwidth),
     )
     agree = all(clocks_agree(s["event_ms"], s["host_ms"]) for s in samples.values())
+    wall_ok = True
+    if parent_clock is not None:
+        wall_ok = "wall_start" in raw and fits_wall_clock(
+            [s["host_ms"] for s in samples.values()],
+            float(raw["wall_start"]),
+            float(raw["wall_end"]),
+            *parent_clock,
+        )
+    torch_first = samples["torch"].get("first")
+    deferred = bool(torch_first) and deferred_work(eager, torch_first)
+    fastest = min(candidate)
     notes = [note for note in (raw.get("compile_note"),) if note]
     notes += raw.get("recheck", {}).get("problems", [])[:5]
     size = raw["size"]
@@ -192,12 +233,16 @@ def summarize_row(
         speedup_vs_compiled=(compiled_ms / estimate.candidate_ms) if compiled_ms else None,
         floor_ms=floor,
         roofline_fraction=roofline_fraction(estimate.candidate_ms, floor),
-        impossible=is_impossible(estimate.candidate_ms, floor),
+        impossible=is_impossible(fastest, floor),
         clocks_agree=agree,
         outputs_correct=bool(raw.get("recheck", {}).get("ok", False)),
         samples=len(candidate),
         device=device,
         notes=tuple(notes),
+        wall_clock_ok=wall_ok,
+        deferred_work=deferred,
+        fastest_ms=fastest,
+        fresh_inputs=bool(raw.get("fresh_inputs", False)),
     )
 
 
@@ -226,6 +271,16 @@ def bench_kernel(
     kernel = kernel_file or root / spec.kernel_path
     if not kernel.is_file():
         raise KaviError(f"kernel file {kernel} not found", hint="promote the kernel or pass kernel_file")
+    # Its first run on this GPU re-checks correctness here before any number counts (a kernel whose
+    # correctness was only checked through Triton's CPU interpreter has never run this code path).
+    from kavi.gpu.correctness import check_kernel_correctness
+
+    verdict = check_kernel_correctness(spec, kernel)
+    if verdict.status != "pass":
+        raise KaviError(
+            f"kernel {spec.name} is not correct on this GPU: {verdict.summary}",
+            hint="its CPU-interpreter verification does not hold here: rebuild and verify it on a GPU",
+        )
     chosen_sizes = tuple(normalize_size(s, "sizes") for s in sizes) if sizes else None
     chosen_dtypes = tuple(dtype_name(d) for d in dtypes) if dtypes else None
     outcome = run_benchmark(

@@ -29,12 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from kavi.gpu.candidate import import_candidate
+from kavi.gpu.channel import KEY_BYTES, MAC_SUFFIX, answer_mac
 
 POISON_BYTES = (
     0xFF,
     0x7F,
 )  # all-ones is NaN in every float format; 0x7F.. is NaN in fp16, huge in fp32
+# Each case is called once per poison: the two byte patterns, then random finite values (a kernel
+# that reads its output buffer first and acts differently on a pattern it recognises sees noise).
+POISONS: tuple[int | str, ...] = (*POISON_BYTES, "random")
 FLOOD_BYTES = 64 << 20
+ALIVE_BYTES = 1 << 30  # earlier outputs kept alive for the fresh-output check (oldest dropped beyond)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,18 +47,35 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2 or args[0] not in ("probe", "check", "bench"):
         print("usage: python -m kavi.gpu.child probe|check|bench REQUEST.json", file=sys.stderr)
         return 2
+    # The one-time key comes first, before any candidate code runs; it lives only in this frame.
+    key = sys.stdin.buffer.read(KEY_BYTES)
+    sys.stdin.close()
+    _private_import_path()
     request = json.loads(Path(args[1]).read_text(encoding="utf-8"))
     if args[0] == "probe":
         from kavi.gpu.probe import probe_reference
 
         result = probe_reference(request)
         Path(request["out_path"]).write_text(json.dumps(result), encoding="utf-8")
-        return 0
-    if args[0] == "check":
-        return run_checks(request)
-    from kavi.gpu.timing import bench_in_child
+        code = 0
+    elif args[0] == "check":
+        code = run_checks(request)
+    else:
+        from kavi.gpu.timing import bench_in_child
 
-    return bench_in_child(request)
+        code = bench_in_child(request)
+    out_path = Path(request["out_path"])
+    if out_path.is_file():
+        mac = answer_mac(key, out_path.read_bytes())
+        out_path.with_name(out_path.name + MAC_SUFFIX).write_text(mac, encoding="ascii")
+    return code
+
+
+def _private_import_path() -> None:
+    """Nothing of the working folder on the import path: the candidate is imported from its own
+    private copy, and no reference file may be importable next to it."""
+    here = str(Path.cwd())
+    sys.path[:] = [entry for entry in sys.path if entry not in ("", ".", here)]
 
 
 # --- poison
@@ -73,8 +95,36 @@ def fill_bytes(tensor: Any, byte: int) -> None:
     raw.fill_(byte)
 
 
+def fill_random(tensor: Any, seed: int) -> None:
+    """Overwrite every element of ``tensor``'s storage with random finite values of its dtype."""
+    import torch
+
+    storage = tensor.untyped_storage()
+    count = storage.nbytes() // max(tensor.element_size(), 1)
+    if count == 0:
+        return
+    flat = torch.tensor([], dtype=tensor.dtype, device=tensor.device)  # not a wrapped empty()
+    flat.set_(storage, 0, (count,), (1,))
+    generator = torch.Generator(device=tensor.device).manual_seed(seed)
+    if tensor.is_floating_point():
+        values = torch.rand((count,), generator=generator, device=tensor.device, dtype=torch.float32)
+        flat.copy_((values * 2 - 1) * 1e3)
+    elif tensor.dtype == torch.bool:
+        flat.copy_(torch.randint(0, 2, (count,), generator=generator, device=tensor.device).bool())
+    else:
+        flat.copy_(torch.randint(0, 100, (count,), generator=generator, device=tensor.device))
+
+
+def poison(tensor: Any, how: int | str, seed: int) -> None:
+    """A byte pattern (an int) or random finite values (``"random"``)."""
+    if how == "random":
+        fill_random(tensor, seed)
+    else:
+        fill_bytes(tensor, int(how))
+
+
 @contextlib.contextmanager
-def poisoned_allocations(byte: int, device: str, flood_bytes: int) -> Iterator[None]:
+def poisoned_allocations(byte: int | str, device: str, flood_bytes: int, seed: int = 0) -> Iterator[None]:
     """Make every tensor the candidate allocates start as ``byte`` garbage, not zeros or stale
     answers.
 
@@ -86,7 +136,7 @@ def poisoned_allocations(byte: int, device: str, flood_bytes: int) -> Iterator[N
 
     if device == "cuda":
         flood = torch.empty(flood_bytes, dtype=torch.uint8, device=device)
-        flood.fill_(byte)
+        poison(flood, byte, seed)
         del flood
     originals: dict[str, Callable[..., Any]] = {
         name: getattr(torch, name) for name in ("empty", "empty_like", "empty_strided")
@@ -96,7 +146,7 @@ def poisoned_allocations(byte: int, device: str, flood_bytes: int) -> Iterator[N
     def wrap(function: Callable[..., Any]) -> Callable[..., Any]:
         def poisoned(*args: Any, **kwargs: Any) -> Any:
             result = function(*args, **kwargs)
-            fill_bytes(result, byte)
+            poison(result, byte, seed)
             return result
 
         return poisoned
@@ -151,33 +201,59 @@ def run_checks(request: dict[str, Any]) -> int:
         answer["import_error"] = _short_traceback()
         torch.save(answer, request["out_path"])
         return 0
+    alive: list[Any] = []  # every earlier output, kept alive: new outputs must not overlap any
+    calls = 0
     for group in cases["groups"]:
-        pristine_first = [t.to(device) for t in group["cases"][0]["inputs"]]
-        buffers = [torch.empty_like(t) for t in pristine_first]  # reused across seeds: same addresses
+        buffers: list[Any] = []
+        key: list[Any] = []
         for case in group["cases"]:
             pristine = [t.to(device) for t in case["inputs"]]
-            if [(b.shape, b.dtype) for b in buffers] != [(p.shape, p.dtype) for p in pristine]:
-                buffers = [torch.empty_like(t) for t in pristine]
+            layout = case.get("layout", "contiguous")
+            wanted = [(p.shape, p.dtype, layout) for p in pristine]
+            if key != wanted:  # reused across seeds otherwise: same addresses
+                buffers = [input_buffer(p, layout, calls) for p in pristine]
+                key = wanted
             flood = FLOOD_BYTES + 4 * sum(t.untyped_storage().nbytes() for t in pristine)
             runs = []
-            previous = None
-            for byte in POISON_BYTES:
-                record, output = _one_call(run, buffers, pristine, byte, device, flood, previous)
+            for how in POISONS:
+                calls += 1
+                record, output = _one_call(run, buffers, pristine, how, device, flood, alive, calls)
                 runs.append(record)
-                previous = output
+                if output is not None:
+                    _keep_alive(alive, output)
             answer["cases"].append({"id": case["id"], "runs": runs})
     torch.save(answer, request["out_path"])
     return 0
+
+
+def input_buffer(source: Any, layout: str, seed: int) -> Any:
+    """A buffer for one input: contiguous, or (``strided``) every other element of a twice-as-wide
+    allocation whose gaps hold random values, so a kernel that ignores strides reads noise."""
+    import torch
+
+    if layout != "strided" or source.dim() == 0 or source.numel() <= 1:
+        return torch.empty_like(source, memory_format=torch.contiguous_format)
+    shape = (*source.shape[:-1], 2 * source.shape[-1])
+    base = torch.empty(shape, dtype=source.dtype, device=source.device)
+    fill_random(base, seed)
+    return base[..., ::2]
+
+
+def _keep_alive(alive: list[Any], output: Any) -> None:
+    alive.append(output)
+    while len(alive) > 1 and sum(t.untyped_storage().nbytes() for t in alive) > ALIVE_BYTES:
+        alive.pop(0)
 
 
 def _one_call(
     run: Callable[..., Any],
     buffers: list[Any],
     pristine: list[Any],
-    byte: int,
+    byte: int | str,
     device: str,
     flood_bytes: int,
-    previous: Any,
+    alive: list[Any],
+    seed: int,
 ) -> tuple[dict[str, Any], Any]:
     import torch
 
@@ -194,7 +270,7 @@ def _one_call(
         "device": "",
     }
     try:
-        with poisoned_allocations(byte, device, flood_bytes):
+        with poisoned_allocations(byte, device, flood_bytes, seed):
             output = run(*buffers)
         _synchronize(device)
     except Exception:
@@ -209,7 +285,7 @@ def _one_call(
         return record, None
     record["device"] = output.device.type
     record["alias"] = any(overlaps(output, buffer) for buffer in buffers)
-    record["reused_output"] = previous is not None and overlaps(output, previous)
+    record["reused_output"] = any(overlaps(output, earlier) for earlier in alive)
     if record["plain"]:
         record["out"] = output.detach().to("cpu", copy=True)
     return record, output

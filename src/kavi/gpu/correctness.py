@@ -28,6 +28,7 @@ from kavi.gpu.reference import (
     DISTRIBUTIONS,
     INTERPRETER_DTYPES,
     Size,
+    apply_row_scales,
     check_seeds,
     hidden_size,
     load_reference,
@@ -86,6 +87,14 @@ class _Case:
     expected_shape: tuple[int, ...] = ()
     expected_dtype: Any = None
     device: str = "cpu"
+    structure: str = "plain"
+    layout: str = "contiguous"
+
+
+# Which seed (by index) gets which structure: the rest are plain. Rows of very different scales on the
+# fifth seed; non-contiguous inputs on the second and fourth (where the reference accepts them).
+_ROW_SCALED_SEEDS = frozenset({4})
+_STRIDED_SEEDS = frozenset({1, 3})
 
 
 def plan_device(spec: KernelSpec, source: str) -> tuple[str, tuple[str, ...], list[str], str | None]:
@@ -141,16 +150,27 @@ def check_kernel_correctness(
     if salt is None:
         salt = salt_from(spec.reference_sha256, source)
     module = load_reference(spec.reference_source, spec.name)
-    sizes = [*dict.fromkeys(spec.check_sizes), hidden_size(module, spec.check_sizes, salt)]
-    cases = _build_cases(module, sizes, dtypes, check_seeds(salt, max(seeds, MIN_SEEDS)), device)
+    hidden = hidden_size(module, spec.check_sizes, salt)
+    sizes = [*dict.fromkeys(spec.check_sizes), hidden]
+    seed_list = check_seeds(salt, max(seeds, MIN_SEEDS))
+    cases = _build_cases(module, sizes, dtypes, seed_list, device)
+    # On a GPU, correctness is checked at every size that is benchmarked too (one seed each: they
+    # are large), so a kernel cannot be right at the small sizes and wrong where it is timed.
+    bench_only = [size for size in dict.fromkeys(spec.bench_sizes) if size not in sizes] if device == "cuda" else []
+    if bench_only:
+        cases += _build_cases(module, bench_only, dtypes, seed_list[:1], device, first_id=len(cases))
     with tempfile.TemporaryDirectory(prefix="kavi-kernel-check-") as scratch:
         answer, failure, isolation = _run_child(cases, kernel_file, Path(scratch), device, timeout_s, require_isolation)
+    sizes += bench_only
     facts = {
         "device": device,
         "interpreter": device == "cpu",
+        "correctness_device": "interpreter" if device == "cpu" else device,
+        "structures": sorted({case.structure for case in cases} | {case.layout for case in cases}),
         "dtypes": list(dtypes),
         "sizes": [list(s) if isinstance(s, tuple) else s for s in sizes],
-        "hidden_size": list(sizes[-1]) if isinstance(sizes[-1], tuple) else sizes[-1],
+        "hidden_size": list(hidden) if isinstance(hidden, tuple) else hidden,
+        "bench_sizes_checked": [list(s) if isinstance(s, tuple) else s for s in bench_only],
         "seeds": max(seeds, MIN_SEEDS),
         "distributions": list(DISTRIBUTIONS),
         "cases": len(cases),
@@ -170,7 +190,11 @@ def check_kernel_correctness(
     return judge(cases, answer, notes, facts)
 
 
-def _build_cases(module: Any, sizes: list[Size], dtypes: tuple[str, ...], seeds: list[int], device: str) -> list[_Case]:
+def _build_cases(
+    module: Any, sizes: list[Size], dtypes: tuple[str, ...], seeds: list[int], device: str, first_id: int = 0
+) -> list[_Case]:
+    import torch
+
     cases: list[_Case] = []
     for dtype in dtypes:
         for size in sizes:
@@ -178,24 +202,57 @@ def _build_cases(module: Any, sizes: list[Size], dtypes: tuple[str, ...], seeds:
             for index, seed in enumerate(seeds):
                 dist = DISTRIBUTIONS[index % len(DISTRIBUTIONS)]
                 inputs = make_case_inputs(module, size, seed, device, dtype, dist)
+                structure = "plain"
+                if index in _ROW_SCALED_SEEDS:
+                    inputs, structure = apply_row_scales(inputs, dtype), "row_scales"
                 native = module.reference(*[t.clone() for t in inputs])
                 precise = module.reference(*to_float64(inputs))
+                layout = "contiguous"
+                if index in _STRIDED_SEEDS and _accepts_strided(module, inputs, precise):
+                    layout = "strided"
                 cases.append(
                     _Case(
-                        id=len(cases),
+                        id=first_id + len(cases),
                         group=group,
                         size=size,
                         dtype=dtype,
                         seed=seed,
                         dist=dist,
                         inputs=tuple(t.detach().to("cpu") for t in inputs),
-                        reference64=precise.detach().to("cpu").to(dtype=_float64()),
+                        reference64=precise.detach().to("cpu").to(dtype=torch.float64),
                         expected_shape=tuple(native.shape),
                         expected_dtype=native.dtype,
                         device=device,
+                        structure=structure,
+                        layout=layout,
                     )
                 )
     return cases
+
+
+def _accepts_strided(module: Any, inputs: tuple[Any, ...], precise: Any) -> bool:
+    """Whether the reference gives the same float64 answer on non-contiguous views of the inputs
+    (every other element of a wider buffer): then a candidate must accept them too."""
+    import torch
+
+    views = []
+    for tensor in to_float64(inputs):
+        if tensor.dim() == 0 or tensor.numel() <= 1:
+            views.append(tensor)
+            continue
+        wide = torch.zeros((*tensor.shape[:-1], 2 * tensor.shape[-1]), dtype=tensor.dtype, device=tensor.device)
+        view = wide[..., ::2]
+        view.copy_(tensor)
+        views.append(view)
+    try:
+        answer = module.reference(*views)
+    except Exception:  # the reference refuses strided inputs: so may the candidate
+        return False
+    return (
+        isinstance(answer, torch.Tensor)
+        and answer.shape == precise.shape
+        and bool(torch.equal(answer.nan_to_num(), precise.nan_to_num()))
+    )
 
 
 def _float64() -> Any:
@@ -214,22 +271,22 @@ def _run_child(
 ) -> tuple[dict[str, Any], str | None, str]:
     import torch
 
-    from kavi.gpu.process import spawn_child
+    from kavi.gpu.process import private_copy, spawn_child
 
     groups: dict[str, list[dict[str, Any]]] = {}
     for case in cases:
-        groups.setdefault(case.group, []).append({"id": case.id, "inputs": list(case.inputs)})
+        groups.setdefault(case.group, []).append({"id": case.id, "inputs": list(case.inputs), "layout": case.layout})
     cases_path = workdir / "cases.pt"
     torch.save({"groups": [{"key": key, "cases": value} for key, value in groups.items()]}, cases_path)
+    candidate = private_copy(kernel_file, workdir)
     outcome = spawn_child(
         "check",
         {
-            "kernel_path": str(kernel_file.resolve()),
+            "kernel_path": str(candidate),
             "cases_path": str(cases_path),
             "device": device,
         },
         workdir,
-        readable=(kernel_file.resolve().parent,),
         out_name="results.pt",
         timeout_s=timeout_s,
         interpret=device == "cpu",
@@ -278,7 +335,8 @@ def judge(cases: list[_Case], answer: dict[str, Any], notes: list[str], facts: d
 
 
 def _describe(case: _Case) -> str:
-    return f"case {case.id} (size {case.size}, {case.dtype}, seed {case.seed}, {case.dist})"
+    extra = "".join(f", {word}" for word in (case.structure, case.layout) if word not in ("plain", "contiguous"))
+    return f"case {case.id} (size {case.size}, {case.dtype}, seed {case.seed}, {case.dist}{extra})"
 
 
 def _judge_case(case: _Case, runs: list[dict[str, Any]], failures: dict[str, list[str]]) -> None:
@@ -297,7 +355,10 @@ def _judge_case(case: _Case, runs: list[dict[str, Any]], failures: dict[str, lis
         if run["inputs_changed"]:
             failures["inputs-unchanged"].append(f"{where}: the inputs were modified by the call")
         if run["reused_output"]:
-            failures["fresh-output"].append(f"{where}: the second call returned the first call's memory")
+            failures["fresh-output"].append(
+                f"{where} call {index + 1}: the output shares memory with an earlier call's output that "
+                "is still alive (a cache or a rotating buffer)"
+            )
         output = run["out"]
         if tuple(output.shape) != case.expected_shape or output.dtype != case.expected_dtype:
             failures["output-type"].append(
@@ -308,18 +369,19 @@ def _judge_case(case: _Case, runs: list[dict[str, Any]], failures: dict[str, lis
         if run["device"] != case.device:
             failures["output-type"].append(f"{where}: the output is on {run['device']}, not the inputs' device")
             return
-    first, second = runs[0]["out"], runs[1]["out"]
-    if not bitwise_equal(first, second):
-        differing = int(
-            (first.reshape(-1).view(_uint_type(first)) != second.reshape(-1).view(_uint_type(second))).sum().item()
-        )
-        failures["poison"].append(
-            f"{where}: {differing} element(s) differ between two calls with differently "
-            "poisoned fresh memory: part of the output is never written, "
-            "or the kernel reads uninitialised memory"
-        )
-        return
-    comparison = compare_output(first, case.reference64, case.dtype)
+    first = runs[0]["out"]
+    for second in (run["out"] for run in runs[1:]):
+        if not bitwise_equal(first, second):
+            differing = int(
+                (first.reshape(-1).view(_uint_type(first)) != second.reshape(-1).view(_uint_type(second))).sum().item()
+            )
+            failures["poison"].append(
+                f"{where}: {differing} element(s) differ between calls with differently poisoned fresh "
+                "memory (byte patterns, random finite values): part of the output is never written, "
+                "the kernel reads uninitialised memory, or it acts on what it finds there"
+            )
+            return
+    comparison = compare_output(first, case.reference64, case.dtype, rowwise=case.structure == "row_scales")
     if comparison.failed_check is not None:
         failures[comparison.failed_check].append(f"{where}: {comparison.detail}")
 

@@ -164,16 +164,56 @@ def default_derive_size(size: Size, k: int) -> Size:
 
 
 def hidden_size(module: types.ModuleType, check_sizes: Sequence[Size], salt: int) -> Size:
-    """A size derived from the spec that is not one of CHECK_SIZES (the packet never shows it)."""
+    """A size derived from the spec that is not one of CHECK_SIZES (the packet never shows it).
+
+    It is derived from the elementwise largest check size and is larger than every check size in
+    every dimension the reference lets grow (a dimension its ``derive_size`` ever grows; all of them
+    by default), so a kernel sized to the sizes it was shown (tiles that silently stop) fails.
+    """
     derive = getattr(module, "derive_size", None)
+    base = largest_size(check_sizes)
+
+    def derived(k: int) -> Size:
+        raw = derive(base, k) if callable(derive) else default_derive_size(base, k)
+        return normalize_size(raw, "derive_size(...)")
+
+    growable = growable_dimensions(derived, base)
     for attempt in range(64):
         k = (salt + attempt) % 7 + attempt
-        base = check_sizes[(salt + attempt) % len(check_sizes)]
-        raw = derive(base, k) if callable(derive) else default_derive_size(base, k)
-        size = normalize_size(raw, "derive_size(...)")
-        if size not in check_sizes:
+        size = derived(k)
+        if size in check_sizes:
+            continue
+        if all(dims(size)[i] > max(dims(s)[i] for s in check_sizes) for i in growable):
             return size
-    raise SpecError("derive_size keeps returning sizes from CHECK_SIZES: make it return new sizes")
+    raise SpecError(
+        "derive_size never returns a size larger than every check size in the dimensions it grows: "
+        "make it grow them from the size it is given"
+    )
+
+
+def dims(size: Size) -> tuple[int, ...]:
+    return (size,) if isinstance(size, int) else tuple(size)
+
+
+def largest_size(sizes: Sequence[Size]) -> Size:
+    """The elementwise maximum of sizes of one shape (the first size when their shapes differ)."""
+    shapes = {len(dims(size)) for size in sizes}
+    if len(shapes) != 1 or any(isinstance(size, int) != isinstance(sizes[0], int) for size in sizes):
+        return sizes[0]
+    widest = tuple(max(column) for column in zip(*(dims(size) for size in sizes), strict=True))
+    return widest[0] if isinstance(sizes[0], int) else widest
+
+
+def growable_dimensions(derived: Callable[[int], Size], base: Size) -> list[int]:
+    """The dimensions ``derive_size`` grows beyond ``base`` for some salt."""
+    start = dims(base)
+    grown: set[int] = set()
+    for k in range(16):
+        size = dims(derived(k))
+        if len(size) != len(start):
+            continue
+        grown |= {i for i, (new, old) in enumerate(zip(size, start, strict=True)) if new > old}
+    return sorted(grown)
 
 
 def check_seeds(salt: int, count: int) -> list[int]:
@@ -245,6 +285,48 @@ def apply_distribution(inputs: Any, seed: int, dist: str) -> tuple[Any, ...]:
         else:
             values = tensor.detach().to("cpu", torch.float64) * _LARGE_SCALE[name]
         result.append(values.to(device=tensor.device, dtype=tensor.dtype))
+    return tuple(result)
+
+
+# Structure the packet never shows, added on top of a distribution (issue 15: analytical shortcuts).
+STRUCTURES = ("plain", "row_scales", "strided")
+# Small, unit, large, zero and tiny rows (an epsilon dropped or added shows on the zero and tiny ones;
+# fp16 goes far from unit scale both ways without leaving its range).
+ROW_SCALES = {
+    "float32": (2.0**-8, 1.0, 2.0**8, 0.0, 2.0**-40),
+    "float16": (2.0**-4, 1.0, 2.0**4, 0.0, 2.0**-12),
+    "bfloat16": (2.0**-8, 1.0, 2.0**8, 0.0, 2.0**-40),
+}
+VECTOR_ROW = 64  # a 1-D tensor's "rows" for row scaling and row-wise comparison
+
+
+def row_scale_vector(rows: int, dtype: str) -> Any:
+    """Scales cycling small, unit, large, zero, tiny: powers of two (and zero), so scaling is exact."""
+    import torch
+
+    scales = ROW_SCALES[dtype]
+    return torch.tensor([scales[r % len(scales)] for r in range(rows)], dtype=torch.float64)
+
+
+def apply_row_scales(inputs: Sequence[Any], dtype: str) -> tuple[Any, ...]:
+    """Rows of very different magnitudes in every floating input (1-D: chunks of VECTOR_ROW;
+    the tail of a 1-D input whose length is not a multiple keeps one scale per chunk)."""
+    import torch
+
+    result = []
+    for tensor in inputs:
+        if not (isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and tensor.numel() > 1):
+            result.append(tensor)
+            continue
+        values = tensor.detach().to("cpu", torch.float64)
+        if values.dim() == 1:
+            pad = (-values.shape[0]) % VECTOR_ROW
+            padded = torch.cat([values, values.new_zeros(pad)]).reshape(-1, VECTOR_ROW)
+            scaled = (padded * row_scale_vector(padded.shape[0], dtype)[:, None]).reshape(-1)[: values.shape[0]]
+        else:
+            rows = values.reshape(-1, values.shape[-1])
+            scaled = (rows * row_scale_vector(rows.shape[0], dtype)[:, None]).reshape(values.shape)
+        result.append(scaled.to(device=tensor.device, dtype=tensor.dtype))
     return tuple(result)
 
 

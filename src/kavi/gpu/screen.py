@@ -12,7 +12,8 @@ rejection
 says which rule fired and the builder's next attempt knows what to change.
 
 Check names: ``kernel-present``, ``torch-compute``, ``fallback``, ``streams``, ``concurrency``,
-``introspection``, ``file-access``, ``monkeypatch``, ``state``, ``import``, ``syntax``.
+``introspection``, ``file-access``, ``monkeypatch``, ``state``, ``device-branch``, ``import``,
+``syntax``.
 """
 
 from __future__ import annotations
@@ -107,6 +108,21 @@ _ALLOCATORS = frozenset({
     "full_like", "from_dlpack", "asarray",
 })
 _PATCHABLE_ROOTS = frozenset({"torch", "triton", "cupy", "time", "math"})
+# In-place methods that change a tensor's shape, strides or storage without computing: a tensor
+# flipped by ``t_()`` on each call is a counter hidden in its shape.
+_STATE_METHODS = frozenset({
+    "t_", "transpose_", "swapdims_", "swapaxes_", "squeeze_", "unsqueeze_", "resize_",
+    "resize_as_", "as_strided_", "set_", "detach_", "share_memory_", "untyped_storage",
+    "record_stream", "storage",
+})
+# Attributes of a tensor that say where it lives, and torch calls that ask the machine: reading
+# them lets the code the CPU interpreter checks differ from the code a GPU runs.
+_DEVICE_ATTRIBUTES = frozenset({"is_cuda", "is_cpu", "is_meta", "get_device", "device"})
+_DEVICE_CALLS = frozenset({
+    "torch.cuda.is_available", "torch.cuda.device_count", "torch.cuda.current_device",
+    "torch.cuda.get_device_capability", "torch.cuda.get_device_properties",
+    "torch.cuda.get_device_name", "torch.cuda.is_initialized",
+})
 _SCALAR_ANNOTATIONS = frozenset({"int", "float", "bool", "str", "tuple", "dtype", "device"})
 # fmt: on
 
@@ -346,12 +362,15 @@ class _KernelScreen(_BaseScreen):
             if isinstance(target, ast.Name)
         }
         self.tensors: set[str] = set()
+        self.probes: set[str] = set()  # names assigned from a device probe (``on_gpu = x.is_cuda``)
         self.in_jit = False
         self.depth = 0
 
     # imports -----------------------------------------------------------------------------------
     def check_module_name(self, module: str, node: ast.AST) -> None:
         check = _module_check(module)
+        if "interpret" in module.lower():
+            self.flag("device-branch", node, f"importing {module}: the kernel may not look for Triton's interpreter")
         if check is not None:
             self.flag(check, node, f"importing {module} is not allowed in a kernel candidate")
         elif module.startswith("torch.") and module not in _KERNEL_IMPORTS:
@@ -374,7 +393,7 @@ class _KernelScreen(_BaseScreen):
     # structure ---------------------------------------------------------------------------------
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
         for default in [*node.args.defaults, *node.args.kw_defaults]:
-            if default is not None and _is_mutable(default):
+            if default is not None and (_is_mutable(default) or self.allocates(default)):
                 self.flag("state", default, "a mutable default argument keeps state between calls")
         for decorator in node.decorator_list:
             name = _dotted(decorator.func if isinstance(decorator, ast.Call) else decorator) or ""
@@ -434,7 +453,84 @@ class _KernelScreen(_BaseScreen):
             self.check_state_target(target)
         if self.depth == 0 and _is_mutable(node.value):
             self.flag("state", node, "a module-level mutable container can keep state between calls")
+        launch_constant = (
+            isinstance(node.value, ast.IfExp) and _is_constant(node.value.body) and _is_constant(node.value.orelse)
+        )
+        if not self.in_jit and self.is_probe(node.value) and not launch_constant:
+            for target in node.targets:
+                self.probes |= {name.id for name in ast.walk(target) if isinstance(name, ast.Name)}
         super().visit_Assign(node)
+
+    # tensors that outlive a call ---------------------------------------------------------------
+    def allocates(self, node: ast.AST) -> bool:
+        """Whether ``node`` contains a torch/cupy allocation (a tensor made where it runs)."""
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Call) and any(
+                resolved.split(".")[0] in ("torch", "cupy") and resolved.split(".")[-1] in _ALLOCATORS
+                for resolved in self.resolve(inner.func)
+            ):
+                return True
+        return False
+
+    def visit_Module(self, node: ast.Module) -> None:
+        for statement in node.body:
+            if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue
+            if self.allocates(statement):
+                self.flag(
+                    "state",
+                    statement,
+                    "a tensor allocated at import time outlives every call (a cache, a rotating "
+                    "output buffer, a counter): allocate inside run()",
+                )
+        self.generic_visit(node)
+
+    # branches on the device or the interpreter -------------------------------------------------
+    def is_probe(self, node: ast.AST) -> bool:
+        """Whether ``node`` reads where the code runs (``x.is_cuda``, ``x.device.type``,
+        ``torch.cuda.is_available()``, a name assigned from one); a ``device=`` argument of a call
+        only places an allocation and is not a reading."""
+        if isinstance(node, ast.Attribute) and node.attr in _DEVICE_ATTRIBUTES:
+            return True
+        if isinstance(node, ast.Name) and node.id in self.probes:
+            return True
+        if isinstance(node, ast.Attribute | ast.Name) and self.resolve(node) & _DEVICE_CALLS:
+            return True
+        if isinstance(node, ast.Call):
+            parts = [node.func, *node.args, *(k.value for k in node.keywords if k.arg != "device")]
+            return any(self.is_probe(part) for part in parts)
+        return any(self.is_probe(child) for child in ast.iter_child_nodes(node))
+
+    def check_probe_branch(self, node: ast.If | ast.IfExp | ast.While, constant_arms: bool) -> None:
+        if self.in_jit or not self.is_probe(node.test) or constant_arms:
+            return
+        self.flag(
+            "device-branch",
+            node,
+            "a branch on the device may only choose launch constants (tile sizes, warps): the code "
+            "the CPU interpreter checks must be the code a GPU runs",
+        )
+
+    def visit_If(self, node: ast.If) -> None:
+        self.check_probe_branch(node, _constant_arms(node))
+        self.generic_visit(node)
+
+    def visit_IfExp(self, node: ast.IfExp) -> None:
+        self.check_probe_branch(node, _is_constant(node.body) and _is_constant(node.orelse))
+        self.generic_visit(node)
+
+    def visit_While(self, node: ast.While) -> None:
+        self.check_probe_branch(node, False)
+        self.generic_visit(node)
+
+    def visit_Expr(self, node: ast.Expr) -> None:
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            return  # a docstring or a bare string: it runs nothing
+        self.generic_visit(node)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str) and "interpret" in node.value.lower():
+            self.flag("device-branch", node, "the kernel may not look for Triton's interpreter")
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         if node.value is not None:
@@ -575,6 +671,15 @@ class _KernelScreen(_BaseScreen):
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if node.attr.startswith("__") and node.attr.endswith("__"):
             self.flag("introspection", node, f"dunder attribute {node.attr} is not allowed")
+        if "interpret" in node.attr.lower():
+            self.flag("device-branch", node, f"{node.attr}: the kernel may not look for Triton's interpreter")
+        if not self.in_jit and node.attr in _STATE_METHODS:
+            self.flag(
+                "state",
+                node,
+                f".{node.attr}() changes a tensor's shape or storage in place: state hidden in a tensor "
+                "outlives the call",
+            )
         if node.attr == "data_ptr":
             self.flag(
                 "state",
@@ -602,6 +707,15 @@ class _KernelScreen(_BaseScreen):
         super().visit_Attribute(node)
 
     def visit_Call(self, node: ast.Call) -> None:
+        if not self.in_jit:
+            passed = [*node.args, *(k.value for k in node.keywords if k.arg != "device")]
+            if any(self.is_probe(argument) for argument in passed):
+                self.flag(
+                    "device-branch",
+                    node,
+                    "passing the device (or a flag derived from it) into a call lets the kernel branch "
+                    "on it: the code the CPU interpreter checks must be the code a GPU runs",
+                )
         if isinstance(node.func, ast.Name):
             name = node.func.id
             if name in _INTROSPECTION_CALLS:
@@ -645,6 +759,46 @@ def _is_mutable(node: ast.AST) -> bool:
     return False
 
 
+def _is_constant(node: ast.AST) -> bool:
+    """A literal: a number, string, None, a negated number, or a tuple of literals."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        return _is_constant(node.operand)
+    if isinstance(node, ast.Tuple):
+        return all(_is_constant(element) for element in node.elts)
+    return False
+
+
+def _is_launch_value(node: ast.AST) -> bool:
+    """A launch constant: literals and scalar names combined by operators (no call, attribute or
+    subscript, so no tensor data and no other code path)."""
+    allowed = (
+        ast.Constant, ast.Name, ast.Load, ast.BinOp, ast.UnaryOp, ast.IfExp, ast.Compare, ast.BoolOp,
+        ast.Tuple, ast.operator, ast.unaryop, ast.cmpop, ast.boolop,
+    )  # fmt: skip
+    return all(isinstance(inner, allowed) for inner in ast.walk(node))
+
+
+def _constant_arms(node: ast.If) -> bool:
+    """Whether both arms only assign literals to plain names (launch constants), nested ifs too."""
+    for statement in [*node.body, *node.orelse]:
+        if isinstance(statement, ast.Pass):
+            continue
+        if isinstance(statement, ast.If) and _constant_arms(statement):
+            continue
+        if isinstance(statement, ast.Assign) and _is_launch_value(statement.value):
+            names = all(
+                isinstance(element, ast.Name)
+                for target in statement.targets
+                for element in (target.elts if isinstance(target, ast.Tuple) else [target])
+            )
+            if names:
+                continue
+        return False
+    return True
+
+
 def _scalar_annotation(annotation: ast.expr | None) -> bool:
     if annotation is None:
         return False
@@ -670,5 +824,6 @@ def iter_checks() -> Iterator[str]:
         "file-access",
         "monkeypatch",
         "state",
+        "device-branch",
         "import",
     )

@@ -23,6 +23,68 @@ DEFAULT_RESAMPLES = 2000
 ROOFLINE_SLACK = 0.5  # a measured peak is below the true one; only a time under half the floor is impossible
 HOST_CLOCK_SLACK_MS = 0.05
 MAX_CLOCK_VIOLATIONS = 0.01
+ORDER_EFFECT_RATIO = 1.25  # a baseline this much slower right after the candidate: work was deferred
+ORDER_EFFECT_MIN_MS = 0.05
+WALL_SLACK_S = 1.0
+
+# Spec-sheet peaks (dense), the most a device can do: bytes/s of DRAM and flop/s per dtype (fp32 at
+# TF32 tensor-core rate, which torch may use). A measured peak is lower; the floor uses the higher,
+# so an honest kernel is never called impossible because the probe ran slow.
+DEVICE_PEAKS: tuple[tuple[str, float, dict[str, float]], ...] = (
+    ("H200", 4.8e12, {"float16": 989e12, "bfloat16": 989e12, "float32": 494e12}),
+    ("H100 PCIe", 2.0e12, {"float16": 756e12, "bfloat16": 756e12, "float32": 378e12}),
+    ("H100", 3.35e12, {"float16": 989e12, "bfloat16": 989e12, "float32": 494e12}),
+    ("A100", 2.04e12, {"float16": 312e12, "bfloat16": 312e12, "float32": 156e12}),
+    ("L4", 0.3e12, {"float16": 121e12, "bfloat16": 121e12, "float32": 60e12}),
+    ("RTX 4090", 1.01e12, {"float16": 165e12, "bfloat16": 165e12, "float32": 82.6e12}),
+)
+
+
+def device_peaks(device_name: str) -> tuple[float | None, dict[str, float]]:
+    """(DRAM bytes/s, {dtype: flop/s}) from the table for a device name, or (None, {})."""
+    for marker, bandwidth, flops in DEVICE_PEAKS:
+        if marker.lower() in device_name.lower():
+            return bandwidth, dict(flops)
+    return None, {}
+
+
+def highest(*values: float | None) -> float | None:
+    known = [value for value in values if value]
+    return max(known) if known else None
+
+
+def order_effect(baseline_ms: Sequence[float], baseline_first: Sequence[bool]) -> float | None:
+    """median(baseline after the candidate) / median(baseline before it); None without both."""
+    after = [ms for ms, first in zip(baseline_ms, baseline_first, strict=True) if not first]
+    before = [ms for ms, first in zip(baseline_ms, baseline_first, strict=True) if first]
+    if not after or not before:
+        return None
+    return median(after) / median(before)
+
+
+def deferred_work(baseline_ms: Sequence[float], baseline_first: Sequence[bool]) -> bool:
+    """Whether the baseline is markedly slower when it runs right after the candidate (the
+    candidate's work spilled into the next call), by ratio and by an absolute margin."""
+    ratio = order_effect(baseline_ms, baseline_first)
+    if ratio is None:
+        return False
+    before = median([ms for ms, first in zip(baseline_ms, baseline_first, strict=True) if first])
+    return ratio > ORDER_EFFECT_RATIO and before * (ratio - 1) > ORDER_EFFECT_MIN_MS
+
+
+def fits_wall_clock(
+    samples_host_ms: Sequence[Sequence[float]],
+    row_start: float,
+    row_end: float,
+    parent_start: float,
+    parent_end: float,
+) -> bool:
+    """The child's row lies inside the parent's own wall clock around the child, and the host
+    times it reports add up to no more than the row's span (a forged or inflated time does not)."""
+    if not parent_start - WALL_SLACK_S <= row_start <= row_end <= parent_end + WALL_SLACK_S:
+        return False
+    total_s = sum(sum(times) for times in samples_host_ms) / 1e3
+    return total_s <= (row_end - row_start) * 1.01 + 0.01
 
 
 @dataclass(frozen=True)
@@ -104,7 +166,7 @@ def roofline_floor_ms(
 
 def is_impossible(kernel_ms: float, floor_ms: float | None, slack: float = ROOFLINE_SLACK) -> bool:
     """A time under ``slack`` x the roofline floor cannot be real work: the timing or the output is
-    fake."""
+    fake. Judge the fastest sample: one impossible call is enough."""
     return floor_ms is not None and kernel_ms < slack * floor_ms
 
 

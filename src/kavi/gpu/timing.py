@@ -26,6 +26,7 @@ roofline verdict.
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from typing import Any, Protocol
 
 L2_FLUSH_BYTES = 256 << 20
 INPUT_SETS = 3
+RECHECKED_CALLS = 8  # timed calls whose outputs are re-checked, drawn in secret, besides each set's last
+FRESH_INPUT_BUDGET_S = 10.0  # regenerate the inputs for every timed call when that costs less than this
 
 
 class CallTimer(Protocol):
@@ -52,6 +55,12 @@ class Contender:
     event_ms: list[float] = field(default_factory=list)
     host_ms: list[float] = field(default_factory=list)
     last_outputs: dict[int, Any] = field(default_factory=dict)
+    # sample index -> output, for the timed calls chosen for the re-check
+    kept_outputs: dict[int, Any] = field(default_factory=dict)
+    # per sample: whether this contender ran first in it
+    first: list[bool] = field(default_factory=list)
+    # None: rotate input_sets; else a function that makes the inputs of sample i (fresh per call)
+    make_inputs: Callable[[int], tuple[Any, ...]] | None = None
 
 
 def collect_samples(
@@ -61,24 +70,32 @@ def collect_samples(
     samples: int,
     warmup: int,
     keep_outputs: str,
+    keep: frozenset[int] = frozenset(),
 ) -> None:
     """Warm up, then take ``samples`` interleaved samples of every contender (rotating who goes
-    first).
+    first, so each runs both before and after the others).
 
-    The outputs of ``keep_outputs``'s last timed call on each input set are kept for the re-check.
+    The outputs of ``keep_outputs``'s last timed call on each input set, and of its timed calls in
+    ``keep`` (drawn in secret by the caller), are kept for the re-check.
     """
     for contender in contenders:
         for index in range(warmup):
             timer.time_call(contender.function, contender.input_sets[index % len(contender.input_sets)])
     for index in range(samples):
         shift = index % len(contenders)
-        for contender in [*contenders[shift:], *contenders[:shift]]:
+        for position, contender in enumerate([*contenders[shift:], *contenders[:shift]]):
             slot = index % len(contender.input_sets)
-            event, host, output = timer.time_call(contender.function, contender.input_sets[slot])
+            inputs = contender.input_sets[slot] if contender.make_inputs is None else contender.make_inputs(index)
+            event, host, output = timer.time_call(contender.function, inputs)
             contender.event_ms.append(event)
             contender.host_ms.append(host)
+            contender.first.append(position == 0)
             if contender.name == keep_outputs:
-                contender.last_outputs[slot] = output
+                if contender.make_inputs is None:
+                    contender.last_outputs[slot] = output
+                if index in keep or index >= samples - len(contender.input_sets):
+                    contender.kept_outputs[index] = output
+            del inputs
 
 
 class CudaTimer:
@@ -143,7 +160,7 @@ def bench_in_child(request: dict[str, Any]) -> int:
         machine = {"bandwidth_bytes_per_s": None, "peak_flops_per_s": {}}
         timer = HostTimer(clock)
         device_name = "cpu (dry run: host clock, not a measurement)"
-    candidate = import_candidate(Path(request["kernel_path"]))
+    candidate = import_candidate(Path(request["kernel_path"]))  # after the timer and the machine
     rows = []
     for raw_size in request["sizes"]:
         size = normalize_size(tuple(raw_size) if isinstance(raw_size, list) else raw_size, "size")
@@ -170,14 +187,30 @@ def _bench_one(
     from kavi.gpu.reference import call_optional, make_case_inputs
 
     salt = int(request["salt"])
+    samples = int(request["samples"])
+    started = time.time()
+    generation = time.perf_counter()
     candidate_sets = [make_case_inputs(module, size, salt + i, device, dtype, "normal") for i in range(INPUT_SETS)]
+    per_set_s = (time.perf_counter() - generation) / INPUT_SETS
     baseline_sets = [
         make_case_inputs(module, size, salt + 1000 + i, device, dtype, "normal") for i in range(INPUT_SETS)
     ]
+    # Fresh inputs for every timed call where making them is cheap; else the sets rotate.
+    fresh = per_set_s * samples <= FRESH_INPUT_BUDGET_S
+
+    def seed_of(index: int) -> int:
+        return salt + 10_000 + index if fresh else salt + index % INPUT_SETS
+
+    def inputs_of(index: int) -> tuple[Any, ...]:
+        return make_case_inputs(module, size, seed_of(index), device, dtype, "normal")
+
     contenders = [
-        Contender("candidate", run, candidate_sets),
+        Contender("candidate", run, candidate_sets, make_inputs=inputs_of if fresh else None),
         Contender("torch", module.reference, baseline_sets),
     ]
+    # Which timed calls are re-checked is drawn here, after the candidate was imported, from the
+    # operating system's randomness: nothing the candidate can read or predict.
+    keep = frozenset(random.SystemRandom().sample(range(samples), min(RECHECKED_CALLS, samples)))
     compile_note = None
     if request.get("compile", True) and device == "cuda":
         try:
@@ -189,47 +222,65 @@ def _bench_one(
     collect_samples(
         contenders,
         timer,
-        samples=int(request["samples"]),
+        samples=samples,
         warmup=int(request["warmup"]),
         keep_outputs="candidate",
+        keep=keep,
     )
-    recheck = _recheck(module, contenders[0], dtype)
+    recheck = _recheck(module, contenders[0], dtype, inputs_of)
+    # The least any kernel moves: read every input once, write the output once (the roofline's
+    # floor when the reference declares neither flops nor bytes_moved).
+    io_bytes = sum(t.numel() * t.element_size() for t in candidate_sets[0])
+    first_output = next(iter(contenders[0].kept_outputs.values()), None)
+    if isinstance(first_output, torch.Tensor):
+        io_bytes += first_output.numel() * first_output.element_size()
     return {
         "size": list(size) if isinstance(size, tuple) else size,
         "dtype": dtype,
-        "samples": {c.name: {"event_ms": c.event_ms, "host_ms": c.host_ms} for c in contenders},
+        "samples": {c.name: {"event_ms": c.event_ms, "host_ms": c.host_ms, "first": c.first} for c in contenders},
         "compile_note": compile_note,
         "recheck": recheck,
+        "fresh_inputs": fresh,
         "flops": call_optional(module, "flops", size, dtype),
         "bytes_moved": call_optional(module, "bytes_moved", size, dtype),
+        "io_bytes": io_bytes,
+        "wall_start": started,
+        "wall_end": time.time(),
     }
 
 
-def _recheck(module: Any, candidate: Contender, dtype: str) -> dict[str, Any]:
-    """Compare the outputs of the candidate's timed calls with the reference, computed only now."""
+def _recheck(
+    module: Any, candidate: Contender, dtype: str, inputs_of: Callable[[int], tuple[Any, ...]]
+) -> dict[str, Any]:
+    """Compare the outputs of the candidate's timed calls (a secret sample, and each input set's
+    last) with the reference, computed only now on the same inputs (regenerated from their seed)."""
     import torch
 
     from kavi.gpu.compare import compare_output
     from kavi.gpu.reference import to_float64
 
     problems = []
-    for slot, output in sorted(candidate.last_outputs.items()):
-        inputs = candidate.input_sets[slot]
+    failed: list[int] = []
+    for index, output in sorted(candidate.kept_outputs.items()):
+        inputs = inputs_of(index)
         if type(output) is not torch.Tensor:
-            problems.append(f"set {slot}: returned {type(output).__name__}")
+            problems.append(f"call {index}: returned {type(output).__name__}")
+            failed.append(index)
             continue
         try:
             expected = module.reference(*to_float64(inputs))
         except torch.cuda.OutOfMemoryError:  # float64 too large here: fall back to fp32 arithmetic
             expected = module.reference(*(t.float() if t.is_floating_point() else t for t in inputs)).to(torch.float64)
         if tuple(output.shape) != tuple(expected.shape):
-            problems.append(f"set {slot}: shape {tuple(output.shape)} != {tuple(expected.shape)}")
+            problems.append(f"call {index}: shape {tuple(output.shape)} != {tuple(expected.shape)}")
+            failed.append(index)
             continue
         verdict = compare_output(output, expected, dtype)
         if verdict.failed_check is not None:
-            problems.append(f"set {slot}: [{verdict.failed_check}] {verdict.detail}")
+            problems.append(f"call {index}: [{verdict.failed_check}] {verdict.detail}")
+            failed.append(index)
         del expected
-    return {"ok": not problems, "problems": problems}
+    return {"ok": not problems, "problems": problems, "checked": sorted(candidate.kept_outputs), "failed": failed}
 
 
 def _copy_bandwidth(best_ms: Callable[[Callable[[], Any]], float]) -> float:

@@ -243,6 +243,13 @@ def m009_postgres_append_only_events(conn: Connection, dialect: str) -> None:
         conn.execute(text(statement))
 
 
+def m011_kernel_correctness_device(conn: Connection, dialect: str) -> None:
+    """Where a promoted kernel's correctness was checked: ``interpreter`` (only through Triton's CPU
+    interpreter, so its first GPU run re-checks it there), ``cuda``, or NULL (not a kernel, or a
+    promotion from before this migration)."""
+    conn.execute(text("ALTER TABLE promotions ADD COLUMN correctness_device TEXT"))
+
+
 MIGRATIONS: tuple[tuple[str, MigrationFn], ...] = (
     ("m001_initial", m001_initial),
     ("m002_revocation_reason_and_run_input_digest", m002_revocation_reason_and_run_input_digest),
@@ -251,4 +258,5 @@ MIGRATIONS: tuple[tuple[str, MigrationFn], ...] = (
     ("m007_execution_tree", m007_execution_tree),
     ("m009_postgres_append_only_events", m009_postgres_append_only_events),
     ("m010_artifact_blobs_and_job_progress", m010_artifact_blobs_and_job_progress),
+    ("m011_kernel_correctness_device", m011_kernel_correctness_device),
 )

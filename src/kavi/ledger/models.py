@@ -123,6 +123,7 @@ class Promotion(SQLModel, table=True):
     side_effect: str
     approver: str
     unmeasured: bool = False
+    correctness_device: str | None = None  # kernels: "interpreter" (CPU only) or "cuda"
     status: str
     promoted_at: str
     revoked_at: str | None = None

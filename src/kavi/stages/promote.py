@@ -114,6 +114,7 @@ def promote_skill(
             main_path, test_path = spec.allowed_paths
             reinstated = _revoked_bytes(session, proposal.name, manifest["files"][main_path], verification, reinstate)
             unmeasured = _unmeasured(session, verification.id, allow_unmeasured)
+            checked_on = _correctness_device(session, verification.id)
             version = (
                 session.exec(select(func.max(Promotion.version)).where(Promotion.name == proposal.name)).one() or 0
             ) + 1
@@ -131,6 +132,7 @@ def promote_skill(
                 side_effect=proposal.side_effect,
                 approver=approver,
                 unmeasured=unmeasured,
+                correctness_device=checked_on,
                 status=VersionStatus.TRUSTED,
                 promoted_at=utc_now(),
             )
@@ -145,6 +147,7 @@ def promote_skill(
                     "version": version,
                     "approver": approver,
                     "unmeasured": unmeasured,
+                    **({"correctness_device": checked_on} if checked_on else {}),
                     "candidate_sha256": promotion.candidate_sha256,
                     "skill_sha256": promotion.skill_sha256,
                     "verification_id": verification.id,
@@ -201,6 +204,18 @@ def _resolved_roots(root: Path, spec: object) -> dict[str, list[str]]:
         if entries:
             resolved[field] = [str(checked_root(root, entry, what)) for entry in entries]
     return resolved
+
+
+def _correctness_device(session: Session, verification_id: str) -> str | None:
+    """Where the kernel-correctness gate of this verification ran (None when it has none)."""
+    from kavi.gates.kernel import KernelCorrectnessGate, correctness_device
+
+    record = session.exec(
+        select(GateRecord).where(
+            GateRecord.verification_id == verification_id, GateRecord.gate == KernelCorrectnessGate.name
+        )
+    ).first()
+    return None if record is None else correctness_device(record.summary, record.status)
 
 
 def _unmeasured(session: Session, verification_id: str, allow_unmeasured: bool) -> bool:

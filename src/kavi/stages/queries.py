@@ -54,6 +54,7 @@ def list_skills(forge: Forge, *, include_revoked: bool = False) -> list[dict[str
         col(Proposal.kind),
         col(Promotion.id),
         col(Promotion.spec_sha256),
+        col(Promotion.correctness_device),
     ).join(Verification, col(Verification.id) == col(Promotion.verification_id))
     query = query.join(Proposal, col(Proposal.id) == col(Promotion.proposal_id))
     if not include_revoked:
@@ -76,6 +77,7 @@ def list_skills(forge: Forge, *, include_revoked: bool = False) -> list[dict[str
             "verification_isolation": r[9],
             "kind": r[10],
             **chains.get(r[11], {}),
+            "correctness_device": r[13],
         }
         for r in rows
     ]
