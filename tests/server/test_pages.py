@@ -13,7 +13,16 @@ from kavi.server.kernel_reports import correctness_table, parse_speed_report, sp
 from kavi.server.plots import speed_alt_text, speed_svg
 from tests.server.conftest import Served, start_server, stop_server
 
-PAGES = ("/skills", "/proposals", "/proposals/word_count", "/live", "/kernels", "/integrity", "/integrity?full=1")
+PAGES = (
+    "/skills",
+    "/proposals",
+    "/proposals/word_count",
+    "/live",
+    "/kernels",
+    "/integrity",
+    "/integrity?full=1",
+    "/integrity/attestations/word_count/1",
+)
 
 # What KernelSpeedGate writes: one line per measured size and dtype, then its failure lines.
 SPEED_REPORT = (
@@ -49,6 +58,19 @@ def test_every_page_is_html_with_its_heading(served: Served) -> None:
         assert client.get(f"/verifications/{verification}").status_code == 200
     assert 'data-skill="word_count"' in skills and 'data-skill="save_text"' in skills
     assert "FILE_WRITE" in skills
+
+
+def test_the_integrity_page_tells_a_lock_in_sync_from_one_that_is_not(served: Served) -> None:
+    from kavi.integrity.lockfile import write_lock
+
+    lock = write_lock(served.workspace)
+    with served.client() as client:
+        in_sync = client.get("/integrity").text
+        lock.write_text(lock.read_text().replace("word_count", "word_countx", 1))
+        broken = client.get("/integrity").text
+    lock.unlink()
+    assert "in sync" in in_sync and "out of sync" not in in_sync
+    assert "out of sync" in broken
 
 
 def test_the_root_leads_to_the_skills_page(served: Served) -> None:

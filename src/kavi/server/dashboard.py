@@ -29,6 +29,7 @@ KERNEL_KIND: str = KernelSpec.model_fields["kind"].default
 LAST_RUNS = 5
 BLOCKED_SHOWN = 5
 BLOCKED_SCANNED = 500
+REFUSAL_KINDS = ("run.blocked", "run.refused")
 PROPOSALS_SHOWN = 200
 LIVE_SHOWN = 50
 REPORT_CHARS = 20_000
@@ -62,9 +63,10 @@ def skills_page(forge: Forge) -> list[dict[str, Any]]:
             ).all()
             for promotion, *_ in rows
         }
-        refusals = session.exec(
+        promoted = {promotion.proposal_id for promotion, *_ in rows}
+        refusals = session.exec(  # through the proposal_id index: only promoted proposals' events are scanned
             select(Event)
-            .where(col(Event.kind).in_(("run.blocked", "run.refused")))
+            .where(col(Event.proposal_id).in_(promoted), col(Event.kind).in_(REFUSAL_KINDS))
             .order_by(col(Event.id).desc())
             .limit(BLOCKED_SCANNED)
         ).all()
@@ -374,8 +376,8 @@ def kernel_page(forge: Forge, reference: str) -> dict[str, Any]:
 
 def integrity_page(forge: Forge, *, full: bool = False) -> dict[str, Any]:
     """The audit (quick by default: chain head, counts, installed files and the lock; ``full`` recomputes
-    every hash), the lock's state, and the provenance statement of each TRUSTED version."""
-    from kavi.integrity.attest import make_statement
+    every hash), the lock's state, and each TRUSTED version's attested digests. The statement itself is
+    :func:`attestation_page` (building one reads the version's whole build trace: too slow for a list)."""
     from kavi.integrity.audit import audit_workspace
     from kavi.integrity.lockdata import LOCK_FILE
     from kavi.integrity.lockfile import verify_lock
@@ -395,14 +397,26 @@ def integrity_page(forge: Forge, *, full: bool = False) -> dict[str, Any]:
             .order_by(col(Promotion.name), col(Promotion.version).desc())
             .limit(ATTESTATIONS_SHOWN)
         ).all()
-    attestations = []
-    for promotion in trusted:
-        entry: dict[str, Any] = {"name": promotion.name, "version": promotion.version}
-        try:
-            statement = make_statement(workspace, promotion.name, promotion.version)
-        except KaviError as exc:
-            entry.update(ok=False, problem=exc.message)
-        else:
-            entry.update(ok=True, subjects=statement["subject"], predicate_type=statement["predicateType"])
-        attestations.append(entry)
+    attestations = [
+        {
+            "name": promotion.name,
+            "version": promotion.version,
+            "skill_sha256": promotion.skill_sha256,
+            "test_sha256": promotion.test_sha256,
+            "approver": promotion.approver,
+        }
+        for promotion in trusted
+    ]
     return {"audit": audit, "lock": lock, "attestations": attestations}
+
+
+def attestation_page(forge: Forge, name: str, version: int) -> dict[str, Any]:
+    """The unsigned in-toto statement `kavi attest NAME` would sign, or why it is refused."""
+    from kavi.integrity.attest import make_statement
+
+    try:
+        statement: dict[str, Any] | None = make_statement(forge.workspace, name, version)
+        problem = None
+    except KaviError as exc:
+        statement, problem = None, exc.message
+    return {"name": name, "version": version, "statement": statement, "problem": problem}

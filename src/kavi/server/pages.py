@@ -11,11 +11,11 @@ server (:mod:`kavi.server.plots`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -27,7 +27,8 @@ from kavi.server import dashboard
 from kavi.server.plots import speed_alt_text, speed_svg
 from kavi.stages.common import Forge
 
-HERE = Path(__file__).parent
+HERE = FilePath(__file__).parent
+MAX_PAGE_INTEGER = 2**53
 SVG_MEDIA_TYPE = "image/svg+xml"
 # The stream events the Live page listens for (EventSource dispatches a named event only to its listeners).
 # Any of them makes the page fetch every row past its cursor, so a kind missing here is shown with the next.
@@ -74,8 +75,8 @@ def _forge(request: Request) -> Forge:
     return forge
 
 
-def render(name: str, **context: Any) -> str:
-    return templates.get_template(name).render(**context)
+def render(template: str, /, **context: Any) -> str:
+    return templates.get_template(template).render(**context)
 
 
 async def _page(
@@ -140,7 +141,7 @@ async def live(request: Request) -> HTMLResponse:
 
 
 @router.get("/live/rows")
-async def live_rows(request: Request, after: int = Query(0, ge=0, le=2**53)) -> HTMLResponse:
+async def live_rows(request: Request, after: int = Query(0, ge=0, le=MAX_PAGE_INTEGER)) -> HTMLResponse:
     """The rows past ``after``, newest first, as list items (what the Live page inserts)."""
     return await _page(
         request, "live_rows.html", "live", lambda forge: {"events": dashboard.live_events(forge, after=after)}
@@ -179,6 +180,15 @@ async def integrity(request: Request, full: bool = False) -> HTMLResponse:
         "integrity.html",
         "integrity",
         lambda forge: {**dashboard.integrity_page(forge, full=full), "full": full},
+    )
+
+
+@router.get("/integrity/attestations/{name}/{version}")
+async def attestation(
+    request: Request, name: str, version: Annotated[int, Path(ge=1, le=MAX_PAGE_INTEGER)]
+) -> HTMLResponse:
+    return await _page(
+        request, "attestation.html", "integrity", lambda forge: dashboard.attestation_page(forge, name, version)
     )
 
 
