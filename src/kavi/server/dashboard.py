@@ -97,7 +97,8 @@ def skills_page(forge: Forge) -> list[dict[str, Any]]:
     return list(skills.values())
 
 
-def _noun(kind: str) -> str:
+def kind_noun(kind: str) -> str:
+    """What a person calls one of a kind (the kinds table's noun): a skill, a kernel."""
     try:
         return kind_of(kind).noun
     except KaviError:
