@@ -248,7 +248,7 @@ def test_the_integrity_page_shows_the_audit_lock_and_attestations(
     page.goto(dashboard.url("/integrity"))
     assert "Audit: OK" in page.locator("#audit-title").inner_text()
     lock = page.locator("#lock-title + p").inner_text()
-    assert lock.startswith("in sync kavi.lock holds"), lock  # promotion keeps kavi.lock in step with the ledger
+    assert lock.startswith("in sync kavi.lock agrees with the ledger"), lock  # promotion keeps the lock in step
     _shot(page, artifacts, "integrity")
     page.get_by_role("link", name="vector_add v1").click()
     assert page.locator("h1").inner_text() == "Attestation of vector_add v1"

@@ -168,7 +168,21 @@ def timeline(forge: Forge, reference: str) -> dict[str, Any]:
         if files is not None:
             previous_files = files
     escalations = [moment for moment in moments if moment["kind"] == "proposal.escalated"]
-    return {**shown, "builds": builds, "moments": moments, "escalations": escalations}
+    may_be_unmeasured = _kind_has_unmeasurable_gates(shown["proposal"]["kind"])
+    return {
+        **shown,
+        "builds": builds,
+        "moments": moments,
+        "escalations": escalations,
+        "may_be_unmeasured": may_be_unmeasured,
+    }
+
+
+def _kind_has_unmeasurable_gates(kind: str) -> bool:
+    try:
+        return kind_of(kind).has_unmeasurable_gates
+    except KaviError:
+        return False
 
 
 def verification_page(forge: Forge, verification_id: str) -> dict[str, Any]:
@@ -381,16 +395,13 @@ def integrity_page(forge: Forge, *, full: bool = False) -> dict[str, Any]:
     :func:`attestation_page` (building one reads the version's whole build trace: too slow for a list)."""
     from kavi.integrity.audit import audit_workspace
     from kavi.integrity.lockdata import LOCK_FILE
-    from kavi.integrity.lockfile import verify_lock
 
     workspace = forge.workspace
     audit = audit_workspace(workspace, quick=not full)
-    lock: dict[str, Any] = {"present": workspace.lock_path.is_file(), "file": LOCK_FILE}
-    if lock["present"]:
-        try:
-            lock.update(verify_lock(workspace).to_json())
-        except KaviError as exc:
-            lock.update(ok=False, problems=[{"where": LOCK_FILE, "message": exc.message}])
+    # the audit compares kavi.lock with the ledger and the installed files already (`kavi verify-lock` would
+    # do it again, and reading the lock's adoption event scans every event: twice is a third of the page)
+    problems = [{"where": f.where, "message": f.message} for f in audit.findings if f.check == "lock"]
+    lock = {"present": workspace.lock_path.is_file(), "file": LOCK_FILE, "ok": not problems, "problems": problems}
     with forge.ledger.reading() as session:
         trusted = session.exec(
             select(Promotion)
