@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from kavi import __version__
 from kavi.gpu.spec import KernelSpec
 from kavi.server.kernel_reports import correctness_table, parse_speed_report, speed_result
 from kavi.server.plots import speed_alt_text, speed_svg
@@ -53,11 +54,12 @@ def test_every_page_is_html_with_its_heading(served: Served) -> None:
             assert response.status_code == 200, (path, response.text[:500])
             assert response.headers["content-type"].startswith("text/html")
             assert re.search(r"<h1>[^<]*\w", response.text), path
+            assert f"kavi {__version__} ·" in response.text, path  # the footer: no page's context hides it
         skills = client.get("/skills").text
         verification = client.get("/api/v1/proposals/word_count").json()["verifications"][0]["id"]
         assert client.get(f"/verifications/{verification}").status_code == 200
     assert 'data-skill="word_count"' in skills and 'data-skill="save_text"' in skills
-    assert "FILE_WRITE" in skills
+    assert "FILE_WRITE" in skills and "skill · side effect" in skills
 
 
 def test_the_integrity_page_tells_a_lock_in_sync_from_one_that_is_not(served: Served) -> None:

@@ -82,7 +82,7 @@ def skills_page(forge: Forge) -> list[dict[str, Any]]:
             promotion.name,
             {
                 "name": promotion.name,
-                "kind": kind,
+                "kind": kind_noun(kind),
                 "versions": [],
                 "runs": [],
                 "blocked": blocked.get(promotion.name, []),

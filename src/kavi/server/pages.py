@@ -66,7 +66,7 @@ templates.filters["short"] = lambda value: str(value)[:12] if value else NOTHING
 templates.filters["when"] = lambda value: str(value)[:19].replace("T", " ") if value else NOTHING
 templates.filters["seconds"] = lambda value: NOTHING if value is None else f"{float(value):.2f} s"
 templates.filters["noun"] = dashboard.kind_noun
-templates.globals.update(navigation=NAVIGATION, version=__version__)
+templates.globals.update(navigation=NAVIGATION, kavi_version=__version__)
 
 router = APIRouter(include_in_schema=False)
 
