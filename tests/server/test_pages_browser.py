@@ -262,3 +262,19 @@ def test_the_keyboard_reaches_the_skip_link_first_and_it_moves_to_the_content(da
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "main"
+
+
+def test_the_pages_read_without_javascript(dashboard: Dashboard, browser: Any, artifacts: Path) -> None:
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(dashboard.url(f"/verifications/{dashboard.failed_verification}"))
+        assert "test_counts_characters_by_mistake" in page.locator("details[data-gate='pytest'] pre").inner_text()
+        page.goto(dashboard.url("/proposals/word_count"))
+        assert page.get_by_role("button", name="Revoke v1…").is_disabled()  # a decision needs the script
+        assert "kavi revoke word_count" in page.locator("noscript").inner_text()
+        page.goto(dashboard.url("/live"))
+        assert page.locator("#live-events li").count() > 5
+        _shot(page, artifacts, "live-without-javascript")
+    finally:
+        context.close()
