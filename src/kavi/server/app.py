@@ -24,7 +24,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from kavi import __version__
 from kavi.errors import KaviError
 from kavi.ledger.ids import utc_now
-from kavi.server import views
+from kavi.server import pages, views
 from kavi.server.jobs import JobTable
 from kavi.server.mcp_tools import KaviTools
 from kavi.server.problems import PROBLEM_MEDIA_TYPE, problem, problem_of
@@ -315,6 +315,7 @@ def create_app(forge: Forge, runner: Runner, access: Access, *, keepalive_s: flo
     )
     api.state.kavi = state
     api.include_router(router)
+    pages.install(api)
     api.mount("/mcp", StreamableHTTPASGIApp(manager))
 
     @api.exception_handler(KaviError)
