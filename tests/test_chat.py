@@ -147,3 +147,19 @@ def test_a_model_server_that_fails_mid_chat_ends_it_failed(adopted: Path, monkey
         failed = run_cli("chat")
     assert failed.code == 1 and "InternalServerError" in failed.stderr, failed.stderr
     assert ledger_rows(adopted, "SELECT status FROM execution_nodes WHERE kind = 'chat'") == [("FAILED",)]
+
+
+def test_a_chain_asks_first_unless_every_member_is_read_only() -> None:
+    """A chain declares no class of its own: it may do what any member may, so it asks unless all are READ_ONLY."""
+    from kavi.chat import _tool_of
+    from kavi.server.tools import ToolEntry
+
+    entry = ToolEntry("c", 1, "p_1", "0" * 64, {"name": "c", "description": "d", "inputSchema": {}}, "0" * 64)
+    steps = [{"skill": "word_count", "version": 1}, {"skill": "save_text", "version": 2}]
+    writes = _tool_of(entry, {"kind": "chain", "side_effects": ["READ_ONLY", "FILE_WRITE"], "steps": steps})
+    assert (writes.read_only, writes.side_effect) == (False, "READ_ONLY+FILE_WRITE")
+    assert "word_count v1, save_text v2" in writes.grants
+    reads = _tool_of(entry, {"kind": "chain", "side_effects": ["READ_ONLY"], "steps": steps[:1]})
+    assert reads.read_only
+    skill = _tool_of(entry, {"side_effect": "FILE_WRITE", "write_roots": ["notes"]})
+    assert (skill.read_only, skill.grants) == (False, "write under notes")

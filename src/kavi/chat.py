@@ -24,7 +24,7 @@ from kavi.server.tools import ToolEntry, trusted_tools
 from kavi.side_effects import DeclaredEffects, SideEffect
 from kavi.stages.common import Forge, default_approver
 from kavi.stages.executions import begin_execution, finish_execution, record_execution
-from kavi.stages.run import run_skill
+from kavi.stages.run_chain import run_trusted
 
 SYSTEM_PROMPT = """\
 You are kavi's chat. Your tools are the TRUSTED skills of this workspace: each call runs the verified
@@ -55,7 +55,9 @@ Notify = Callable[[str], None]
 @dataclass(frozen=True)
 class ChatTool:
     entry: ToolEntry
-    effects: DeclaredEffects
+    side_effect: str  # the class, or a chain's union of its members' classes (READ_ONLY+FILE_WRITE)
+    grants: str  # what it may do, in words
+    read_only: bool  # every class READ_ONLY: runs without asking
 
     def openai_schema(self) -> dict[str, Any]:
         definition = self.entry.definition
@@ -85,8 +87,22 @@ def chat_tools(forge: Forge) -> dict[str, ChatTool]:
     tools: dict[str, ChatTool] = {}
     for entry in trusted_tools(forge):
         spec = json.loads(forge.store.get(entry.spec_sha256))
-        tools[entry.name] = ChatTool(entry, DeclaredEffects.from_spec_data(spec))
+        tools[entry.name] = _tool_of(entry, spec)
     return tools
+
+
+def _tool_of(entry: ToolEntry, spec: dict[str, Any]) -> ChatTool:
+    """A skill declares one class and its grants; a chain (``side_effects``) runs members that each declared
+    theirs, so it may do what any of them may, and asks first unless every one is READ_ONLY."""
+    if "side_effects" in spec:
+        classes = [SideEffect(value) for value in spec["side_effects"]]
+        members = ", ".join(f"{step['skill']} v{step.get('version')}" for step in spec.get("steps", ()))
+        label = "+".join(str(value) for value in classes)
+        grants = f"run its steps ({members}), each only as its own version declared"
+        return ChatTool(entry, label, grants, all(value is SideEffect.READ_ONLY for value in classes))
+    effects = DeclaredEffects.from_spec_data(spec)
+    read_only = effects.side_effect is SideEffect.READ_ONLY
+    return ChatTool(entry, str(effects.side_effect), grants_of(effects), read_only)
 
 
 @dataclass
@@ -197,8 +213,8 @@ class ChatSession:
             return f"error: the arguments are not JSON ({error})"
         if not isinstance(arguments, dict):
             return "error: the arguments must be a JSON object"
-        request = ToolCall(name, tool.entry.version, arguments, str(tool.effects.side_effect), grants_of(tool.effects))
-        if tool.effects.side_effect is not SideEffect.READ_ONLY:
+        request = ToolCall(name, tool.entry.version, arguments, tool.side_effect, tool.grants)
+        if not tool.read_only:
             confirmed_by = ASSUMED_YES if self.assume_yes else PERSON if self.confirm(request) else None
             self._record_decision(request, confirmed_by)
             if confirmed_by is None:
@@ -208,7 +224,7 @@ class ChatSession:
                 self.notify(f"declined: {name} did not run")
                 return "the person declined this call: nothing ran"
         try:
-            result = run_skill(
+            result = run_trusted(
                 self.forge.workspace,
                 name,
                 arguments,

@@ -352,3 +352,24 @@ def test_a_read_only_member_cannot_write_although_another_member_writes(ws: Work
     assert ran.json()["error_type"] == "SideEffectViolation"
     assert "step peek (peek v1, READ_ONLY) was blocked" in ran.json()["error"]
     assert (ws.root / "notes" / "saved.txt").read_text() == "hello", "the FILE_WRITE step wrote; peek could not"
+
+
+def test_a_chain_run_is_a_tree_of_its_steps_and_replays_whole(ws: Workspace) -> None:
+    examples = [{"input": {"text": "a b"}, "output": {"half": 1}}]
+    assert propose("count_then_halve", COUNT_THEN_HALVE, examples).code == 0
+    assert run_cli("verify-chain", "count_then_halve").code == 0
+    assert run_cli("promote-chain", "count_then_halve", "--approver", "bob").code == 0
+    ran = run_cli("run-chain", "count_then_halve", "--json", '{"text": "one two three four"}').json()
+
+    tree = run_cli("show-execution", ran["execution_id"], "--json").json()["execution"]
+    steps = {child["id"] for child in tree["children"]}
+    assert steps == {step["execution_id"] for step in ran["steps"]}, "the steps are the chain run's children"
+
+    replayed = run_cli("replay", ran["execution_id"], "--json")
+    assert replayed.code == 0, replayed.stdout + replayed.stderr
+    body = replayed.json()
+    runs = body["runs"]
+    assert [(run["name"], run["matched"]) for run in runs] == [("count_then_halve", True)], "replayed whole"
+    again = run_cli("show-execution", runs[0]["replay_id"], "--json").json()["execution"]
+    assert len(again["children"]) == 2, "the replayed chain ran its two steps again, below itself"
+    assert run_cli("audit", "--json").code == 0

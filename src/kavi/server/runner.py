@@ -10,15 +10,10 @@ execution is recorded; a refusal is a typed :class:`kavi.errors.KaviError`.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Protocol
 
-from kavi.artifacts import ArtifactStore
-from kavi.errors import KaviError
-from kavi.kinds import kind_of
-from kavi.ledger import fast
-from kavi.stages.run import RunResult, run_skill
-from kavi.stages.run_chain import run_chain
+from kavi.stages.run import RunResult
+from kavi.stages.run_chain import run_trusted
 from kavi.workspace import Workspace
 
 
@@ -43,9 +38,7 @@ class ColdRunner:
         self.workspace = workspace
 
     def run(self, name: str, payload: dict[str, Any], **options: Any) -> RunResult:
-        if composite(self.workspace, name):
-            return run_chain(self.workspace, name, payload, **options)
-        return run_skill(self.workspace, name, payload, **options)
+        return run_trusted(self.workspace, name, payload, **options)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "cold"}
@@ -66,9 +59,7 @@ class WarmRunner:
         self.zygote = Zygote().start(wait=False)
 
     def run(self, name: str, payload: dict[str, Any], **options: Any) -> RunResult:
-        if composite(self.workspace, name):
-            return run_chain(self.workspace, name, payload, launch=self.zygote.run, **options)
-        return run_skill(self.workspace, name, payload, launch=self.zygote.run, **options)
+        return run_trusted(self.workspace, name, payload, launch=self.zygote.run, **options)
 
     def describe(self) -> dict[str, Any]:
         return self.zygote.describe()
@@ -79,19 +70,3 @@ class WarmRunner:
 
 # `kavi serve --runner NAME`
 RUNNERS: dict[str, type[ColdRunner] | type[WarmRunner]] = {"warm": WarmRunner, "cold": ColdRunner}
-
-
-def composite(workspace: Workspace, name: str) -> bool:
-    """Whether the latest TRUSTED version of ``name`` is of a kind that runs other versions (a chain). Any
-    doubt (no ledger, no TRUSTED version) answers False, and `run_skill` then gives its own refusal."""
-    if not workspace.has_ledger():
-        return False
-    conn = fast.connect(workspace.ledger_url)
-    try:
-        row, _ = fast.trusted_version(conn, name, None)
-        spec = json.loads(ArtifactStore(workspace.artifacts_dir).get(row["spec_sha256"]))
-    except KaviError:
-        return False
-    finally:
-        conn.close()
-    return kind_of(spec.get("kind")).composite

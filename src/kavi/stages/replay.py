@@ -17,11 +17,13 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from kavi.errors import IntegrityError, NotFoundError, TransitionError
-from kavi.ledger.models import Execution, ExecutionNode, Promotion, VersionStatus
+from kavi.kinds import kind_of
+from kavi.ledger.models import Execution, ExecutionNode, Promotion, Proposal, VersionStatus
 from kavi.ledger.store import append_event
 from kavi.stages.common import Forge
 from kavi.stages.executions import execution, resolve_execution, root_of
-from kavi.stages.run import INPUT_PREVIEW_CHARS, run_skill
+from kavi.stages.run import INPUT_PREVIEW_CHARS
+from kavi.stages.run_chain import run_trusted
 
 MATCHED, DIFFERED = "MATCHED", "DIFFERED"
 
@@ -66,6 +68,8 @@ def replay_execution(forge: Forge, reference: str) -> Replayed:
                 f"cannot replay {original_id}: this {kind} ran no skill, so there is nothing to run again",
                 hint="replay a skill run, a chain run or a chat (`kavi show-execution` shows what ran)",
             )
+        # a chain's run is replayed whole (its steps run again below the replayed chain), never step by step
+        runs = [run for run in runs if run.parent_id not in {r.id for r in runs if _is_chain_run(session, r)}]
         plans = [_plan(forge, session, run) for run in runs]  # every refusal before anything runs
         name = node.name if node is not None else runs[0].name
     result = Replayed(original_id, "")
@@ -99,6 +103,12 @@ def runs_below(session: Session, execution_id: str) -> list[Execution]:
         return False
 
     return sorted((run for run in runs if below(run.id)), key=lambda run: run.created_at)
+
+
+def _is_chain_run(session: Session, run: Execution) -> bool:
+    promotion = session.get(Promotion, run.promotion_id)
+    proposal = session.get(Proposal, promotion.proposal_id) if promotion is not None else None
+    return proposal is not None and kind_of(proposal.kind).composite
 
 
 def _plan(forge: Forge, session: Session, run: Execution) -> _Plan:
@@ -139,7 +149,7 @@ def recorded_payload(forge: Forge, run: Execution) -> dict[str, Any]:
 
 def _replay_one(forge: Forge, plan: _Plan, parent: str) -> ReplayedRun:
     run = plan.run
-    result = run_skill(
+    result = run_trusted(
         forge.workspace, run.name, plan.payload, version=run.version, parent=parent, raise_on_failure=False
     )
     output_json = None if result.output is None else json.dumps(result.output, sort_keys=True)
