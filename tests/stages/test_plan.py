@@ -6,6 +6,7 @@ the retry; a plan over --max-skills is refused with nothing proposed."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,13 @@ PLAN = {
         },
     ],
     "chain": {
+        "name": "shout_word_count",
         "steps": [
             {"id": "count", "skill": "word_count", "inputs": {"text": "$input.text"}},
             {"id": "label", "skill": "count_label", "inputs": {"count": "$count.count"}},
             {"id": "loud", "skill": "shout", "inputs": {"label": "$label.label"}},
-        ]
+        ],
+        "examples": [{"input": {"text": "a b c"}, "output": {"text": "3 WORDS!"}}],
     },
 }
 
@@ -171,6 +174,18 @@ def test_a_plan_reuses_forges_and_retries_and_waits_for_a_person(
     assert forges == [("forge", "count_label", "VERIFIED", 1), ("forge", "shout", "VERIFIED", 2)]
     assert tree["output"]["value"]["plan_sha256"] == report["plan_sha256"]
     assert run_cli("audit").code == 0
+
+    # A person approves the members; then the plan's own propose-chain joins them, through every check.
+    for name in ("count_label", "shout"):
+        assert run_cli("promote-skill", actions[name]["proposal_id"], "--approver", "carol").code == 0
+    command = shlex.split(report["chain"]["propose"])
+    assert command[:2] == ["kavi", "propose-chain"]
+    proposed = run_cli(*command[1:], "--json")
+    assert proposed.code == 0, proposed.stdout + proposed.stderr
+    assert run_cli("verify-chain", "shout_word_count").code == 0
+    assert run_cli("promote-chain", "shout_word_count", "--approver", "carol").code == 0
+    ran = run_cli("run-chain", "shout_word_count", "--json", '{"text": "one two"}')
+    assert ran.code == 0 and ran.json()["output"] == {"text": "2 WORDS!"}, ran.stdout + ran.stderr
 
 
 def test_a_member_that_cannot_be_forged_within_its_budget_escalates_the_plan(

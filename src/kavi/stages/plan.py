@@ -35,7 +35,8 @@ and output, and a chain that joins them. Answer with exactly one JSON object and
 {"skills": [{"name": "snake_case", "description": "...", "side_effect": "READ_ONLY",
              "io_schema": {"input": {"field": "str"}, "output": {"field": "int"}},
              "examples": [{"input": {...}, "output": {...}}]}],
- "chain": {"steps": [{"id": "s1", "skill": "snake_case", "inputs": {"field": "$input.field"}}]}}
+ "chain": {"name": "snake_case", "steps": [{"id": "s1", "skill": "snake_case", "inputs": {"field": "$input.field"}}],
+           "examples": [{"input": {...}, "output": {...}}]}}
 A step input is "$input.NAME" (the chain's input) or "$STEP_ID.FIELD" (an earlier step's output). Reuse the
 workspace's TRUSTED skills (listed below) by name when one fits exactly; give every new skill at least one
 example. Prefer READ_ONLY skills.
@@ -290,8 +291,40 @@ def _conclude(result: Planned) -> None:
         "blocked_by": blocked,
     }
     if result.chain.get("steps"):
+        command = propose_chain_command(result.chain, result.goal)
+        result.chain["propose"] = command
         result.waiting.append(
-            "the chain: propose it once its members are TRUSTED"
+            f"the chain: once its members are TRUSTED, `{command}`"
             if ready
             else f"the chain: blocked until {', '.join(blocked)} can be forged"
         )
+
+
+def propose_chain_command(chain: dict[str, Any], goal: str) -> str:
+    """The `kavi propose-chain` that joins the planned skills, in propose-chain's own syntax (``STEP.FIELD``,
+    ``input.FIELD``): a person runs it after promoting the members, since a chain pins TRUSTED versions only,
+    and propose-chain checks every edge against the members' frozen schemas then."""
+    import shlex
+
+    steps = [
+        {
+            "id": step["id"],
+            "skill": step["skill"],
+            "inputs": {field: str(source).removeprefix("$") for field, source in dict(step.get("inputs", {})).items()},
+        }
+        for step in chain.get("steps", [])
+    ]
+    name = str(chain.get("name") or re.sub(r"[^a-z0-9]+", "_", goal.lower()).strip("_")[:40] or "planned_chain")
+    examples = chain.get("examples") or []
+    return shlex.join(
+        [
+            "kavi",
+            "propose-chain",
+            "--name",
+            name,
+            "--steps-json",
+            json.dumps(steps, sort_keys=True),
+            "--examples-json",
+            json.dumps(examples, sort_keys=True),
+        ]
+    )
