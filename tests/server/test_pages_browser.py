@@ -198,6 +198,7 @@ def test_promote_asks_for_confirmation_then_promotes_through_the_api(
     with dashboard.served.client() as client:
         assert client.get(f"/api/v1/proposals/{dashboard.count_words}").json()["proposal"]["status"] == "VERIFIED"
     page.get_by_role("button", name="Promote…").click()
+    dialog.get_by_label("Reason (recorded in the ledger)").fill("reviewed the diff and every gate")
     dialog.get_by_label("Type count_words to confirm").fill("count_word")
     dialog.get_by_role("button", name="Promote", exact=True).click()
     assert "Type count_words to confirm" in dialog.locator("output").inner_text()
@@ -209,7 +210,10 @@ def test_promote_asks_for_confirmation_then_promotes_through_the_api(
     assert page.locator("h1").inner_text().split() == ["count_words", "TRUSTED"]
     with dashboard.served.client() as client:
         trusted = client.get("/api/v1/skills/count_words").json()
+        events = client.get("/api/v1/events", params={"after": 0, "limit": 500}).json()["events"]
     assert trusted["status"] == "TRUSTED" and trusted["proposal_id"] == dashboard.count_words
+    [approval] = [e for e in events if e["kind"] == "promotion.trusted" and e["proposal_id"] == dashboard.count_words]
+    assert approval["payload"]["reason"] == "reviewed the diff and every gate"
 
 
 def test_revoke_needs_a_reason_and_records_it(dashboard: Dashboard, page: Any) -> None:

@@ -201,6 +201,7 @@ def promote_skill_command(
     reinstate: Annotated[
         bool, typer.Option(help="Re-trust bytes that were revoked without verifying them again (recorded).")
     ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why you approve it, recorded in the ledger.")] = None,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -210,7 +211,12 @@ def promote_skill_command(
 
     with Forge.opened(workspace) as forge:
         promoted = promote_skill(
-            forge, proposal_id, approver=approver, allow_unmeasured=allow_unmeasured, reinstate=reinstate
+            forge,
+            proposal_id,
+            approver=approver,
+            allow_unmeasured=allow_unmeasured,
+            reinstate=reinstate,
+            reason=reason,
         )
     if json_output:
         emit_json({"ok": True, **promoted.__dict__})

@@ -59,6 +59,7 @@ class BuildIn(BaseModel):
 class PromoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     allow_unmeasured: bool = False
+    reason: str | None = Field(default=None, max_length=2000)
 
 
 class RevokeIn(BaseModel):
@@ -223,6 +224,7 @@ async def promote(request: Request, reference: str, body: PromoteIn | None = Non
         reference,
         approver=_identity(request),
         allow_unmeasured=(body or PromoteIn()).allow_unmeasured,
+        reason=(body or PromoteIn()).reason,
     )
     return asdict(promoted)
 

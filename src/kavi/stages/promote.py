@@ -74,9 +74,12 @@ def promote_skill(
     approver: str | None = None,
     allow_unmeasured: bool = False,
     reinstate: bool = False,
+    reason: str | None = None,
 ) -> Promoted:
     """Make the verified candidate TRUSTED. Bytes that were revoked need a verification newer than their
-    revocation, or ``reinstate`` (recorded in the event), before they are TRUSTED again."""
+    revocation, or ``reinstate`` (recorded in the event), before they are TRUSTED again. ``reason``, the
+    approver's words on why, is recorded in the event."""
+    reason = reason.strip() if reason else None
     approver = (approver or default_approver()).strip()
     if not approver:
         raise TransitionError("the approver name is empty", hint="pass --approver NAME")
@@ -152,6 +155,7 @@ def promote_skill(
                     "skill_sha256": promotion.skill_sha256,
                     "verification_id": verification.id,
                     **({"reinstates": list(reinstated)} if reinstated else {}),
+                    **({"reason": reason} if reason else {}),
                     **roots,
                 },
                 proposal_id=proposal.id,
