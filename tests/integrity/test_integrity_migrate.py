@@ -42,6 +42,11 @@ def test_the_cli_copies_the_ledger_with_its_chain_and_the_copy_audits_clean(
     assert _dump(postgres_url) == _dump(trusted.ledger_url)
     copy = trusted.with_ledger(postgres_url)
     assert verify_lock(copy).ok  # kavi.lock's chain heads are events of the copy
+    with connect(postgres_url) as conn:  # a machine with no shared folder fetches each artifact by hash
+        blobs = {row[0]: bytes(row[1]) for row in conn.execute("SELECT sha256, data FROM artifact_blobs").fetchall()}
+        named = {row[0] for row in conn.execute("SELECT sha256 FROM artifacts").fetchall()}
+    assert set(blobs) == named
+    assert all((trusted.artifacts_dir / sha[:2] / sha).read_bytes() == data for sha, data in blobs.items())
     human = run_cli("ledger", "migrate", "--to", postgres_url)
     assert human.code == 1 and "not empty" in human.stderr and "createdb" in human.stderr
 

@@ -26,6 +26,34 @@ class LedgerMigration:
 
 
 def migrate_ledger(workspace: Workspace, target_url: str) -> LedgerMigration:
-    """Copy the ledger to ``target_url`` and audit the copy in full."""
+    """Copy the ledger to ``target_url`` and audit the copy in full. Where the target keeps artifacts' bytes
+    in its database (Postgres: machines that share no folder fetch them by hash), every artifact the ledger
+    names is copied there too, from this workspace's store, each checked against its hash on the way."""
     copied = copy_ledger(workspace.ledger_url, target_url)
+    _copy_artifact_bytes(workspace, target_url)
     return LedgerMigration(copied, audit_workspace(workspace.with_ledger(target_url)))
+
+
+def _copy_artifact_bytes(workspace: Workspace, target_url: str) -> None:
+    from sqlmodel import select
+
+    from kavi.artifacts import ArtifactStore
+    from kavi.errors import KaviError
+    from kavi.ledger.blobs import put_blob
+    from kavi.ledger.models import Artifact
+    from kavi.ledger.store import Ledger
+
+    target = Ledger.open(target_url)
+    try:
+        if not target.backend.keeps_artifact_bytes:
+            return
+        store = ArtifactStore(workspace.artifacts_dir)
+        with target.transaction() as session:
+            for digest in session.exec(select(Artifact.sha256)).all():
+                try:
+                    data = store.get(digest)  # hash-checked
+                except KaviError:
+                    continue  # a missing or damaged artifact: the audit of the copy names it
+                put_blob(session, digest, data)
+    finally:
+        target.close()

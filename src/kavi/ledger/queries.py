@@ -31,6 +31,10 @@ COUNT_ROWS = {table: f"SELECT COUNT(*) FROM {table}" for table in COUNTED_TABLES
 # --- rows the audit compares with the events --------------------------------------------------------------
 
 ARTIFACT_ROWS = "SELECT sha256, kind, size FROM artifacts"
+# both backends (SQLite >= 3.24): the first kind recorded for a hash wins
+INSERT_ARTIFACT_IF_NEW = (
+    "INSERT INTO artifacts (sha256, kind, size, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING"
+)
 PROPOSAL_ROWS = "SELECT id, status, spec_sha256 FROM proposals"
 PROPOSAL_IDS = "SELECT id FROM proposals"
 PROMOTION_ROWS = (

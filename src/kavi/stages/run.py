@@ -501,7 +501,7 @@ def _input_artifact(recorded: RecordedInput) -> list[tuple[str, tuple[Any, ...]]
         return []
     return [
         (
-            "INSERT OR IGNORE INTO artifacts (sha256, kind, size, created_at) VALUES (?, ?, ?, ?)",
+            queries.INSERT_ARTIFACT_IF_NEW,
             (recorded.sha256, RUN_INPUT_ARTIFACT, recorded.size, fast.utc_now()),
         )
     ]
