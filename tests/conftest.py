@@ -23,7 +23,13 @@ OPERATION_TEMPORARIES = ("kavi-build-", "kavi-verify-", "kavi-run-", "kavi-claud
 # Test files whose tests xdist may hand to different workers one by one (the rest go a whole file at a time,
 # so a module's expensive fixtures are made once), and which go first: the crash harness, one long test per
 # scenario; the queue's two workers verifying twenty proposals.
-SPREAD_BY_TEST = ("tests/integrity/test_integrity_crash.py", "tests/workers/test_spread.py")
+SPREAD_BY_TEST = (
+    "tests/integrity/test_integrity_crash.py",
+    "tests/integrity/test_integrity_concurrency.py",
+    "tests/workers/test_spread.py",
+)
+# Files whose one or few tests take long: scheduled first, so that no worker is left alone with one at the end.
+LONG_FILES = ("tests/stages/test_regate.py", "tests/stages/test_optimize.py", "tests/server/test_pages_browser.py")
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: absent when xdist is not loaded
@@ -42,9 +48,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The spread tests go first: they are the longest, and no worker should be left alone with one at the
-    end."""
-    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in SPREAD_BY_TEST)
+    """The spread tests and the long files go first: no worker should be left alone with one at the end."""
+    first = SPREAD_BY_TEST + LONG_FILES
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in first)
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: absent when xdist is not loaded
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: half again as many workers as CPUs. Most tests wait on subprocesses (gates, servers, a
+    browser, Postgres), so two workers on two cores leave a third of the machine idle."""
+    return max(2, (os.cpu_count() or 1) * 3 // 2)
 
 
 @pytest.fixture(scope="session", autouse=True)
