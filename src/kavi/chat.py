@@ -23,8 +23,8 @@ from kavi.ledger.store import append_event
 from kavi.server.tools import ToolEntry, trusted_tools
 from kavi.side_effects import DeclaredEffects, SideEffect
 from kavi.stages.common import Forge, default_approver
+from kavi.stages.dispatch import run_trusted
 from kavi.stages.executions import begin_execution, finish_execution, record_execution
-from kavi.stages.run_chain import run_trusted
 
 SYSTEM_PROMPT = """\
 You are kavi's chat. Your tools are the TRUSTED skills of this workspace: each call runs the verified

@@ -236,7 +236,6 @@ def test_lazy_timed_calls_are_caught_by_the_secret_recheck():
     outcome = run_benchmark(spec, ADVERSARIAL / "lazy_timed_calls.py", sizes=(1000,), device="cpu")
     row = outcome.rows[0]
     assert row.fresh_inputs and not row.outputs_correct and not row.trustworthy
-    assert all("call 9" not in note for note in row.notes if note.startswith("call 9"))
     last_calls = {97, 98, 99}
     failed = [int(note.split()[1].rstrip(":")) for note in row.notes if note.startswith("call ")]
     assert failed and not set(failed) & last_calls  # the last call per set alone would have passed

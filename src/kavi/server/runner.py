@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from kavi.stages.dispatch import run_trusted
 from kavi.stages.run import RunResult
-from kavi.stages.run_chain import run_trusted
 from kavi.workspace import Workspace
 
 

@@ -21,9 +21,9 @@ from kavi.kinds import kind_of
 from kavi.ledger.models import Execution, ExecutionNode, Promotion, Proposal, VersionStatus
 from kavi.ledger.store import append_event
 from kavi.stages.common import Forge
+from kavi.stages.dispatch import run_trusted
 from kavi.stages.executions import execution, resolve_execution, root_of
 from kavi.stages.run import INPUT_PREVIEW_CHARS
-from kavi.stages.run_chain import run_trusted
 
 MATCHED, DIFFERED = "MATCHED", "DIFFERED"
 

@@ -14,7 +14,6 @@ The composition gate runs the same steps through :func:`isolated_step_runner` wi
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,7 +30,6 @@ from kavi.errors import (
     TransitionError,
     UsageError,
 )
-from kavi.kinds import kind_of
 from kavi.ledger import fast
 from kavi.runtime.loader import check_bytes
 from kavi.stages.run import (
@@ -230,31 +228,3 @@ def _weakest(outcome: ChainOutcome) -> tuple[str, tuple[str, ...]]:
     isolation = min(levels, key=lambda level: order.index(level) if level in order else 0) if levels else "none"
     layers = weakest_layers([tuple(step["layers"]) for step in outcome.steps])
     return isolation, layers
-
-
-def is_composite(workspace: Workspace, name: str, version: int | None = None) -> bool:
-    """Whether that TRUSTED version of ``name`` (the latest without ``version``) is of a kind that runs other
-    versions (a chain). Any doubt (no ledger, no such TRUSTED version) answers False, and `run_skill` then
-    gives its own refusal."""
-    if not workspace.has_ledger():
-        return False
-    conn = fast.connect(workspace.ledger_url)
-    try:
-        row, _ = fast.trusted_version(conn, name, version)
-        spec = json.loads(ArtifactStore(workspace.artifacts_dir).get(row["spec_sha256"]))
-    except KaviError:
-        return False
-    finally:
-        conn.close()
-    return kind_of(spec.get("kind")).composite
-
-
-def run_trusted(workspace: Workspace, name: str, payload: dict[str, Any], **options: Any) -> RunResult:
-    """Run a TRUSTED name whatever its kind: a chain step by step (:func:`run_chain`), anything else as
-    `kavi run-skill` runs it. The one dispatch the server, chat and replay share; ``options`` are those of
-    :func:`kavi.stages.run.run_skill` (version, parent, raise_on_failure, launch, ...)."""
-    from kavi.stages.run import run_skill
-
-    if is_composite(workspace, name, options.get("version")):
-        return run_chain(workspace, name, payload, **options)
-    return run_skill(workspace, name, payload, **options)
