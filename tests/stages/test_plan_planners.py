@@ -1,6 +1,7 @@
 """`kavi plan` follows the builder choice: with `--builder claude-code` the plan is asked of the real Claude
-Code CLI (one shot, no tools, a private HOME) against a scripted stub of the Anthropic API on 127.0.0.1, and
-what the CLI reports the answer cost counts against --max-cost-usd; a builder with no model cannot plan."""
+Code CLI (one shot, no tools, a private HOME) against a scripted stub of the Anthropic API on 127.0.0.1, the
+same CLI then forges the missing skill, and what the CLI reports the answer cost counts against
+--max-cost-usd; a builder with no model cannot plan."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.builders.conftest import real_claude
-from tests.builders.stub_anthropic import Reply, StubAnthropic, Turn, serve
-from tests.stages.test_plan import PLAN
+from tests.builders.stub_anthropic import Reply, StubAnthropic, ToolUse, Turn, serve
+from tests.stages.test_plan import COUNT_LABEL, PLAN, SKILL, TEST
 from tests.stages.trees import adopt_repository_skills, ledger_rows
 from tests.support import CliResult, run_cli
 
@@ -23,6 +24,14 @@ COUNT_ONLY = {
         "name": "count_words",
         "steps": [{"id": "count", "skill": "word_count", "inputs": {"text": "$input.text"}}],
         "examples": [{"input": {"text": "a b c"}, "output": {"count": 3}}],
+    },
+}
+COUNT_AND_LABEL = {
+    "skills": PLAN["skills"][:2],
+    "chain": {
+        "name": "label_word_count",
+        "steps": PLAN["chain"]["steps"][:2],
+        "examples": [{"input": {"text": "a b c"}, "output": {"label": "3 words"}}],
     },
 }
 
@@ -75,6 +84,47 @@ def test_claude_code_plans_through_the_real_cli_with_no_tools(workspace: Path, m
     assert tree["input"]["value"]["planner"] == "claude-code"
     assert tree["output"]["value"]["planner_cost_usd"] == report["planner_cost_usd"]
     assert run_cli("audit").code == 0
+
+
+def test_claude_code_plans_and_forges_the_missing_skill(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One claude-code configuration for both: the CLI with no tools answers the plan, then the CLI with its file
+    tools builds count_label in the forge's sandbox; word_count is reused."""
+    values = {**COUNT_LABEL, "body": 'f"{data.count} words"'}
+
+    def scenario(turn: Turn) -> Reply:
+        if not turn.body.get("tools"):
+            return Reply(text=json.dumps(COUNT_AND_LABEL))
+        if turn.index > 0:
+            return Reply(text="Written.")
+        return Reply(
+            tool_uses=(
+                ToolUse(
+                    "Write", {"file_path": f"{turn.workdir}/skills/count_label.py", "content": SKILL.format(**values)}
+                ),
+                ToolUse(
+                    "Write",
+                    {"file_path": f"{turn.workdir}/skills/test_count_label.py", "content": TEST.format(**values)},
+                ),
+            )
+        )
+
+    with serve(scenario, toolless=True) as stub:
+        monkeypatch.setenv("KAVI_CLAUDE_BASE_URL", stub.url)
+        planned = run_cli("plan", GOAL, "--builder", "claude-code", "--json")
+    assert planned.code == 0, planned.stdout + planned.stderr
+    report = planned.json()
+    actions = {skill["name"]: skill for skill in report["skills"]}
+    assert actions["word_count"]["action"] == "REUSED"
+    assert actions["count_label"]["action"] == "VERIFIED" and actions["count_label"]["cost_usd"] > 0
+    assert report["status"] == "WAITING_FOR_APPROVAL" and report["planner"] == "claude-code"
+    asked = [body for body in stub.requests if "messages" in body]
+    assert not asked[0].get("tools") and "kavi's planner" in json.dumps(asked[0]["system"])
+    offered = {tool["name"] for body in asked[1:] for tool in body["tools"]}
+    assert {"Write", "Read"} <= offered and "Bash" not in offered  # the build had file tools; the plan none
+    tree = run_cli("show-execution", report["plan_id"], "--json").json()["execution"]
+    assert [(child["kind"], child["name"], child["status"]) for child in tree["children"]] == [
+        ("forge", "count_label", "VERIFIED")
+    ]
 
 
 def test_the_planners_cost_counts_against_the_plans_budget(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
