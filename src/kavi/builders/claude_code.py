@@ -456,8 +456,10 @@ class ClaudeCodeBuilder:
         try:
             home = private / "home"
             (home / "tmp").mkdir(parents=True)
-            work = cwd if cwd is not None else private / "work"
-            work.mkdir(exist_ok=True)
+            work = cwd
+            if work is None:
+                work = private / "work"
+                work.mkdir()
             env = claude_environment(
                 path=self.environ.get("PATH", os.defpath),
                 home=home,
