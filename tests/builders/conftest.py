@@ -13,15 +13,19 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_CLAUDE = REPO_ROOT / "node_modules" / ".bin" / "claude"
 
 
-@pytest.fixture
-def claude_binary() -> Path:
-    """The CLI installed by `npm ci`; skipped without it, except under CI where it must be there."""
+def real_claude() -> Path:
+    """The CLI installed by `npm ci`; the test is skipped without it, except under CI where it must be there."""
     if LOCAL_CLAUDE.is_file() and os.access(LOCAL_CLAUDE, os.X_OK):
         return LOCAL_CLAUDE
     reason = f"the Claude Code CLI is not installed at {LOCAL_CLAUDE}: run `npm ci` at the repo root"
     if os.environ.get("CI"):
         pytest.fail(f"CI is set, so the real-CLI tests must run: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture
+def claude_binary() -> Path:
+    return real_claude()
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@
 The CLI checks reachability with ``HEAD /`` and then streams ``POST /v1/messages``. Each request
 carries the whole conversation so far, so the stub answers by *turn*: the number of assistant
 messages already in the request. A scenario maps a :class:`Turn` to a :class:`Reply` (text, tool
-calls, or a stall).
+calls, or a stall). A request without tools is a side request of the CLI (a title, a summary) and is
+answered "ok", unless the stub serves a tool-less caller (``serve(..., toolless=True)``: kavi's planner
+runs the CLI with no tools at all).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class StubAnthropic:
     headers: list[dict[str, str]] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     url: str = ""
+    toolless: bool = False  # the scenario answers requests without tools too
 
 
 def _system_text(body: dict[str, Any]) -> str:
@@ -185,7 +188,8 @@ def _handler(stub: StubAnthropic) -> type[BaseHTTPRequestHandler]:
                 self._json({"input_tokens": 100})
                 return
             # a request without tools is a side request (a title, a summary): answer and move on
-            reply = stub.scenario(_turn_of(body)) if body.get("tools") else Reply(text="ok")
+            scripted = body.get("tools") or stub.toolless
+            reply = stub.scenario(_turn_of(body)) if scripted else Reply(text="ok")
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
@@ -215,9 +219,9 @@ def _handler(stub: StubAnthropic) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve(scenario: Scenario) -> Iterator[StubAnthropic]:
+def serve(scenario: Scenario, *, toolless: bool = False) -> Iterator[StubAnthropic]:
     """Run the stub on 127.0.0.1 at a random port for the duration of the block."""
-    stub = StubAnthropic(scenario=scenario)
+    stub = StubAnthropic(scenario=scenario, toolless=toolless)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
     server.daemon_threads = True
     stub.url = f"http://127.0.0.1:{server.server_address[1]}"

@@ -12,6 +12,7 @@ import pytest
 
 from kavi.builders.base import BuildPacket, BuildStatus
 from kavi.builders.claude_code import ClaudeCodeBuilder, ClaudeCodeOptions
+from kavi.errors import BuildError
 from tests.builders.conftest import SKILL_SOURCE, TEST_SOURCE
 from tests.builders.stub_anthropic import Reply, ToolUse, Turn, serve
 
@@ -195,3 +196,37 @@ def closed_port_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+def test_ask_answers_text_with_no_tools_in_a_private_folder(claude_binary: Path, tmp_path: Path) -> None:
+    """The planner's call: one turn, no tool offered, the planner's own system prompt, the answer's cost."""
+    seen: list[str] = []
+
+    def scenario(turn: Turn) -> Reply:
+        seen.append(turn.workdir)
+        return Reply(text='{"skills": []}')
+
+    with serve(scenario, toolless=True) as stub:
+        answer = _builder(claude_binary, stub.url).ask("You are a planner.", "Goal: count words")
+    assert answer.text == '{"skills": []}'
+    assert answer.cost_usd is not None and answer.cost_usd > 0 and answer.usage.output_tokens > 0
+    [asked] = [body for body in stub.requests if "messages" in body]
+    assert not asked.get("tools") and "You are a planner." in json.dumps(asked["system"])
+    assert "Goal: count words" in json.dumps(asked["messages"][0])
+    [workdir] = seen
+    assert Path(workdir).name == "work" and not Path(workdir).exists()  # private, and removed afterwards
+    assert str(tmp_path) not in workdir and str(Path.cwd()) not in workdir
+
+
+def test_ask_cannot_act_even_when_the_model_tries(claude_binary: Path, tmp_path: Path) -> None:
+    """No tool exists for the planner: a Write the model asks for is never carried out, and the run fails."""
+    target = tmp_path / "planted.txt"
+
+    def scenario(turn: Turn) -> Reply:
+        if turn.index == 0:
+            return Reply(tool_uses=(ToolUse("Write", {"file_path": str(target), "content": "x"}),))
+        return Reply(text="done")
+
+    with serve(scenario, toolless=True) as stub, pytest.raises(BuildError, match="did not answer in its one turn"):
+        _builder(claude_binary, stub.url).ask("You are a planner.", "Goal")
+    assert not target.exists()

@@ -296,3 +296,23 @@ def test_builders_and_doctor_read_the_workspace_options_and_probe_the_server(
             row = openai_row(command)
             assert row.get("available", row.get("status") == "ok") is True, row
         assert len(stub.headers) >= 2 and not stub.requests  # each probed with a GET; no completion was asked
+
+
+def test_ask_is_one_completion_with_no_tools(closed_port_url: str) -> None:
+    """The planner's call: the system and user texts go as they are, no tool is offered, the text comes back."""
+
+    def scenario(turn: Turn) -> Reply:
+        return Reply(text='{"skills": []}')
+
+    with serve(scenario) as stub:
+        builder, _ = _builder(stub.url)
+        answer = builder.ask("You plan.", "Goal: count words")
+    assert answer.text == '{"skills": []}' and answer.cost_usd is None
+    [asked] = stub.requests
+    assert asked["messages"] == [
+        {"role": "system", "content": "You plan."},
+        {"role": "user", "content": "Goal: count words"},
+    ]
+    assert "tools" not in asked
+    with pytest.raises(BuilderUnavailableError, match="from stub-model at"):
+        _builder(closed_port_url)[0].ask("You plan.", "Goal")

@@ -190,3 +190,28 @@ class Builder(Protocol):
         ...
 
     def build(self, packet: BuildPacket, sandbox: Path) -> BuildOutcome: ...
+
+
+@dataclass(frozen=True)
+class ModelAnswer:
+    """One text answer of a builder's model asked a single question with no tools (the planner's call)."""
+
+    text: str
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    cost_usd: float | None = None
+
+
+class Planner(Protocol):
+    """A builder whose model can also answer one question in text, with no tools: ``kavi plan`` asks it.
+
+    ``ask`` raises :class:`~kavi.errors.BuilderUnavailableError` when the model cannot be reached and
+    :class:`~kavi.errors.BuildError` for any other failure; the text is the model's final answer, unparsed."""
+
+    name: ClassVar[str]
+
+    @property
+    def options(self) -> BuilderOptions: ...
+
+    def available(self) -> tuple[bool, str]: ...
+
+    def ask(self, system: str, user: str) -> ModelAnswer: ...

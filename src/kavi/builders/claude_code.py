@@ -8,6 +8,9 @@ timeout kills its process group.
 
 The CLI reports a refused tool call as a *successful* run with ``permission_denials`` listed, so a
 non-empty list is a failed build here.
+
+``ask`` (the planner's call) runs the same CLI, with the same environment, one turn and no tools at all,
+in an empty private folder: the model can only answer text.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from kavi.builders.base import (
     BuildPacket,
     BuildStatus,
     FailureKind,
+    ModelAnswer,
     TokenUsage,
     TraceEvent,
 )
@@ -415,19 +419,47 @@ class ClaudeCodeBuilder:
             command += ["--model", self.options.model]
         return command
 
-    def build(self, packet: BuildPacket, sandbox: Path) -> BuildOutcome:
+    def ask_command(self, binary: Path, system: str) -> list[str]:
+        """The CLI's argument list for one question: no tools, one turn, ``system`` as the system prompt."""
+        command = [
+            str(binary),
+            "-p",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--tools",
+            "",  # none: the answer is text only
+            "--system-prompt",
+            system,
+            "--max-turns",
+            "1",
+            "--no-session-persistence",
+            "--strict-mcp-config",
+            "--setting-sources",
+            "user",
+        ]
+        if self.options.model:
+            command += ["--model", self.options.model]
+        return command
+
+    def _ready(self) -> Path:
         ok, reason = self.available()
         binary = self.binary()
         if not ok or binary is None:
             raise BuilderUnavailableError(reason)
-        if not sandbox.is_dir():
-            raise BuildError(f"the sandbox {sandbox} is not a folder", hint="a bug in the caller")
-        prompt = INSTRUCTION + packet.render_markdown()
-        before = snapshot(sandbox)
+        return binary
+
+    def _run_private(self, binary: Path, command: list[str], *, cwd: Path | None, stdin_text: str) -> _Run:
+        """Run the CLI with a fresh HOME in a private temporary folder (its working directory too when
+        ``cwd`` is None), removed afterwards."""
         private = Path(tempfile.mkdtemp(prefix="kavi-claude-"))
         try:
             home = private / "home"
             (home / "tmp").mkdir(parents=True)
+            work = cwd
+            if work is None:
+                work = private / "work"
+                work.mkdir()
             env = claude_environment(
                 path=self.environ.get("PATH", os.defpath),
                 home=home,
@@ -435,18 +467,42 @@ class ClaudeCodeBuilder:
                 base_url=self.options.base_url,
                 max_retries=self.options.max_retries,
             )
-            run = run_cli(
-                self.command(binary),
-                cwd=sandbox,
-                env=env,
-                stdin_text=prompt,
-                timeout_s=self.options.timeout_s,
-            )
+            return run_cli(command, cwd=work, env=env, stdin_text=stdin_text, timeout_s=self.options.timeout_s)
         except OSError as error:  # not executable, wrong architecture, a broken install
             raise BuilderUnavailableError(f"cannot start {binary}: {error}; {INSTALL_HINT}") from None
         finally:
             shutil.rmtree(private, ignore_errors=True)
+
+    def build(self, packet: BuildPacket, sandbox: Path) -> BuildOutcome:
+        binary = self._ready()
+        if not sandbox.is_dir():
+            raise BuildError(f"the sandbox {sandbox} is not a folder", hint="a bug in the caller")
+        prompt = INSTRUCTION + packet.render_markdown()
+        before = snapshot(sandbox)
+        run = self._run_private(binary, self.command(binary), cwd=sandbox, stdin_text=prompt)
         return self._outcome(run, prompt, sandbox, before)
+
+    def ask(self, system: str, user: str) -> ModelAnswer:
+        """Ask the model one question through the CLI, with no tools: its final text answer and cost.
+
+        A model that cannot be reached (or a run killed at the timeout) is a BuilderUnavailableError; any
+        other failed run a BuildError, with the CLI's own words."""
+        binary = self._ready()
+        run = self._run_private(binary, self.ask_command(binary, system), cwd=None, stdin_text=user)
+        summary = parse_stream(run.stdout_lines)
+        _, kind, reason = self._judge(run, summary)
+        if summary.result is not None and summary.result.get("subtype") == "error_max_turns":
+            reason = "claude did not answer in its one turn (it has no tools here: it must answer in text)"
+        if kind is not None:
+            setup = "`kavi builders` shows the claude-code builder's options"
+            if kind in (FailureKind.BACKEND_UNAVAILABLE, FailureKind.TIMEOUT):
+                where = self.options.base_url or "the Anthropic API"
+                hint = f"check that {where} answers and that {self.options.api_key_env} holds a key it takes; {setup}"
+                raise BuilderUnavailableError(reason or "claude failed", hint=hint)
+            raise BuildError(reason or "claude failed", hint=setup)
+        assert summary.result is not None  # _judge: a clean finish has a result line
+        usage, cost = _usage_and_cost(summary.result)
+        return ModelAnswer(str(summary.result.get("result") or ""), usage, cost)
 
     def _outcome(self, run: _Run, prompt: str, sandbox: Path, before: Mapping[str, str]) -> BuildOutcome:
         summary = parse_stream(run.stdout_lines)

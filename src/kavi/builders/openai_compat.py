@@ -27,6 +27,7 @@ from kavi.builders.base import (
     BuildPacket,
     BuildStatus,
     FailureKind,
+    ModelAnswer,
     TokenUsage,
     TraceEvent,
 )
@@ -262,6 +263,28 @@ class OpenAIBuilder:
             max_retries=0,
             timeout=self.options.timeout_s,
         )
+
+    def ask(self, system: str, user: str) -> ModelAnswer:
+        """One chat completion with no tools: the model's text answer (``kavi plan`` asks its planner so)."""
+        ok, reason = self.configured()
+        if not ok:
+            raise BuilderUnavailableError(reason)
+        openai = _import_openai()
+        client = self.client()
+        try:
+            completion = client.chat.completions.create(
+                model=self.options.model,
+                messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+                max_tokens=self.options.max_response_tokens,
+                **({} if self.options.temperature is None else {"temperature": self.options.temperature}),
+            )
+            reply = reply_from_completion(completion)
+        except (openai.OpenAIError, ValueError) as error:
+            where = f"{self.options.model} at {self.options.base_url}"
+            raise BuilderUnavailableError(f"{type(error).__name__} from {where}: {error}") from None
+        finally:
+            client.close()
+        return ModelAnswer(reply.text, reply.usage)
 
     def build(self, packet: BuildPacket, sandbox: Path) -> BuildOutcome:
         ok, reason = self.configured()  # the stage probed the server; a refusal from here on fails at once

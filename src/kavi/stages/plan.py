@@ -1,6 +1,8 @@
 """plan: a goal becomes a graph of skill specs; the missing skills are proposed and forged, none promoted.
 
-The planner model (the ``openai`` builder's configuration) answers one JSON object: the skills the goal needs
+The planner is the chosen builder's model (``--builder``, else kavi.toml's ``[build] builder``), asked through
+that builder's own configuration: ``PLANNERS`` says which builders can plan (an OpenAI-compatible server, or
+the Claude Code CLI with no tools). It answers one JSON object: the skills the goal needs
 (each a spec as `propose-skill` takes it) and the chain that joins them (steps, each a skill and where each
 of its input fields comes from). The answer is frozen as an artifact before anything else happens, and the
 plan is one node of the execution tree whose children are the sub-forges. For each skill: a TRUSTED skill of
@@ -14,13 +16,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import col, select
 
+from kavi.builders.base import Planner
+from kavi.builders.claude_code import ClaudeCodeBuilder
 from kavi.builders.openai_compat import OpenAIBuilder
-from kavi.errors import BuilderUnavailableError, KaviError, PlanRefused, UsageError
+from kavi.errors import BuildError, BuilderUnavailableError, KaviError, PlanRefused, UsageError
 from kavi.ledger.models import Promotion, VersionStatus
 from kavi.spec import make_spec
 from kavi.stages.common import Forge
@@ -41,6 +46,12 @@ A step input is "$input.NAME" (the chain's input) or "$STEP_ID.FIELD" (an earlie
 workspace's TRUSTED skills (listed below) by name when one fits exactly; give every new skill at least one
 example. Prefer READ_ONLY skills.
 """
+# The builders that can plan, by name: each is built from its own kavi.toml options and KAVI_* overrides and
+# answers the planner's one question with ``ask``. A builder with no model (manual, replay) is not here.
+PLANNERS: dict[str, Callable[[Mapping[str, Any] | None], Planner]] = {
+    OpenAIBuilder.name: OpenAIBuilder.from_config,
+    ClaudeCodeBuilder.name: ClaudeCodeBuilder.from_config,
+}
 SPEC_KEYS = ("name", "description", "side_effect", "io_schema", "examples", "write_roots", "allow_hosts", "secrets")
 REFERENCE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)$")
 
@@ -73,6 +84,8 @@ class Planned:
     skills: list[PlannedSkill] = field(default_factory=list)
     chain: dict[str, Any] = field(default_factory=dict)
     waiting: list[str] = field(default_factory=list)
+    planner: str = ""  # the builder whose model planned
+    planner_cost_usd: float = 0.0  # what the planner's answer cost, when its builder reports it
 
 
 def plan_goal(
@@ -84,17 +97,23 @@ def plan_goal(
 ) -> Planned:
     if not goal.strip():
         raise UsageError("the goal is empty: say what the skills should do together")
-    planner = _planner(forge)
-    request = {"goal": goal, "builder": builder_name, "limits": limits.__dict__, "model": planner.options.model}
+    planner_name, planner = _planner(forge, builder_name)
+    request = {
+        "goal": goal,
+        "builder": builder_name,
+        "planner": planner_name,
+        "model": getattr(planner.options, "model", None),
+        "limits": limits.__dict__,
+    }
     with execution(forge, "plan", goal[:80], input_data=request) as node:
-        answer = _ask_planner(planner, goal, _trusted_catalogue(forge))
+        answer, cost = _ask_planner(planner, goal, _trusted_catalogue(forge))
         with forge.ledger.transaction() as session:
             plan_sha = forge.put_artifact(
                 session, json.dumps({"goal": goal, "answer": answer}, sort_keys=True).encode(), PLAN_ARTIFACT
             )
         skills, chain = _checked(answer, limits)  # a PlanRefused ends the node FAILED, the answer kept
-        result = Planned(node.id, goal, "", plan_sha, chain=chain)
-        remaining = limits.max_cost_usd
+        result = Planned(node.id, goal, "", plan_sha, chain=chain, planner=planner_name, planner_cost_usd=cost)
+        remaining = None if limits.max_cost_usd is None else limits.max_cost_usd - cost
         for spec in skills:
             planned = _realise(forge, spec, builder_name, limits, remaining, node.id)
             result.skills.append(planned)
@@ -104,6 +123,8 @@ def plan_goal(
         node.status = result.status
         node.output = {
             "plan_sha256": plan_sha,
+            "planner": planner_name,
+            "planner_cost_usd": cost,
             "skills": [planned.__dict__ for planned in result.skills],
             "chain": result.chain,
             "waiting": result.waiting,
@@ -111,12 +132,22 @@ def plan_goal(
     return result
 
 
-def _planner(forge: Forge) -> OpenAIBuilder:
-    planner = OpenAIBuilder.from_config(forge.workspace.config.build.options.get("openai"))
+def _planner(forge: Forge, builder_name: str | None) -> tuple[str, Planner]:
+    """The chosen builder as a planner, from its kavi.toml options; refused when it has no model to ask."""
+    name = builder_name or forge.workspace.config.build.builder
+    factory = PLANNERS.get(name)
+    if factory is None:
+        able = " or ".join(f"--builder {known}" for known in PLANNERS)
+        raise UsageError(
+            f"the {name} builder cannot plan: a plan is a model's answer, and only "
+            f"{' and '.join(PLANNERS)} ask a model",
+            hint=f"plan with {able}, or set `builder` in kavi.toml's [build] to one of them",
+        )
+    planner = factory(forge.workspace.config.build.options.get(name))
     ok, why = planner.available()
     if not ok:
-        raise BuilderUnavailableError(f"the planner model is not available: {why}")
-    return planner
+        raise BuilderUnavailableError(f"the planner model ({name}) is not available: {why}")
+    return name, planner
 
 
 def _trusted_catalogue(forge: Forge) -> list[dict[str, Any]]:
@@ -141,28 +172,18 @@ def _trusted_catalogue(forge: Forge) -> list[dict[str, Any]]:
     return list(catalogue.values())
 
 
-def _ask_planner(planner: OpenAIBuilder, goal: str, catalogue: list[dict[str, Any]]) -> Any:
-    import openai
-
+def _ask_planner(planner: Planner, goal: str, catalogue: list[dict[str, Any]]) -> tuple[Any, float]:
+    """The planner's answer as JSON, and what it cost; an answer that is not one JSON object is refused."""
     from kavi.research import parse_advice_answer
 
-    client = planner.client()
+    question = f"Goal: {goal}\n\nTRUSTED skills:\n{json.dumps(catalogue, indent=1)}"
     try:
-        completion = client.chat.completions.create(
-            model=planner.options.model,
-            messages=[
-                {"role": "system", "content": PLANNER_PROMPT},
-                {"role": "user", "content": f"Goal: {goal}\n\nTRUSTED skills:\n{json.dumps(catalogue, indent=1)}"},
-            ],
-            max_tokens=planner.options.max_response_tokens,
-        )
-        text = str(completion.choices[0].message.content or "")
-    except (openai.OpenAIError, AttributeError, IndexError) as error:
-        raise BuilderUnavailableError(f"the planner model failed: {type(error).__name__}: {error}") from None
-    finally:
-        client.close()
+        answer = planner.ask(PLANNER_PROMPT, question)
+    except BuildError as error:  # BuilderUnavailableError included: the same class, said as the planner's
+        raise type(error)(f"the planner model ({planner.name}) failed: {error.message}", hint=error.hint) from None
+    text = answer.text
     try:
-        return parse_advice_answer(text)
+        return parse_advice_answer(text), answer.cost_usd or 0.0
     except ValueError:
         raise PlanRefused(f"the planner did not answer one JSON object: {text[:300]!r}") from None
 
