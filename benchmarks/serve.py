@@ -6,8 +6,9 @@ One workspace (the demo's TRUSTED word_count, READ_ONLY), one `kavi serve` on it
 call the skill: `kavi run-skill --no-server` (a whole process and a fresh isolated child), `kavi run-skill`
 through the server's socket (a whole process), an HTTP call and an MCP tool call (streamable HTTP, the SDK's
 client) on the warm runner. Latency: ``--runs`` calls one after another (p50, p99). Throughput: ``--clients``
-concurrent clients making ``--calls`` calls each (calls/s, every call an isolated, recorded run). Every call
-of every row is checked (output and exit status); the table says on which machine it ran.
+concurrent clients making ``--calls`` calls each (calls/s, and p50/p99 under that load; every call an isolated,
+recorded run). Every call of every row is checked (output and exit status), and `kavi audit` must be clean
+after the load; the table says on which machine it ran. The load test of issue 12 is `--clients 8 --calls 200`.
 
 Targets (2-core machine): HTTP and MCP <= 30 ms median, <= 80 ms p99, >= 20 isolated calls/s;
 run-skill through the server <= 0.15 s whole process.
@@ -114,13 +115,17 @@ def latencies(call: Callable[[], None], runs: int) -> list[float]:
     return samples
 
 
-def throughput(call: Callable[[], None], clients: int, calls: int) -> float:
+def throughput(call: Callable[[], None], clients: int, calls: int) -> tuple[float, list[float]]:
+    """Calls per second with ``clients`` concurrent clients, and each call's latency under that load."""
     errors: list[BaseException] = []
+    samples: list[float] = []
 
     def client() -> None:
         try:
             for _ in range(calls):
+                start = time.perf_counter()
                 call()
+                samples.append(time.perf_counter() - start)
         except BaseException as exc:  # a failed call fails the benchmark, after the others stop
             errors.append(exc)
 
@@ -133,7 +138,7 @@ def throughput(call: Callable[[], None], clients: int, calls: int) -> float:
     elapsed = time.perf_counter() - start
     if errors:
         raise SystemExit(f"a call failed under load: {errors[0]}")
-    return clients * calls / elapsed
+    return clients * calls / elapsed, samples
 
 
 def mcp_latencies(url: str, runs: int) -> list[float]:
@@ -142,15 +147,17 @@ def mcp_latencies(url: str, runs: int) -> list[float]:
     return samples[1:]
 
 
-def mcp_throughput(url: str, clients: int, calls: int) -> float:
+def mcp_throughput(url: str, clients: int, calls: int) -> tuple[float, list[float]]:
+    samples: list[float] = []
+
     async def together() -> None:
         async with anyio.create_task_group() as group:
             for _ in range(clients):
-                group.start_soon(mcp_calls, url, calls, [])
+                group.start_soon(mcp_calls, url, calls, samples)
 
     start = time.perf_counter()
     anyio.run(together)
-    return clients * calls / (time.perf_counter() - start)
+    return clients * calls / (time.perf_counter() - start), samples
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -174,7 +181,7 @@ def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = start_server(workspace, port, env)
-    rows: list[tuple[str, list[float], float]] = []
+    rows: list[tuple[str, list[float], tuple[float, list[float]]]] = []
     try:
         cold = run_skill_call(env, "--no-server")
         rows.append(
@@ -211,13 +218,19 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+    audited = subprocess.run([KAVI, "audit", "--json"], capture_output=True, env=env, check=False)
+    audit = json.loads(audited.stdout)
+    if audited.returncode != 0:
+        raise SystemExit(f"the ledger does not audit clean after the load: {audited.stdout.decode()[:2000]}")
     cores = len(os.sched_getaffinity(0))
-    print(f"{cores} cores, load average {os.getloadavg()[0]:.1f}; calls/s with {args.clients} concurrent clients")
+    print(f"{cores} cores, load average {os.getloadavg()[0]:.1f}; under load: {args.clients} concurrent clients")
     print(f"warm runner: {runner}")
-    print(f"{'call':<46} {'p50 ms':>8} {'p99 ms':>8} {'calls/s':>8}")
-    for name, samples, rate in rows:
+    print(f"every call checked; `kavi audit` clean afterwards ({audit.get('counts', {}).get('executions')} executions)")
+    print(f"{'call':<46} {'p50 ms':>8} {'p99 ms':>8} {'load p50':>9} {'load p99':>9} {'calls/s':>8}")
+    for name, samples, (rate, loaded) in rows:
         p50, p99 = statistics.median(samples) * 1000, percentile(samples, 0.99) * 1000
-        print(f"{name:<46} {p50:>8.1f} {p99:>8.1f} {rate:>8.1f}")
+        l50, l99 = statistics.median(loaded) * 1000, percentile(loaded, 0.99) * 1000
+        print(f"{name:<46} {p50:>8.1f} {p99:>8.1f} {l50:>9.1f} {l99:>9.1f} {rate:>8.1f}")
     print("targets: HTTP/MCP p50 <= 30 ms, p99 <= 80 ms, >= 20 calls/s; run-skill via server <= 150 ms")
 
 
