@@ -22,7 +22,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, Too
 from kavi import __version__
 from kavi.errors import KaviError
 from kavi.server.runner import Runner
-from kavi.server.tools import ToolEntry, trusted_tools
+from kavi.server.tools import ToolEntry, trusted_tool, trusted_tools
 from kavi.server.views import events_after, last_sequence
 from kavi.stages.common import Forge
 
@@ -71,8 +71,8 @@ class KaviTools:
         self._remember(ctx)
         arguments = dict(params.arguments or {})
         try:
-            tools = await anyio.to_thread.run_sync(self.tools)
-            if params.name not in tools:
+            served = await anyio.to_thread.run_sync(trusted_tool, self.forge, params.name)
+            if served is None:
                 return tool_error(f"no TRUSTED skill named {params.name!r} is served here")
             result = await anyio.to_thread.run_sync(self.runner.run, params.name, arguments)
         except KaviError as exc:

@@ -99,6 +99,25 @@ def trusted_tools(forge: Forge) -> list[ToolEntry]:
     return tools
 
 
+def trusted_tool(forge: Forge, name: str) -> ToolEntry | None:
+    """The tool ``name`` serves, as :func:`trusted_tools` would list it (its latest TRUSTED version), or None:
+    one name's rows read, not every tool's, since a call asks for one."""
+    with forge.ledger.reading() as session:
+        promotion = session.exec(
+            select(Promotion)
+            .where(Promotion.status == VersionStatus.TRUSTED, Promotion.name == name)
+            .order_by(col(Promotion.version).desc())
+            .limit(1)
+        ).first()
+    if promotion is None:
+        return None
+    try:
+        return tool_of(forge, promotion)
+    except KaviError as exc:  # a spec that fails its hash is never served
+        logger.warning("not serving %s v%s: %s", promotion.name, promotion.version, exc)
+        return None
+
+
 def tool_hashes(forge: Forge, promotion_ids: list[str]) -> dict[str, str]:
     """The MCP tool sha256 of each given version that is a callable skill (for `kavi show`)."""
     hashes: dict[str, str] = {}
