@@ -96,3 +96,19 @@ def move_ledger_to(root: Path, url: str) -> None:
     assert old is not None
     for suffix in ("", "-wal", "-shm"):
         Path(f"{old}{suffix}").unlink(missing_ok=True)
+
+
+def forge_trusted(forge: Any, spec: dict[str, Any], recording: Path) -> str:
+    """Propose, build (replay), verify and promote one skill through the real stages; its proposal id."""
+    from kavi.stages.build import build_skill
+    from kavi.stages.promote import promote_skill
+    from kavi.stages.propose import propose_skill
+    from kavi.stages.verify import verify_skill
+
+    proposed = propose_skill(forge, **spec)
+    built = build_skill(forge, proposed.proposal_id, builder_name="replay", builder_options={"source": str(recording)})
+    assert built.status == "SUCCEEDED", built.reason
+    verified = verify_skill(forge, proposed.proposal_id)
+    assert verified.passed, verified.gates
+    promote_skill(forge, proposed.proposal_id, approver="alice")
+    return str(proposed.proposal_id)

@@ -17,12 +17,9 @@ import httpx2 as httpx
 import pytest
 
 from kavi.demo import recording_of
-from kavi.stages.build import build_skill
 from kavi.stages.common import Forge
-from kavi.stages.promote import promote_skill
-from kavi.stages.propose import propose_skill
-from kavi.stages.verify import verify_skill
 from kavi.workspace import Workspace, init_workspace
+from tests.support import forge_trusted
 
 RECORDINGS = Path(__file__).parent / "recordings"
 collect_ignore = ["recordings"]  # builder recordings: their tests run inside the verify gate, not here
@@ -43,17 +40,6 @@ SAVE_TEXT = {
     "examples": [{"input": {"folder": "notes", "text": "hi"}, "output": {"path": "notes/saved.txt"}}],
     "write_roots": ("notes",),
 }
-
-
-def forge_trusted(forge: Forge, spec: dict[str, object], recording: Path) -> str:
-    """Propose, build (replay), verify and promote one skill through the real stages."""
-    proposed = propose_skill(forge, **spec)  # type: ignore[arg-type]
-    built = build_skill(forge, proposed.proposal_id, builder_name="replay", builder_options={"source": str(recording)})
-    assert built.status == "SUCCEEDED", built.reason
-    verified = verify_skill(forge, proposed.proposal_id)
-    assert verified.passed, verified.gates
-    promote_skill(forge, proposed.proposal_id, approver="alice")
-    return proposed.proposal_id
 
 
 @pytest.fixture(scope="session")

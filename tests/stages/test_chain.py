@@ -24,9 +24,8 @@ from kavi.stages.build import build_skill
 from kavi.stages.common import Forge, latest_build, set_status
 from kavi.stages.promote import promote_skill
 from kavi.stages.propose import propose_skill
-from kavi.stages.verify import verify_skill
 from kavi.workspace import Workspace, init_workspace
-from tests.support import CliResult, run_cli
+from tests.support import CliResult, forge_trusted, run_cli
 
 RECORDINGS = Path(__file__).parent / "chain_recordings"
 SERVER_RECORDINGS = Path(__file__).parent.parent / "server" / "recordings"
@@ -65,15 +64,6 @@ COUNT_THEN_HALVE = [
     {"id": "count", "skill": "word_count", "version": 1, "inputs": {"text": "input.text"}},
     {"id": "half", "skill": "halve", "version": 1, "inputs": {"n": "count.count"}},
 ]
-
-
-def _forge_trusted(forge: Forge, spec: dict[str, Any], recording: Path) -> None:
-    proposed = propose_skill(forge, **spec)
-    built = build_skill(forge, proposed.proposal_id, builder_name="replay", builder_options={"source": str(recording)})
-    assert built.status == "SUCCEEDED", built.reason
-    verified = verify_skill(forge, proposed.proposal_id)
-    assert verified.passed, verified.gates
-    promote_skill(forge, proposed.proposal_id, approver="alice")
 
 
 def pass_by_hand(forge: Forge, reference: str) -> None:
@@ -115,9 +105,9 @@ def chain_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         root = tmp_path_factory.mktemp("chain-template") / "ws"
         workspace, _ = init_workspace(root)
         with Forge.opened(workspace) as forge:
-            _forge_trusted(forge, WORD_COUNT, recording_of("word_count"))
-            _forge_trusted(forge, HALVE, RECORDINGS / "halve")
-            _forge_trusted(forge, SAVE_TEXT, SERVER_RECORDINGS / "save_text")
+            forge_trusted(forge, WORD_COUNT, recording_of("word_count"))
+            forge_trusted(forge, HALVE, RECORDINGS / "halve")
+            forge_trusted(forge, SAVE_TEXT, SERVER_RECORDINGS / "save_text")
             proposed = propose_skill(forge, **PEEK)  # type: ignore[arg-type]
             built = build_skill(
                 forge, proposed.proposal_id, builder_name="replay", builder_options={"source": str(RECORDINGS / "peek")}
