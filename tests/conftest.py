@@ -55,9 +55,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: absent when xdist is not loaded
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: two workers per CPU. Most tests wait on subprocesses (gates, servers, a browser, Postgres),
-    so one worker per core leaves a third of the machine idle."""
-    return max(2, (os.cpu_count() or 1) * 2)
+    """`-n auto`: half again as many workers as CPUs. Most tests wait on subprocesses (gates, servers, a
+    browser, Postgres), so two workers on two cores leave a third of the machine idle."""
+    return max(2, (os.cpu_count() or 1) * 3 // 2)
 
 
 @pytest.fixture(scope="session", autouse=True)
